@@ -1,0 +1,43 @@
+"""Typed configuration of a potential: backbone, species, cutoff and sizes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a potential's architecture (weights live in the checkpoint).
+
+    Attributes:
+        backbone: ``painn`` (default, energy-centric), ``egnn`` (energy-centric) or ``gns`` (force-centric).
+        species: atomic numbers the model knows, in the order of its embedding table.
+        cutoff: radial cutoff in Angstrom.
+        hidden: width of scalar (and vector) features.
+        layers: message-passing layers; the receptive field is ``layers * cutoff`` Angstrom.
+        num_rbf: radial basis functions on [0, cutoff].
+        dtype: ``float32`` or ``float64``.
+    """
+
+    backbone: str = "painn"
+    species: list[int] = field(default_factory=lambda: [1, 8])
+    cutoff: float = 5.0
+    hidden: int = 64
+    layers: int = 3
+    num_rbf: int = 16
+    dtype: str = "float32"
+
+    @property
+    def energy_centric(self) -> bool:
+        return self.backbone != "gns"
+
+    @property
+    def receptive_field(self) -> float:
+        return self.layers * self.cutoff
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
