@@ -24,6 +24,85 @@ console = Console()
 
 # ---- export commands (export, info) and md -------------------------------------------------------------------
 
+
+@app.command()
+def export(
+    checkpoint: str = typer.Argument(..., help="finetuned checkpoint (.ckpt)"),
+    target: str = typer.Option(..., "--target", "-t", help="openmm | lammps | ase"),
+    out: str = typer.Option(None, "--out", "-o", help="output file (default: <checkpoint>-<target>.pt)"),
+    dtype: str = typer.Option(None, help="float32 | float64 (default: the checkpoint's)"),
+    topology: str = typer.Option(None, help="OpenMM only: structure whose atomic numbers are baked in"),
+) -> None:
+    """Write a TorchScript file (energy + forces, metadata inside) for an MD engine."""
+    from pathlib import Path
+
+    from maskpot.export import export_checkpoint, read_metadata
+
+    out = out or str(Path(checkpoint).with_suffix("")) + f"-{target}.pt"
+    path = export_checkpoint(checkpoint, target, out, dtype=dtype, topology=topology)
+    meta = read_metadata(path)
+    console.print(f"wrote {path} ({meta['backbone']}, {meta['model_kind']}, {meta['dtype']}, target {meta['target']})")
+
+
+@app.command()
+def info(model_file: str = typer.Argument(..., help="a file written by maskpot export")) -> None:
+    """Print the metadata stored inside an exported model."""
+    import json
+
+    from rich.table import Table
+
+    from maskpot.export import read_metadata
+
+    meta = read_metadata(model_file)
+    table = Table(title=model_file, show_header=False)
+    for key in ("target", "backbone", "model_kind", "dtype", "species_symbols", "cutoff_angstrom", "layers",
+                "receptive_field_angstrom", "units", "versions", "checkpoint_name", "checkpoint_sha256", "training_data"):
+        value = meta.get(key)
+        table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    console.print(table)
+
+
+@app.command()
+def md(
+    model_file: str = typer.Argument(..., help="exported model (--target openmm for OpenMM, lammps for LAMMPS)"),
+    structure: str = typer.Option(..., "--structure", "-s", help="starting structure (any format maskpot reads)"),
+    engine: str = typer.Option("openmm", help="openmm | lammps"),
+    steps: int = typer.Option(1000, help="MD steps"),
+    timestep: float = typer.Option(0.5, help="time step, fs"),
+    temperature: float = typer.Option(300.0, help="K"),
+    ensemble: str = typer.Option("nvt", help="nvt (Langevin) | nve"),
+    report_interval: int = typer.Option(10, help="steps between trajectory/thermo records"),
+    out: str = typer.Option("md", help="output prefix: <out>.dcd and <out>.csv"),
+    platform: str = typer.Option("CPU", help="OpenMM platform: CPU | Reference | CUDA"),
+    nprocs: int = typer.Option(1, help="LAMMPS: MPI ranks"),
+    seed: int = typer.Option(0),
+) -> None:
+    """Run MD with an exported model and print ns/day."""
+    from rich.progress import Progress
+
+    from maskpot.data import read
+
+    frame = read(structure)[0]
+    if engine == "openmm":
+        from maskpot.openmm.md import MDConfig, run_openmm_md
+
+        cfg = MDConfig(steps=steps, timestep_fs=timestep, temperature=temperature, ensemble=ensemble,
+                       report_interval=report_interval, platform=platform, seed=seed)
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"OpenMM {platform} MD", total=steps)
+            progress.advance(task, 1)
+            result = run_openmm_md(model_file, frame, cfg, out, progress=lambda n: progress.advance(task, n))
+    elif engine == "lammps":
+        from maskpot.lammps.md import run_lammps_md
+
+        result = run_lammps_md(model_file, frame, steps=steps, timestep_fs=timestep, temperature=temperature,
+                               ensemble=ensemble, report_interval=report_interval, out_prefix=out, nprocs=nprocs, seed=seed)
+    else:
+        raise ValueError(f"unknown engine {engine!r}; choose openmm or lammps")
+    console.print(f"{engine}: {result['atoms']} atoms, {result['steps']} steps, {result['ms_per_step']:.2f} ms/step, "
+                  f"[bold]{result['ns_per_day']:.3f} ns/day[/bold]; thermo in {result['thermo']}")
+
+
 # ---- lammps commands (maskpot lammps ...) --------------------------------------------------------------------
 
 

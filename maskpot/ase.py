@@ -1,0 +1,47 @@
+"""ASE calculator for an export made with ``maskpot export --target ase``.
+
+Energy in eV, forces in eV/Angstrom, stress in eV/Angstrom^3 (ASE's convention, periodic cells only,
+energy-centric models only). Loading needs torch alone: the file carries the network and its metadata.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from maskpot.export.metadata import read_metadata
+
+
+class MaskpotCalculator(Calculator):
+    """``MaskpotCalculator("model-ase.pt")``: energies, forces and (energy-centric models) stress."""
+
+    def __init__(self, model_file: str, **kwargs):
+        super().__init__(**kwargs)
+        self.metadata = read_metadata(model_file)
+        if self.metadata["target"] != "ase":
+            raise ValueError(f"{model_file}: exported for {self.metadata['target']}; re-export with --target ase")
+        self.model = torch.jit.load(str(model_file))
+        self.energy_centric = self.metadata["model_kind"] == "energy-centric"
+        self.implemented_properties = ["energy", "free_energy", "forces"] + (["stress"] if self.energy_centric else [])
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        atoms = self.atoms
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        if pbc.any() and atoms.cell.rank < 3:
+            raise ValueError("periodic atoms need a full cell (3 non-zero vectors)")
+        unknown = sorted(set(atoms.get_chemical_symbols()) - set(self.metadata["species_symbols"]))
+        if unknown:
+            raise ValueError(f"element(s) {', '.join(unknown)} not known to this model ({', '.join(self.metadata['species_symbols'])})")
+        energy, forces, virial = self.model(
+            torch.tensor(atoms.positions, dtype=torch.float64),
+            torch.tensor(atoms.numbers, dtype=torch.long),
+            torch.tensor(np.array(atoms.cell), dtype=torch.float64),
+            torch.tensor(pbc),
+        )
+        self.results["energy"] = self.results["free_energy"] = float(energy)
+        self.results["forces"] = forces.detach().numpy().copy()
+        if self.energy_centric and pbc.all():
+            stress = -virial.detach().numpy() / atoms.get_volume()
+            self.results["stress"] = stress.reshape(9)[[0, 4, 8, 5, 2, 1]]

@@ -1,0 +1,76 @@
+"""Metadata stored inside every exported file (``_extra_files['metadata.json']``) and how to read it back.
+
+Reading needs only the standard library: a TorchScript file is a zip archive whose ``*/extra/metadata.json``
+member holds the JSON, so ``maskpot info`` and the engine adapters can check a file before loading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import ase.data
+
+METADATA_NAME = "metadata.json"
+FORMAT = "maskpot-export"
+
+UNITS = {
+    "openmm": {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"},
+    "lammps": {"positions": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "virial": "eV",
+               "lammps_units": "metal (real converted by the pair style)"},
+    "ase": {"positions": "Angstrom", "cell": "Angstrom", "energy": "eV", "forces": "eV/Angstrom", "virial": "eV"},
+}
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file (identifies the checkpoint an export came from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_metadata(*, target: str, config: dict, dtype: str, checkpoint: str | Path, data: dict,
+                   versions: dict, atomic_numbers: list[int] | None = None) -> dict:
+    """The JSON-able metadata of one export."""
+    species = list(config["species"])
+    return {
+        "format": FORMAT,
+        "target": target,
+        "backbone": config["backbone"],
+        "model_kind": "energy-centric" if config["backbone"] != "gns" else "force-centric",
+        "species": species,
+        "species_symbols": [ase.data.chemical_symbols[z] for z in species],
+        "cutoff_angstrom": float(config["cutoff"]),
+        "layers": int(config["layers"]),
+        "receptive_field_angstrom": float(config["layers"]) * float(config["cutoff"]),
+        "units": UNITS[target],
+        "dtype": dtype,
+        "config": config,
+        "checkpoint_sha256": file_sha256(checkpoint),
+        "checkpoint_name": Path(checkpoint).name,
+        "training_data": data,
+        "versions": versions,
+        "topology_atomic_numbers": atomic_numbers,
+    }
+
+
+def read_metadata(path: str | Path) -> dict:
+    """Metadata of an exported file; a one-line ValueError if it is not a maskpot export."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = [n for n in z.namelist() if n.endswith("/extra/" + METADATA_NAME)]
+            if not names:
+                raise ValueError(f"{path}: not a maskpot export (a TorchScript file without maskpot metadata)")
+            meta = json.loads(z.read(names[0]))
+    except zipfile.BadZipFile:
+        raise ValueError(f"{path}: not a maskpot export (not a TorchScript file)") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a maskpot export (metadata format {meta.get('format')!r})")
+    return meta

@@ -1,0 +1,119 @@
+"""TorchScript wrappers, one per engine, around the shared ``ModelCore``.
+
+Each wrapper only converts units and builds the graph the way its engine needs; the network, the species
+lookup and the force/virial computation are the same code for all of them (``maskpot.export.core``).
+"""
+
+from typing import List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from maskpot.data.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
+from maskpot.export.core import ModelCore
+from maskpot.models.neighbors import neighbor_pairs
+
+
+class _Target(torch.nn.Module):
+    """Metadata attributes readable from TorchScript, C++ (``module.attr``) and Python."""
+
+    def __init__(self, potential: torch.nn.Module, species: List[int], receptive_field: float, dtype: str, target: str):
+        super().__init__()
+        self.core = ModelCore(potential)
+        self.cutoff: float = self.core.cutoff
+        self.receptive_field: float = float(receptive_field)
+        self.species: List[int] = list(species)
+        self.energy_centric: bool = self.core.energy_centric
+        self.dtype: str = dtype
+        self.target: str = target
+        self.model_dtype = torch.float64 if dtype == "float64" else torch.float32
+
+
+class AseModel(_Target):
+    """ASE target: ``forward(positions Å (N,3), atomic_numbers (N,), cell Å (3,3), pbc (3,) bool)``
+    -> (energy eV, forces eV/Å (N,3), virial eV (3,3)); inputs and outputs in float64."""
+
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, cell: Tensor, pbc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        pos = positions.to(self.model_dtype)
+        species = self.core.species_of(atomic_numbers)
+        periodic = bool(pbc.any())
+        box: Optional[Tensor] = cell.to(self.model_dtype) if periodic else None
+        edge_index, shifts = neighbor_pairs(pos.detach(), box, pbc, self.cutoff)
+        edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
+        if box is not None:
+            edge_vec = edge_vec + shifts @ box
+        energy, _, forces, virial = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0])
+        return energy.double(), forces.double(), virial.double()
+
+
+class LammpsModel(_Target):
+    """LAMMPS target. Positions (local atoms first, then ghosts) in Å, a full pair list among local and ghost
+    atoms from the engine; returns (energy eV of the local atoms, their energies (n_local,), forces eV/Å on all
+    atoms (ghost forces are reverse-communicated by LAMMPS), virial (6,) eV as xx,yy,zz,xy,xz,yz = sum r_i F_i)."""
+
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, n_local: int,
+                compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        pos = positions.to(self.model_dtype)
+        species = self.core.species_of(atomic_numbers)
+        edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
+        energy, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
+        virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
+        if not compute_virial:
+            virial = torch.zeros_like(virial)
+        return energy.double(), node_energy.double(), forces.double(), virial.double()
+
+
+class _OpenMMBase(_Target):
+    """OpenMM target: positions and box vectors in nm (float64 on the CPU/Reference platforms, float32 on
+    CUDA single precision); energy kJ/mol, forces kJ/mol/nm. ``atomic_numbers`` (of the ML atoms) and ``atoms``
+    (their particle indices; empty means all particles) are set at export with a topology or by
+    ``maskpot.openmm.create_force``."""
+
+    def __init__(self, potential: torch.nn.Module, species: List[int], receptive_field: float, dtype: str, target: str):
+        super().__init__(potential, species, receptive_field, dtype, target)
+        self.register_buffer("atomic_numbers", torch.zeros(0, dtype=torch.long))
+        self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
+
+    def graph(self, positions: Tensor, boxvectors: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        """Species, edge_index and edge vectors (Å, differentiable w.r.t. positions) of the ML atoms."""
+        if self.atomic_numbers.numel() == 0:
+            raise RuntimeError("maskpot: no atomic numbers set; use maskpot.openmm.create_force or export with --topology")
+        pos = positions.to(self.model_dtype) * NM_TO_ANGSTROM
+        if self.atoms.numel() > 0:
+            pos = pos[self.atoms]
+        if pos.shape[0] != self.atomic_numbers.shape[0]:
+            raise RuntimeError("maskpot: the model was set up for " + str(self.atomic_numbers.shape[0])
+                               + " atoms but the system has " + str(pos.shape[0]))
+        species = self.core.species_of(self.atomic_numbers)
+        box: Optional[Tensor] = None
+        pbc = torch.zeros(3, dtype=torch.bool)
+        if boxvectors is not None:
+            box = boxvectors.to(self.model_dtype) * NM_TO_ANGSTROM
+            pbc = torch.ones(3, dtype=torch.bool)
+        edge_index, shifts = neighbor_pairs(pos.detach(), box, pbc, self.cutoff)
+        edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
+        if box is not None:
+            edge_vec = edge_vec + shifts @ box
+        return species, edge_index, edge_vec
+
+
+class OpenMMEnergyModel(_OpenMMBase):
+    """Energy-centric OpenMM target: returns the energy (kJ/mol); openmm-torch takes -dE/dx by autograd."""
+
+    def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
+        species, edge_index, edge_vec = self.graph(positions, boxvectors)
+        node_energy, _ = self.core.potential(species, edge_index, edge_vec, None)
+        return (node_energy.sum() * EV_TO_KJ_PER_MOL).to(positions.dtype)
+
+
+class OpenMMForceModel(_OpenMMBase):
+    """Force-centric OpenMM target (use with ``TorchForce.setOutputsForces(True)``): returns (0, forces kJ/mol/nm)
+    for every particle of the system (zero outside the ML atoms)."""
+
+    def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        species, edge_index, edge_vec = self.graph(positions, boxvectors)
+        _, node_vector = self.core.potential(species, edge_index, edge_vec.detach(), None)
+        forces = node_vector.detach() * (EV_TO_KJ_PER_MOL / NM_TO_ANGSTROM)
+        if self.atoms.numel() > 0:
+            forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype).index_copy(0, self.atoms, forces)
+        return torch.zeros((), dtype=positions.dtype), forces.to(positions.dtype)

@@ -1,0 +1,87 @@
+"""``maskpot export``: checkpoint -> self-describing TorchScript file for one engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import maskpot
+from maskpot.export.metadata import METADATA_NAME, build_metadata
+from maskpot.export.targets import AseModel, LammpsModel, OpenMMEnergyModel, OpenMMForceModel
+
+TARGETS = ("openmm", "lammps", "ase")
+
+
+def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str) -> torch.jit.ScriptModule:
+    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"unknown dtype {dtype!r}; choose float32 or float64")
+    potential = potential.to(torch.float64 if dtype == "float64" else torch.float32).eval()
+    for p in potential.parameters():
+        p.requires_grad_(False)
+    receptive = float(config["layers"]) * float(config["cutoff"])
+    energy_centric = config["backbone"] != "gns"
+    cls = {"ase": AseModel, "lammps": LammpsModel}.get(target)
+    if cls is None:
+        cls = OpenMMEnergyModel if energy_centric else OpenMMForceModel
+    return torch.jit.script(cls(potential, list(config["species"]), receptive, dtype, target))
+
+
+def topology_atomic_numbers(topology_file: str | Path) -> list[int]:
+    """Atomic numbers of a structure file readable by ASE (PDB, extxyz, ...)."""
+    from maskpot.data import read
+
+    frames = read(topology_file)
+    return [int(z) for z in frames[0].numbers]
+
+
+def save_module(module: torch.jit.ScriptModule, metadata: dict, out: str | Path) -> Path:
+    """Write atomically: temp file in the target folder, then rename."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        torch.jit.save(module, tmp, _extra_files={METADATA_NAME: json.dumps(metadata, indent=1)})
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtype: str | None = None,
+                      topology: str | Path | None = None) -> Path:
+    """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
+
+    ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
+    ``openmmtorch.TorchForce(out)`` works without maskpot.
+    """
+    from maskpot.train.checkpoint import load_checkpoint, load_potential
+
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.kind != "finetuned":
+        raise ValueError(f"{checkpoint}: a {ckpt.kind} checkpoint has no energy/force head; finetune it first")
+    config = dict(ckpt.config if isinstance(ckpt.config, dict) else ckpt.config.to_dict())
+    dtype = dtype or config.get("dtype", "float32")
+    module = build_module(load_potential(checkpoint), config, target, dtype)
+    numbers = None
+    if topology is not None:
+        if target != "openmm":
+            raise ValueError("--topology applies to --target openmm only")
+        numbers = topology_atomic_numbers(topology)
+        unknown = sorted(set(numbers) - set(config["species"]))
+        if unknown:
+            raise ValueError(f"{topology}: element(s) Z={unknown} not known to this model (species {config['species']})")
+        module.atomic_numbers = torch.tensor(numbers, dtype=torch.long)
+    versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
+                          data=getattr(ckpt, "data", {}) or {}, versions=versions, atomic_numbers=numbers)
+    return save_module(module, meta, out)

@@ -1,0 +1,15 @@
+"""OpenMM adapter: ``create_force`` (an openmm-torch ``TorchForce`` from an export) and the OpenMM-ML plugin.
+
+This package's ``__init__`` stays import-light: OpenMM-ML imports the ``maskpot`` entry point at
+``import openmmml``, and a failure there would break every OpenMM-ML user.
+"""
+
+
+def create_force(*args, **kwargs):
+    """See :func:`maskpot.openmm.force.create_force`."""
+    from maskpot.openmm.force import create_force as _create_force
+
+    return _create_force(*args, **kwargs)
+
+
+__all__ = ["create_force"]

@@ -1,0 +1,48 @@
+"""OpenMM System/Topology for a structure driven only by a maskpot model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from maskpot.data.frame import Frame
+from maskpot.data.units import NM_TO_ANGSTROM
+from maskpot.openmm.force import create_force
+
+
+def topology_from_frame(frame: Frame):
+    """An ``openmm.app.Topology`` with one residue per atom and the frame's periodic box (nm)."""
+    import openmm.app as app
+    from openmm import Vec3
+
+    top = app.Topology()
+    chain = top.addChain()
+    for k, z in enumerate(frame.numbers):
+        element = app.Element.getByAtomicNumber(int(z))
+        top.addAtom(element.symbol, element, top.addResidue(element.symbol, chain))
+    if frame.periodic:
+        cell = frame.cell / NM_TO_ANGSTROM
+        top.setPeriodicBoxVectors([Vec3(*map(float, row)) for row in cell])
+    return top
+
+
+def system_from_frame(frame: Frame, model_file: str, allow_non_periodic: bool = False):
+    """(System, Topology, positions in nm) for MD of ``frame`` with the exported model only."""
+    import openmm
+
+    from maskpot.export.metadata import read_metadata
+
+    meta = read_metadata(model_file)
+    if not frame.periodic and meta.get("training_data", {}).get("periodic") and not allow_non_periodic:
+        raise ValueError(f"{frame.source or 'structure'}: no periodic cell, but the model was trained on periodic "
+                         "data; give a periodic structure or allow a non-periodic run explicitly")
+    if frame.periodic and not frame.pbc.all():
+        raise ValueError(f"{frame.source or 'structure'}: OpenMM needs periodicity in all three directions or none")
+    top = topology_from_frame(frame)
+    system = openmm.System()
+    if frame.periodic:
+        system.setDefaultPeriodicBoxVectors(*top.getPeriodicBoxVectors())
+    for atom in top.atoms():
+        system.addParticle(atom.element.mass)
+    system.addForce(create_force(model_file, top))
+    positions = np.asarray(frame.positions) / NM_TO_ANGSTROM
+    return system, top, positions
