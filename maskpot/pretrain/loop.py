@@ -1,7 +1,7 @@
 """Pretraining loop: Adam, cosine learning-rate schedule, best-validation checkpoint (kind="pretrained").
 
 Validation uses the same corruption every epoch (a generator reseeded from ``seed``) so its loss is comparable
-across epochs. The checkpoint holds the ``PretrainModel`` state: ``backbone.*`` (what finetuning loads) and
+across epochs; the log's epoch 0 row is the untrained model. The checkpoint holds the ``PretrainModel`` state: ``backbone.*`` (what finetuning loads) and
 ``heads.*`` (dropped by finetuning). A CSV log and learning-curve PNG sit next to it.
 """
 
@@ -87,6 +87,9 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
 
     with progress(show_progress) as bar:
         task_id = bar.add_task(f"pretrain ({task.objective})", total=cfg.epochs, info="") if bar else None
+        untrained = _evaluate(model, val, task, cfg, parents, dtype)
+        log.add(epoch=0, val_loss=untrained["loss"], val_mask=untrained.get("mask"),
+                val_denoise=untrained.get("denoise"), lr=opt.param_groups[0]["lr"], seconds=0.0)
         for epoch in range(1, cfg.epochs + 1):
             model.train()
             losses = []

@@ -3,7 +3,7 @@
 AdamW, cosine learning-rate schedule (per step), early stopping on the validation loss (the training loss's
 weighted L1 on the validation split), the best-validation weights kept and written once at the end: a run that
 fails (NaN loss, bad data) leaves no checkpoint behind. A CSV log and a learning-curve PNG sit next to the
-checkpoint (``model.log.csv``, ``model.curve.png``).
+checkpoint (``model.log.csv``, ``model.curve.png``); the log's epoch 0 row is the model before training.
 """
 
 from __future__ import annotations
@@ -163,6 +163,9 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
 
     with progress(show_progress) as bar:
         task = bar.add_task("finetune", total=cfg.epochs, info="") if bar else None
+        untrained = error_metrics(predict(potential, val, cfg.batch_size, val_cache), config.energy_centric)
+        log.add(epoch=0, val_loss=_val_loss(untrained, norm.scale, cfg), val_energy_mae=untrained["energy_mae"],
+                val_force_mae=untrained["force_mae"], lr=opt.param_groups[0]["lr"], seconds=0.0)
         for epoch in range(1, cfg.epochs + 1):
             potential.train()
             losses = []

@@ -49,6 +49,9 @@ def composition(frames: Sequence[Frame], species: Sequence[int]) -> np.ndarray:
 def fit_normalization(frames: Sequence[Frame], species: Sequence[int]) -> Normalization:
     """Fit shift and scale on frames with energies (see module docstring)."""
     labelled = [f for f in frames if f.energy is not None]
+    for f in frames:
+        if (f.energy is not None and not np.isfinite(f.energy)) or (f.forces is not None and not np.isfinite(f.forces).all()):
+            raise ValueError(f"{f.source or 'frame'}: energy or forces are not finite (NaN/inf label)")
     if not labelled:
         raise ValueError("normalization: no training frame has an energy")
     counts = composition(labelled, species)
@@ -62,6 +65,4 @@ def fit_normalization(frames: Sequence[Frame], species: Sequence[int]) -> Normal
         scale = float(np.std(per_atom))
     if not np.isfinite(scale) or scale <= 1e-12:
         scale = 1.0
-    if not np.all(np.isfinite(shift)):
-        raise ValueError("normalization: energies are not finite")
     return Normalization(shift=[float(x) for x in shift], scale=scale)
