@@ -23,7 +23,8 @@ def hydrogen_parents(frame: Frame) -> np.ndarray:
         return parents
     if len(heavy) == 0:
         raise ValueError(f"{frame.source or 'frame'}: has H atoms but no heavy atom to bond them to")
-    _, dist = get_distances(frame.positions[h], frame.positions[heavy], cell=frame.cell, pbc=frame.pbc)
+    _, dist = get_distances(frame.positions[h], frame.positions[heavy], cell=frame.cell,
+                            pbc=frame.pbc if frame.cell is not None else None)
     parents[h] = heavy[np.argmin(dist, axis=1)]
     return parents
 

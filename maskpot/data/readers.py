@@ -201,12 +201,20 @@ def _runner_frame(block: dict, source: str) -> Frame:
 def read_ase(path: str | os.PathLike, format: str | None = None) -> list[Frame]:
     """Every image ``ase.io.read(path, ":")`` returns, labels taken from the attached calculator."""
     import ase.io
+    from ase.io.formats import filetype, ioformats
 
     path = Path(path)
+    if format is None:
+        try:
+            format = filetype(str(path), guess=True)
+        except Exception as exc:  # ASE raises several types when it cannot tell the format
+            raise ValueError(f"{path}: unknown format ({_one_line(exc)})") from None
+        if format not in ioformats:  # filetype() falls back to the file extension without checking it
+            raise ValueError(f"{path}: unknown format {format!r} (not DeePMD, RuNNer, or a format ASE reads)")
     try:
         images = ase.io.read(path, index=":", format=format)
-    except Exception as exc:  # ASE raises many types for unknown/corrupt files; report one line
-        raise ValueError(f"{path}: unknown or unreadable format ({type(exc).__name__}: {_one_line(exc)})") from None
+    except Exception as exc:  # ASE raises many types for corrupt/truncated files; report one line
+        raise ValueError(f"{path}: cannot read as {format} ({type(exc).__name__}: {_one_line(exc)})") from None
     if not images:
         raise ValueError(f"{path}: no structures found")
     return [Frame.from_atoms(atoms, source=f"{path}#{k}") for k, atoms in enumerate(images)]
