@@ -83,7 +83,9 @@ def _context(system, integrator, platform: str | None):
     if platform is None:
         names = [openmm.Platform.getPlatform(k).getName() for k in range(openmm.Platform.getNumPlatforms())]
         platform = "CPU" if "CPU" in names else "Reference"
-    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
+    # CPU sums forces in thread order unless told otherwise; deterministic forces make a seed reproduce a run
+    properties = {"DeterministicForces": "true"} if platform == "CPU" else {}
+    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), properties)
 
 
 def _frame_from_state(state, numbers: np.ndarray, source: str) -> Frame:

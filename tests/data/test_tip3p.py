@@ -74,3 +74,13 @@ def test_initial_placement_and_errors():
         water_box_positions(1000, 10.0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="below half the box"):
         tip3p_system(4, 10.0, cutoff=6.0)
+
+
+def test_same_seed_same_frames():
+    from maskpot.data.tip3p import generate_tip3p
+
+    kwargs = dict(n_molecules=8, box=8.0, n_frames=2, interval=5, equilibration_steps=10)
+    a, b = generate_tip3p(seed=5, **kwargs), generate_tip3p(seed=5, **kwargs)
+    c = generate_tip3p(seed=6, **kwargs)
+    assert all(np.array_equal(x.positions, y.positions) and x.energy == y.energy for x, y in zip(a, b))
+    assert not np.allclose(a[0].positions, c[0].positions)
