@@ -61,7 +61,10 @@ def read_deepmd(system: str | os.PathLike) -> list[Frame]:
     from ase.data import atomic_numbers
 
     system = Path(system)
-    types = np.loadtxt(system / "type.raw", dtype=np.int64, ndmin=1)
+    try:
+        types = np.loadtxt(system / "type.raw", dtype=np.int64, ndmin=1)
+    except ValueError as exc:
+        raise ValueError(f"{system / 'type.raw'}: not a list of integer types ({_one_line(exc)})") from None
     map_file = system / "type_map.raw"
     if not map_file.is_file():
         raise ValueError(f"{system}: DeePMD system has no type_map.raw, so element types are unknown")

@@ -77,7 +77,7 @@ def tip3p_system(n_molecules: int, box: float, cutoff: float | None = None):
     return topology, system
 
 
-def _context(system, integrator, platform: str | None):
+def _context(system, integrator, platform: str | None, single_thread: bool = False):
     import openmm
 
     if platform is None:
@@ -85,6 +85,8 @@ def _context(system, integrator, platform: str | None):
         platform = "CPU" if "CPU" in names else "Reference"
     # CPU sums forces in thread order unless told otherwise; deterministic forces make a seed reproduce a run
     properties = {"DeterministicForces": "true"} if platform == "CPU" else {}
+    if single_thread and platform == "CPU":
+        properties["Threads"] = "1"
     return openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform), properties)
 
 
@@ -109,8 +111,9 @@ def generate_tip3p(n_molecules: int = 258, box: float = 20.0, temperature: float
     Args:
         n_molecules: water molecules; box: cubic box edge in Angstrom; temperature: K.
         interval: MD steps between saved frames; timestep: fs (0.5 fs resolves the flexible O-H stretch).
-        seed: seeds placement, orientations, initial velocities and the Langevin noise (same seed, same platform
-            -> same trajectory). equilibration_steps: steps after energy minimisation before the first frame.
+        seed: seeds placement, orientations, initial velocities and the Langevin noise (same seed, platform and
+            thread count -> the same frames up to rounding; multithreaded CPU runs can differ in the last digits,
+            which grows over long runs; use platform="Reference" for bitwise repeats). equilibration_steps: steps after energy minimisation before the first frame.
         friction: Langevin friction in 1/ps. platform: OpenMM platform name (default CPU, else Reference).
         progress: called as ``progress(steps_done, steps_total)`` after every chunk of steps.
 
@@ -126,9 +129,14 @@ def generate_tip3p(n_molecules: int = 258, box: float = 20.0, temperature: float
     integrator = openmm.LangevinMiddleIntegrator(temperature * unit.kelvin, friction / unit.picosecond,
                                                  timestep * unit.femtosecond)
     integrator.setRandomNumberSeed(int(rng.integers(1, 2**31 - 1)))
+    # minimise in a single-threaded context: with several threads the CPU platform's energies (used by the
+    # minimiser's line search) are summed in thread order, and the minimum it stops at varies run to run
+    minimizer = _context(system, openmm.VerletIntegrator(0.001), platform, single_thread=True)
+    minimizer.setPositions(water_box_positions(n_molecules, box, rng) / NM_TO_ANGSTROM)
+    openmm.LocalEnergyMinimizer.minimize(minimizer, 10.0, 500)
     context = _context(system, integrator, platform)
-    context.setPositions(water_box_positions(n_molecules, box, rng) / NM_TO_ANGSTROM)
-    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 500)
+    context.setPositions(minimizer.getState(getPositions=True).getPositions())
+    del minimizer
     context.setVelocitiesToTemperature(temperature * unit.kelvin, int(rng.integers(1, 2**31 - 1)))
 
     numbers = np.tile([8, 1, 1], n_molecules)

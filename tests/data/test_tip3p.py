@@ -82,5 +82,7 @@ def test_same_seed_same_frames():
     kwargs = dict(n_molecules=8, box=8.0, n_frames=2, interval=5, equilibration_steps=10)
     a, b = generate_tip3p(seed=5, **kwargs), generate_tip3p(seed=5, **kwargs)
     c = generate_tip3p(seed=6, **kwargs)
-    assert all(np.array_equal(x.positions, y.positions) and x.energy == y.energy for x, y in zip(a, b))
+    # to rounding: the CPU platform's multithreaded MD is not always bitwise reproducible (~1e-10 A here)
+    for x, y in zip(a, b):
+        assert np.allclose(x.positions, y.positions, atol=1e-6) and x.energy == pytest.approx(y.energy, abs=1e-6)
     assert not np.allclose(a[0].positions, c[0].positions)
