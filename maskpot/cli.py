@@ -171,7 +171,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
