@@ -1,0 +1,98 @@
+"""Shared pytest fixtures. Keep each fixture clearly named for what it provides; areas add their own below."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# ---- data fixtures ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The public reference data (``../shared/data`` from the repo root); tests using it skip if it is missing."""
+    path = REPO_ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.skip(f"reference data not found at {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tip3p_water_frames():
+    """A tiny flexible-TIP3P set generated once per session: 32 H2O in a 10 A box, 3 frames (O,H,H order)."""
+    from maskpot.data.tip3p import generate_tip3p
+
+    return generate_tip3p(n_molecules=32, box=10.0, temperature=300.0, n_frames=3, interval=20,
+                          equilibration_steps=100, seed=1)
+
+
+# ---- model / export fixtures -----------------------------------------------------------------------------------
+
+def water_atoms_box(n_molecules: int = 64, box: float = 12.44, seed: int = 0):
+    """ASE Atoms: a periodic liquid-density water box made here (no external files), O,H,H order."""
+    import numpy as np
+    from ase import Atoms
+
+    from maskpot.data.tip3p import water_box_positions
+
+    positions = water_box_positions(n_molecules, box, np.random.default_rng(seed))
+    return Atoms(numbers=[8, 1, 1] * n_molecules, positions=positions, cell=np.eye(3) * box, pbc=True)
+
+
+@pytest.fixture(scope="session")
+def water_atoms():
+    return water_atoms_box()
+
+
+def make_checkpoint(path: Path, backbone: str = "painn", dtype: str = "float64", hidden: int = 16, layers: int = 2,
+                    cutoff: float = 4.0, seed: int = 0) -> Path:
+    """A finetuned-kind checkpoint of an untrained (random-weight) tiny model: enough to compare numbers across
+    deployment paths, which must agree for any weights."""
+    import torch
+
+    from maskpot.models import ModelConfig, build_potential
+    from maskpot.train.checkpoint import save_checkpoint
+
+    torch.manual_seed(seed)
+    config = ModelConfig(backbone=backbone, species=[1, 8], cutoff=cutoff, hidden=hidden, layers=layers,
+                         num_rbf=8, dtype=dtype)
+    potential = build_potential(config)
+    # Water-like normalisation so energies have realistic magnitudes (eV per atom shift, eV scale).
+    potential.energy_shift.copy_(torch.tensor([-13.6, -430.0], dtype=potential.energy_shift.dtype))
+    potential.energy_scale.fill_(0.5)
+    save_checkpoint(path, potential, config, kind="finetuned", normalization={}, data_summary={"periodic": True},
+                    metrics={})
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint_factory(tmp_path_factory):
+    """checkpoint_factory(backbone='painn', dtype='float64') -> path of a tiny finetuned-kind checkpoint."""
+    cache: dict = {}
+
+    def get(backbone: str = "painn", dtype: str = "float64") -> Path:
+        if (backbone, dtype) not in cache:
+            out = tmp_path_factory.mktemp("ckpt") / f"{backbone}-{dtype}.ckpt"
+            cache[backbone, dtype] = make_checkpoint(out, backbone, dtype)
+        return cache[backbone, dtype]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def export_factory(checkpoint_factory, tmp_path_factory):
+    """export_factory(target, backbone='painn', dtype='float64') -> path of an exported file."""
+    from maskpot.export import export_checkpoint
+
+    cache: dict = {}
+
+    def get(target: str, backbone: str = "painn", dtype: str = "float64") -> Path:
+        if (target, backbone, dtype) not in cache:
+            out = tmp_path_factory.mktemp("export") / f"{backbone}-{dtype}-{target}.pt"
+            cache[target, backbone, dtype] = export_checkpoint(checkpoint_factory(backbone, dtype), target, out)
+        return cache[target, backbone, dtype]
+
+    return get

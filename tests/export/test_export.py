@@ -1,0 +1,118 @@
+"""Export: the TorchScript file equals the Python model, carries its metadata, and rejects bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from maskpot.ase import MaskpotCalculator
+from maskpot.export import read_metadata
+
+
+def eager_energy_forces(checkpoint, atoms):
+    """The Python (eager) path: checkpoint -> Potential, vesin neighbour list, compute.energy_forces."""
+    from maskpot.data.neighbors import neighbor_list
+    from maskpot.models.compute import energy_forces
+    from maskpot.train.checkpoint import load_potential
+
+    potential = load_potential(checkpoint).double()
+    i, j, s = neighbor_list(atoms.positions, np.array(atoms.cell), atoms.pbc, potential.cutoff)
+    pos = torch.tensor(atoms.positions)
+    species = potential.z_to_species[torch.tensor(atoms.numbers)]
+    shifts = torch.tensor(s, dtype=torch.float64) @ torch.tensor(np.array(atoms.cell))
+    energy, forces, virial = energy_forces(potential, pos, species, torch.tensor(np.stack([i, j])), shifts,
+                                           torch.zeros(len(atoms), dtype=torch.long), 1, False)
+    return float(energy[0]), forces.detach().numpy(), virial[0].detach().numpy()
+
+
+@pytest.mark.parametrize("backbone", ["painn", "egnn", "gns"])
+def test_ase_export_equals_python_model(backbone, checkpoint_factory, export_factory, water_atoms):
+    atoms = water_atoms.copy()
+    e_ref, f_ref, _ = eager_energy_forces(checkpoint_factory(backbone), atoms)
+    atoms.calc = MaskpotCalculator(export_factory("ase", backbone))
+    np.testing.assert_allclose(atoms.get_forces(), f_ref, rtol=1e-6, atol=1e-9)
+    if backbone != "gns":
+        assert atoms.get_potential_energy() == pytest.approx(e_ref, rel=1e-10)
+
+
+def test_metadata_inside_file(export_factory):
+    meta = read_metadata(export_factory("lammps"))
+    assert meta["target"] == "lammps" and meta["species"] == [1, 8] and meta["species_symbols"] == ["H", "O"]
+    assert meta["cutoff_angstrom"] == 4.0 and meta["receptive_field_angstrom"] == 8.0
+    assert meta["dtype"] == "float64" and meta["units"]["energy"] == "eV"
+    assert meta["versions"]["torch"] == torch.__version__ and len(meta["checkpoint_sha256"]) == 64
+    module = torch.jit.load(str(export_factory("lammps")))
+    assert module.cutoff == 4.0 and list(module.species) == [1, 8] and module.target == "lammps"
+
+
+def test_export_loads_with_torch_alone(export_factory, water_atoms):
+    """A fresh interpreter that never imports maskpot evaluates the ASE export."""
+    code = (
+        "import sys, torch\n"
+        f"m = torch.jit.load({str(export_factory('ase'))!r})\n"
+        "pos = torch.rand(6, 3, dtype=torch.float64) * 5\n"
+        "e, f, w = m(pos, torch.tensor([8, 1, 1, 8, 1, 1]), torch.eye(3, dtype=torch.float64) * 9, torch.tensor([True] * 3))\n"
+        "assert f.shape == (6, 3) and 'maskpot' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr
+
+
+def test_lammps_target_matches_ase_on_ghost_graph(export_factory, water_atoms):
+    """The LAMMPS target on an explicit local+image graph gives the periodic energy/forces/virial."""
+    from ase.neighborlist import neighbor_list
+
+    atoms = water_atoms.copy()
+    atoms.calc = MaskpotCalculator(export_factory("ase"))
+    e_ref, f_ref = atoms.get_potential_energy(), atoms.get_forces()
+    stress_ref = atoms.get_stress(voigt=False)
+    n = len(atoms)
+    # Ghosts: every periodic image within the receptive field (2 layers x 4 A) of the box.
+    big = atoms.repeat((3, 3, 3))
+    big.positions -= atoms.cell.sum(0)
+    center = atoms.cell.sum(0) / 2
+    order = np.argsort([0 if (k // n) == 13 else 1 for k in range(len(big))], kind="stable")
+    big = big[order]
+    keep = np.all(np.abs(big.positions - center) < center + 8.5, axis=1)
+    big = big[keep]
+    big.pbc = False
+    i, j = neighbor_list("ij", big, 4.0)
+    module = torch.jit.load(str(export_factory("lammps")))
+    e, node_e, f, w = module(torch.tensor(big.positions), torch.tensor(big.numbers), torch.tensor(np.stack([i, j])), n, True)
+    assert float(e) == pytest.approx(e_ref, rel=1e-10)
+    assert float(node_e.sum()) == pytest.approx(e_ref, rel=1e-10)
+    folded = np.zeros((n, 3))
+    np.add.at(folded, _owner(big, atoms), f.numpy())
+    np.testing.assert_allclose(folded, f_ref, rtol=1e-8, atol=1e-9)
+    volume = atoms.get_volume()
+    np.testing.assert_allclose(-w.numpy()[[0, 1, 2]] / volume, np.diag(stress_ref), rtol=1e-7, atol=1e-10)
+
+
+def _owner(big, atoms):
+    """Index of the original atom each image came from (by wrapped fractional position)."""
+    frac_big = np.mod(np.linalg.solve(atoms.cell.T, big.positions.T).T, 1.0)
+    frac = np.mod(atoms.get_scaled_positions(), 1.0)
+    d = frac_big[:, None, :] - frac[None, :, :]
+    d -= np.round(d)
+    return np.argmin((d**2).sum(-1), axis=1)
+
+
+def test_not_an_export_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("hello")
+    with pytest.raises(ValueError, match="not a maskpot export"):
+        read_metadata(bad)
+    plain = tmp_path / "plain.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(plain))
+    with pytest.raises(ValueError, match="not a maskpot export"):
+        MaskpotCalculator(plain)
+
+
+def test_wrong_target_and_pretrained_checkpoint_errors(export_factory, tmp_path):
+    with pytest.raises(ValueError, match="re-export with --target ase"):
+        MaskpotCalculator(export_factory("openmm"))
