@@ -6,9 +6,6 @@ from ase.calculators.emt import EMT
 
 from maskpot.data.frame import Frame
 from maskpot.data.tip3p import water_box_positions
-from maskpot.models import ModelConfig
-
-TINY = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=16, layers=2)
 
 
 def labelled_water(n_frames: int = 10, n_mol: int = 8, box: float = 7.0, seed: int = 0) -> list[Frame]:

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from maskpot.data.frame import Frame
+from maskpot.models import ModelConfig
 from maskpot.pretrain.loop import PretrainConfig, pretrain
 from maskpot.pretrain.objective import PretrainTask
 from maskpot.train.checkpoint import load_checkpoint, load_potential, save_checkpoint
 from maskpot.train.finetune import FinetuneConfig, finetune
 from maskpot.train.metrics import evaluate
 
-from conftest import TINY
-
+TINY = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=16, layers=2)
 FAST = FinetuneConfig(epochs=2, batch_size=2, val_fraction=0.2, lr=5e-3)
 
 
