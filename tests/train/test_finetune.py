@@ -26,7 +26,13 @@ def pretrained(tmp_path_factory, water_set):
     return out
 
 
-def test_finetune_from_pretrained_loads_every_backbone_weight(tmp_path, water_set, pretrained):
+@pytest.mark.parametrize("backbone", ["painn", "egnn", "gns"])
+def test_finetune_from_pretrained_loads_every_backbone_weight(tmp_path, water_set, pretrained, backbone):
+    config = dataclasses.replace(TINY, backbone=backbone)
+    if backbone != "painn":
+        pretrained = tmp_path / "pre.ckpt"
+        pretrain(water_set, pretrained, config, PretrainTask("both"),
+                 PretrainConfig(epochs=1, batch_size=2, val_fraction=0.2), show_progress=False)
     pre = load_checkpoint(pretrained)
     # lr = 0: nothing moves, so the finetuned backbone must equal the pretrained one tensor by tensor
     result = finetune(water_set, tmp_path / "ft.ckpt", dataclasses.replace(FAST, epochs=1, lr=0.0), init=str(pretrained),
@@ -39,7 +45,7 @@ def test_finetune_from_pretrained_loads_every_backbone_weight(tmp_path, water_se
         assert torch.equal(saved[k], v), k
     # a freshly initialised model differs from the pretrained weights (the comparison above is not vacuous)
     scratch = finetune(water_set, tmp_path / "s.ckpt", dataclasses.replace(FAST, epochs=1, lr=0.0),
-                       model_config=TINY, show_progress=False)
+                       model_config=config, show_progress=False)
     assert any(not torch.equal(scratch.potential.backbone.state_dict()[k], v) for k, v in pre.backbone_state().items())
 
 
