@@ -82,7 +82,9 @@ def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to r
 
 # ---- training commands (pretrain, finetune, evaluate) --------------------------------------------------------
 
-# Defaults measured on the 2-core development machine: a usable DeePMD-water PaiNN in a few minutes.
+# Defaults measured on the 2-core development machine: a usable DeePMD-water PaiNN in a few minutes (8 finetuning
+# epochs over 288 frames of 192 atoms: test errors about 1.5 meV/atom and 150 meV/Å). Epoch and learning-rate
+# defaults below equal those of FinetuneConfig / PretrainConfig (not imported here: that would load torch for --help).
 TRAIN_DEFAULTS = {"model": "painn", "cutoff": 4.0, "hidden": 64, "layers": 2, "dtype": "float32"}
 
 
@@ -150,7 +152,7 @@ def finetune(
     init: str = typer.Option(None, help="pretrained checkpoint: load its backbone (model options then come from it)"),
     test: list[str] = typer.Option(None, help="test data evaluated with the best weights (repeatable)"),
     train_frames: int = typer.Option(None, help="use only this many training frames"),
-    epochs: int = typer.Option(15),
+    epochs: int = typer.Option(8),
     batch_size: int = typer.Option(4),
     lr: float = typer.Option(2e-3),
     weight_decay: float = typer.Option(1e-5),

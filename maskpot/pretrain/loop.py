@@ -33,7 +33,7 @@ LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_mask", "val_denoise", "lr
 class PretrainConfig:
     """Options of a pretraining run (the task itself is ``PretrainTask``)."""
 
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 4
     lr: float = 1e-3
     seed: int = 0

@@ -49,7 +49,7 @@ class FinetuneConfig:
         max_minutes: stop after the epoch that crosses this wall-clock budget; None = no limit.
     """
 
-    epochs: int = 30
+    epochs: int = 8
     batch_size: int = 4
     lr: float = 2e-3
     weight_decay: float = 1e-5
