@@ -19,13 +19,16 @@ class PaiNNMessage(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.phi = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3 * hidden))
-        self.filter = nn.Linear(num_rbf, 3 * hidden)
+        # bias-free so that filter(rbf * fcut) = filter(rbf) * fcut: the envelope is applied on (E, num_rbf)
+        self.filter = nn.Linear(num_rbf, 3 * hidden, bias=False)
 
-    def forward(self, s: Tensor, v: Tensor, rbf: Tensor, fcut: Tensor, unit: Tensor,
-                i: Tensor, j: Tensor, norm: float) -> tuple[Tensor, Tensor]:
-        x = self.phi(s)[j] * (self.filter(rbf) * (fcut * norm).unsqueeze(-1))
+    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
+                first: bool) -> tuple[Tensor, Tensor]:
+        x = torch.index_select(self.phi(s), 0, j) * self.filter(rbf_cut)
         ds, dvv, dvs = torch.split(x, self.hidden, dim=-1)
-        dv = v[j] * dvv.unsqueeze(1) + unit.unsqueeze(-1) * dvs.unsqueeze(1)
+        dv = unit.unsqueeze(-1) * dvs.unsqueeze(1)
+        if not first:  # v is zero before the first layer
+            dv = dv + torch.index_select(v, 0, j) * dvv.unsqueeze(1)
         return s.index_add(0, i, ds), v.index_add(0, i, dv)
 
 
@@ -57,9 +60,9 @@ class PaiNNLayer(nn.Module):
         self.message = PaiNNMessage(hidden, num_rbf)
         self.update = PaiNNUpdate(hidden)
 
-    def forward(self, s: Tensor, v: Tensor, rbf: Tensor, fcut: Tensor, unit: Tensor,
-                i: Tensor, j: Tensor, norm: float) -> tuple[Tensor, Tensor]:
-        s, v = self.message(s, v, rbf, fcut, unit, i, j, norm)
+    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
+                first: bool) -> tuple[Tensor, Tensor]:
+        s, v = self.message(s, v, rbf_cut, unit, i, j, first)
         return self.update(s, v)
 
 
@@ -79,8 +82,11 @@ class PaiNN(nn.Module):
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         i, j = edge_index[0], edge_index[1]
         _, unit, rbf, fcut = self.geometry(edge_vec)
+        rbf_cut = rbf * (fcut * self.norm).unsqueeze(-1)
         s = self.embedding(species, mask_flag).to(edge_vec.dtype)
         v = torch.zeros((s.shape[0], 3, self.hidden), dtype=s.dtype, device=s.device)
+        first = True
         for layer in self.layers:
-            s, v = layer(s, v, rbf, fcut, unit, i, j, self.norm)
+            s, v = layer(s, v, rbf_cut, unit, i, j, first)
+            first = False
         return s, v
