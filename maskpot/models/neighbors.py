@@ -19,35 +19,43 @@ from torch import Tensor
 def _cell_list_pairs(points: Tensor, n_query: int, cutoff: float) -> Tuple[Tensor, Tensor]:
     """Pairs (q, p) with q < n_query, p any point, q != p, |points[p] - points[q]| < cutoff + skin.
 
-    Bins of side ``cutoff + skin``; each query looks in its own and the 26 surrounding bins. Bins are keyed
-    by a linear id and located with searchsorted on the sorted ids, so empty space costs nothing.
+    Bins of side (cutoff + skin) / 2; each query looks in the 5 x 5 x 5 bins around its own (less candidate
+    volume than 3 x 3 x 3 bins of side cutoff). Bins are keyed by a linear id and located with searchsorted on
+    the sorted ids, so empty space costs nothing; points are visited in bin order for memory locality.
     """
     device = points.device
-    width = cutoff + 1e-3  # bins a little wider than the cutoff; callers filter exactly
+    reach = cutoff + 1e-3  # bins a little wider than the cutoff; callers filter exactly
+    width = 0.5 * reach
     lo = points.min(dim=0).values
-    coords = torch.floor((points - lo) / width).to(torch.int64)
-    nb = coords.max(dim=0).values + 3  # room for the -1 / +1 offsets after shifting by one
-    coords = coords + 1
+    coords = torch.floor((points - lo) / width).to(torch.int64) + 2  # room for the -2..+2 offsets
+    nb = coords.max(dim=0).values + 3
     bin_id = (coords[:, 0] * nb[1] + coords[:, 1]) * nb[2] + coords[:, 2]
     sorted_id, order = torch.sort(bin_id)
+    sorted_points = points[order]
 
-    r = torch.arange(-1, 2, device=device)
-    offsets = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), dim=-1).reshape(27, 3)
-    qc = coords[:n_query].unsqueeze(1) + offsets.unsqueeze(0)  # (Q,27,3), all inside [0, nb)
+    r = torch.arange(-2, 3, device=device)
+    offsets = torch.stack(torch.meshgrid(r, r, r, indexing="ij"), dim=-1).reshape(-1, 3)
+    n_off = offsets.shape[0]
+    query_order = torch.argsort(bin_id[:n_query])
+    qc = coords[query_order].unsqueeze(1) + offsets.unsqueeze(0)  # (Q,125,3), all inside [0, nb)
     qbin = ((qc[..., 0] * nb[1] + qc[..., 1]) * nb[2] + qc[..., 2]).reshape(-1)
     start = torch.searchsorted(sorted_id, qbin, right=False)
     count = torch.searchsorted(sorted_id, qbin, right=True) - start
+    keep_bins = count > 0
+    start, count = start[keep_bins], count[keep_bins]
+    owner = torch.nonzero(keep_bins).squeeze(-1)
 
     total = int(count.sum())
-    pair_owner = torch.repeat_interleave(torch.arange(qbin.shape[0], device=device), count, output_size=total)
+    pair_owner = torch.repeat_interleave(torch.arange(count.shape[0], device=device), count, output_size=total)
     first = torch.cumsum(count, 0) - count
-    within = torch.arange(total, device=device) - first[pair_owner]
-    cand = order[start[pair_owner] + within]
-    query = torch.div(pair_owner, 27, rounding_mode="floor")
+    cand = torch.index_select(start - first, 0, pair_owner) + torch.arange(total, device=device)  # index into sorted points
+    query = query_order[torch.div(torch.index_select(owner, 0, pair_owner), n_off, rounding_mode="floor")]
 
-    d = points[cand] - points[query]
-    keep = (torch.sum(d * d, dim=-1) < width * width) & (cand != query)
-    return query[keep], cand[keep]
+    d = torch.index_select(sorted_points, 0, cand) - torch.index_select(points, 0, query)
+    keep = torch.sum(d * d, dim=-1) < reach * reach
+    query, cand = query[keep], order[cand[keep]]
+    not_self = cand != query
+    return query[not_self], cand[not_self]
 
 
 def neighbor_pairs_open(positions: Tensor, cutoff: float) -> Tensor:
