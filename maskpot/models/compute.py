@@ -49,7 +49,7 @@ def energy_forces(potential: torch.nn.Module, positions: Tensor, species: Tensor
 
     positions (N,3) Angstrom; species (N,) int64 model species indices; edge_index (2,E) pairs (i, j);
     shifts (E,3) cartesian periodic shifts in Angstrom; batch (N,) graph index of each atom.
-    ``create_graph=True`` keeps the graph of the forces (training); otherwise outputs are detached.
+    ``create_graph=True`` keeps the graph of the outputs (training); otherwise all outputs are detached.
     Autograd must be enabled (inside ``torch.no_grad()`` wrap the call in ``torch.enable_grad()``).
     Force-centric potentials return their node vectors as forces, zero energies (unless trained) and zero virial.
     """

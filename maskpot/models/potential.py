@@ -89,15 +89,16 @@ class Potential(nn.Module):
         """See maskpot.models.compute.energy_forces: (energy (G,) eV, forces (N,3) eV/A, virial (G,3,3) eV)."""
         edge_vec = edge_vectors(positions, edge_index, shifts)
         n = positions.shape[0]
-        if not self.energy_centric:
+        if self.energy_centric:
+            if not edge_vec.requires_grad:
+                edge_vec.requires_grad_(True)
+            node_energy, _ = self.forward(species, edge_index, edge_vec, mask_flag)
+            energy = graph_energy(node_energy, batch, n_graphs)
+            forces, virial = forces_virial(energy, edge_vec, edge_index, batch, n, n_graphs, create_graph)
+        else:
             node_energy, forces = self.forward(species, edge_index, edge_vec, mask_flag)
+            energy = graph_energy(node_energy, batch, n_graphs)
             virial = torch.zeros((n_graphs, 3, 3), dtype=positions.dtype, device=positions.device)
-            return graph_energy(node_energy, batch, n_graphs), forces, virial
-        if not edge_vec.requires_grad:
-            edge_vec.requires_grad_(True)
-        node_energy, _ = self.forward(species, edge_index, edge_vec, mask_flag)
-        energy = graph_energy(node_energy, batch, n_graphs)
-        forces, virial = forces_virial(energy, edge_vec, edge_index, batch, n, n_graphs, create_graph)
         if not create_graph:
             energy, forces, virial = energy.detach(), forces.detach(), virial.detach()
         return energy, forces, virial

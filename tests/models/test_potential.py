@@ -201,8 +201,9 @@ def test_batch_of_two_graphs_equals_separate():
     torch.testing.assert_close(w, torch.stack([w_a, w_b]))
 
 
-def test_create_graph_trains_on_forces():
-    pot = small_potential("painn")
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_create_graph_trains_on_forces(backbone):
+    pot = small_potential(backbone)
     pos, species = cluster(torch.float64)
     ei = neighbor_pairs_open(pos, CUTOFF)
     _, f, _ = one_graph(pot, pos, species, ei, torch.zeros(ei.shape[1], 3, dtype=pos.dtype), create_graph=True)
