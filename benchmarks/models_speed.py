@@ -31,11 +31,15 @@ def tile(coord, box, species, n):
 
 
 def timeit(fn, repeat):
-    fn()  # warm-up
-    t0 = time.perf_counter()
-    for _ in range(repeat):
+    """Median and best seconds per call (the best is the least disturbed by other load on a shared machine)."""
+    for _ in range(3):  # warm-up (TorchScript's profiling executor optimises during the first calls)
         fn()
-    return (time.perf_counter() - t0) / repeat
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)), min(times)
 
 
 def main():
@@ -55,16 +59,16 @@ def main():
         t = timeit(lambda: pot.energy_forces(pos, sp, ei, sh, batch, 1, False), args.repeat)
         scripted = torch.jit.script(pot)
         ts = timeit(lambda: scripted.energy_forces(pos, sp, ei, sh, batch, 1, False), args.repeat)
-        print(f"{args.backbone} {dtype} 192 atoms, {ei.shape[1]} edges: energy+forces {1e3 * t:.1f} ms eager, "
-              f"{1e3 * ts:.1f} ms TorchScript")
+        print(f"{args.backbone} {dtype} 192 atoms, {ei.shape[1]} edges, energy+forces ms (median/best): "
+              f"eager {1e3 * t[0]:.1f}/{1e3 * t[1]:.1f}, TorchScript {1e3 * ts[0]:.1f}/{1e3 * ts[1]:.1f}")
     search = torch.jit.script(neighbor_pairs)
     for n in (1, 4):
         c, b, _ = tile(coord, box, species, n)
         pos, cell = torch.tensor(c), torch.tensor(b)
-        t = timeit(lambda: search(pos, cell, pbc, 5.0), max(2, args.repeat // n**2))
-        print(f"neighbor_pairs float64 {len(c)} atoms ({b[0, 0]:.2f} A box), cutoff 5: {1e3 * t:.1f} ms")
+        t = timeit(lambda: search(pos, cell, pbc, 5.0), max(3, args.repeat // n**2))
+        print(f"neighbor_pairs (TorchScript) float64 {len(c)} atoms ({b[0, 0]:.2f} A box), cutoff 5, ms (median/best): "
+              f"{1e3 * t[0]:.1f}/{1e3 * t[1]:.1f}")
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(torch.get_num_threads())
     main()
