@@ -1,0 +1,1 @@
+"""Finetuning on energies and forces: batching, normalisation, loss, checkpoints, metrics and plots."""

@@ -1,0 +1,54 @@
+"""maskpot pretrain -> finetune -> evaluate end to end on a tiny generated set."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from maskpot.cli import app
+from maskpot.data import write_extxyz
+from maskpot.train.checkpoint import load_checkpoint
+
+TINY = ["--hidden", "16", "--layers", "2", "--cutoff", "3.5"]
+
+
+@pytest.mark.slow
+def test_pretrain_finetune_evaluate(tmp_path, water_set):
+    data = tmp_path / "water.extxyz"
+    write_extxyz(water_set, data)
+    run = CliRunner().invoke
+    pre, model, parity = tmp_path / "pre.ckpt", tmp_path / "model.ckpt", tmp_path / "parity.png"
+    r = run(app, ["pretrain", str(data), "--objective", "both", "--epochs", "2", "--batch-size", "2",
+                  "--val-fraction", "0.2", "--out", str(pre), *TINY])
+    assert r.exit_code == 0, r.output
+    assert load_checkpoint(pre).kind == "pretrained"
+    r = run(app, ["finetune", str(data), "--init", str(pre), "--epochs", "2", "--batch-size", "2",
+                  "--val-fraction", "0.2", "--train-frames", "6", "--test", str(data), "--out", str(model)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())  # rich wraps long lines
+    assert "loaded" in text and "(missing 0, unexpected 0)" in text
+    ckpt = load_checkpoint(model)
+    assert ckpt.kind == "finetuned" and ckpt.config.hidden == 16 and ckpt.data["n_train"] == 6
+    r = run(app, ["evaluate", str(model), str(data), "--json", "--plot", str(parity)])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.output)
+    assert metrics["frames"] == len(water_set)
+    assert metrics == pytest.approx(ckpt.metrics["test"])  # same frames as the finetune --test set
+    assert parity.stat().st_size > 1000
+    r = run(app, ["evaluate", str(model), str(data)])
+    assert r.exit_code == 0 and "force MAE" in r.output
+    # model options are refused with --init
+    r = run(app, ["finetune", str(data), "--init", str(pre), "--hidden", "8", "--out", str(tmp_path / "x.ckpt")])
+    assert r.exit_code != 0 and not (tmp_path / "x.ckpt").exists()
+
+
+def test_cli_corrupt_checkpoint_is_one_red_line(tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"\x00garbage")
+    proc = subprocess.run([sys.executable, "-m", "maskpot", "evaluate", str(bad), str(bad)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 1
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "bad.ckpt" in lines[0] and "Traceback" not in proc.stderr

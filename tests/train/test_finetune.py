@@ -1,0 +1,119 @@
+"""Finetuning: pretrained backbones load completely, checkpoints round-trip, bad runs fail cleanly."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from maskpot.data.frame import Frame
+from maskpot.models import ModelConfig
+from maskpot.pretrain.loop import PretrainConfig, pretrain
+from maskpot.pretrain.objective import PretrainTask
+from maskpot.train.checkpoint import load_checkpoint, load_potential, save_checkpoint
+from maskpot.train.finetune import FinetuneConfig, finetune
+from maskpot.train.metrics import evaluate
+
+TINY = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=16, layers=2)
+FAST = FinetuneConfig(epochs=2, batch_size=2, val_fraction=0.2, lr=5e-3)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, water_set):
+    out = tmp_path_factory.mktemp("pre") / "pre.ckpt"
+    pretrain(water_set, out, TINY, PretrainTask("mask"), PretrainConfig(epochs=2, batch_size=2, val_fraction=0.2),
+             show_progress=False)
+    return out
+
+
+@pytest.mark.parametrize("backbone", ["painn", "egnn", "gns"])
+def test_finetune_from_pretrained_loads_every_backbone_weight(tmp_path, water_set, pretrained, backbone):
+    config = dataclasses.replace(TINY, backbone=backbone)
+    if backbone != "painn":
+        pretrained = tmp_path / "pre.ckpt"
+        pretrain(water_set, pretrained, config, PretrainTask("both"),
+                 PretrainConfig(epochs=1, batch_size=2, val_fraction=0.2), show_progress=False)
+    pre = load_checkpoint(pretrained)
+    # lr = 0: nothing moves, so the finetuned backbone must equal the pretrained one tensor by tensor
+    result = finetune(water_set, tmp_path / "ft.ckpt", dataclasses.replace(FAST, epochs=1, lr=0.0), init=str(pretrained),
+                      show_progress=False)
+    backbone = result.potential.backbone.state_dict()
+    assert result.init_report == {"loaded": len(backbone), "missing": [], "unexpected": []}
+    saved = load_checkpoint(tmp_path / "ft.ckpt").backbone_state()
+    assert set(saved) == set(pre.backbone_state()) == set(backbone)
+    for k, v in pre.backbone_state().items():
+        assert torch.equal(saved[k], v), k
+    # a freshly initialised model differs from the pretrained weights (the comparison above is not vacuous)
+    scratch = finetune(water_set, tmp_path / "s.ckpt", dataclasses.replace(FAST, epochs=1, lr=0.0),
+                       model_config=config, show_progress=False)
+    assert any(not torch.equal(scratch.potential.backbone.state_dict()[k], v) for k, v in pre.backbone_state().items())
+
+
+def test_finetune_refuses_a_different_architecture(tmp_path, water_set, pretrained):
+    other = dataclasses.replace(TINY, hidden=8)
+    with pytest.raises(ValueError, match="hidden: 16 vs 8"):
+        finetune(water_set, tmp_path / "ft.ckpt", FAST, model_config=other, init=str(pretrained), show_progress=False)
+    # a pretrained file whose weights do not fit its config
+    pre = load_checkpoint(pretrained)
+    bad = {k: v for k, v in pre.state_dict.items() if not k.endswith(".weight") or "backbone" not in k}
+    payload = torch.load(pretrained, weights_only=True)
+    payload["state_dict"] = bad
+    torch.save(payload, tmp_path / "bad.ckpt")
+    with pytest.raises(ValueError, match="missing"):
+        finetune(water_set, tmp_path / "ft2.ckpt", FAST, init=str(tmp_path / "bad.ckpt"), show_progress=False)
+    assert not (tmp_path / "ft.ckpt").exists() and not (tmp_path / "ft2.ckpt").exists()
+
+
+def test_finetune_learns_and_checkpoint_round_trips(tmp_path, water_set):
+    out = tmp_path / "model.ckpt"
+    result = finetune(water_set, out, dataclasses.replace(FAST, epochs=6), model_config=TINY,
+                      test_frames=water_set[:3], show_progress=False)
+    rows = result.rows
+    assert rows[0]["epoch"] == 0 and len(rows) == 7
+    assert min(r["val_loss"] for r in rows[1:]) < 0.7 * rows[0]["val_loss"]
+    pot = load_potential(out)
+    again = evaluate(pot, water_set[:3])
+    assert again == pytest.approx(result.test_metrics)
+    assert evaluate(result.potential, water_set[:3]) == pytest.approx(again)
+    ckpt = load_checkpoint(out)
+    assert ckpt.kind == "finetuned" and ckpt.metrics["best_epoch"] == result.best_epoch
+    assert ckpt.normalization["scale"] == pytest.approx(result.normalization.scale)
+    assert torch.allclose(pot.energy_shift, torch.tensor(result.normalization.shift, dtype=pot.energy_shift.dtype))
+    assert (tmp_path / "model.log.csv").read_text().splitlines()[0] == \
+        "epoch,train_loss,val_loss,val_energy_mae,val_force_mae,lr,seconds"
+    assert (tmp_path / "model.curve.png").stat().st_size > 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.ckpt", "model.curve.png", "model.log.csv"]
+
+
+def test_corrupt_and_foreign_checkpoints(tmp_path, water_set):
+    pot_file = tmp_path / "ok.ckpt"
+    finetune(water_set, pot_file, dataclasses.replace(FAST, epochs=1), model_config=TINY, show_progress=False)
+    raw = pot_file.read_bytes()
+    (tmp_path / "trunc.ckpt").write_bytes(raw[: len(raw) // 2])
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint at all\n")
+    torch.save({"some": "dict"}, tmp_path / "foreign.ckpt")
+    for name in ("trunc.ckpt", "junk.ckpt", "foreign.ckpt"):
+        with pytest.raises(ValueError, match=name) as info:
+            load_checkpoint(tmp_path / name)
+        assert "\n" not in str(info.value)
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_checkpoint(tmp_path / "nope.ckpt")
+    pre = tmp_path / "pre.ckpt"
+    save_checkpoint(pre, torch.nn.Linear(2, 2), TINY, kind="pretrained")
+    with pytest.raises(ValueError, match="pretrained"):
+        load_potential(pre)
+
+
+def test_nan_label_and_huge_lr_fail_without_checkpoint(tmp_path, water_set):
+    f = water_set[4]
+    bad = list(water_set)
+    bad[4] = Frame(positions=f.positions, numbers=f.numbers, cell=f.cell, pbc=f.pbc, energy=np.nan, forces=f.forces,
+                   source=f.source)
+    with pytest.raises(ValueError, match=r"emt#4: energy or forces are not finite") as info:
+        finetune(bad, tmp_path / "nan.ckpt", FAST, model_config=TINY, show_progress=False)
+    with pytest.raises(ValueError, match=r"finetune: loss is (nan|inf) at epoch \d+ batch \d+") as info:
+        finetune(water_set, tmp_path / "lr.ckpt", dataclasses.replace(FAST, lr=1e30, epochs=3), model_config=TINY,
+                 show_progress=False)
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "nan.ckpt").exists() and not (tmp_path / "lr.ckpt").exists()
+    assert not any(p.suffix in (".tmp", ".ckpt", ".png") for p in tmp_path.iterdir())
