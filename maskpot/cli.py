@@ -271,6 +271,7 @@ def md(
     platform: str = typer.Option("CPU", help="OpenMM platform: CPU | Reference | CUDA"),
     nprocs: int = typer.Option(1, help="LAMMPS: MPI ranks"),
     seed: int = typer.Option(0),
+    minimize: bool = typer.Option(False, help="OpenMM: relax the structure with the model before MD"),
 ) -> None:
     """Run MD with an exported model and print ns/day."""
     from rich.progress import Progress
@@ -286,7 +287,8 @@ def md(
         with Progress(console=console) as progress:
             task = progress.add_task(f"OpenMM {platform} MD", total=steps)
             progress.advance(task, 1)
-            result = run_openmm_md(model_file, frame, cfg, out, progress=lambda n: progress.advance(task, n))
+            result = run_openmm_md(model_file, frame, cfg, out, progress=lambda n: progress.advance(task, n),
+                                   minimize=minimize)
     elif engine == "lammps":
         from maskpot.lammps.md import run_lammps_md
 
