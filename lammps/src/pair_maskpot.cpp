@@ -21,8 +21,9 @@ using namespace LAMMPS_NS;
 
 namespace {
 
-// eV -> kcal/mol for `units real` (CODATA, the value ase.units gives: 1 / (units.kcal / units.mol)).
-constexpr double EV_TO_KCAL_PER_MOL = 23.060547830619;
+// eV -> kcal/mol for `units real`: must equal maskpot.data.units.EV_TO_KCAL_PER_MOL (ASE's CODATA 2014 value,
+// 1 / (ase.units.kcal / ase.units.mol)); tests/lammps compares `units real` against it at 1e-10.
+constexpr double EV_TO_KCAL_PER_MOL = 23.060548012069496;
 
 // Element symbols by atomic number; pair_coeff names elements, the model takes atomic numbers.
 const char *const ELEMENTS[] = {

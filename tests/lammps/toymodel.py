@@ -135,5 +135,5 @@ def reference(atoms: Atoms) -> dict[str, np.ndarray]:
     (grad,) = torch.autograd.grad(energy, vec)
     forces = torch.zeros_like(pos).index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)
     virial = -(vec.detach().unsqueeze(2) * grad.unsqueeze(1)).sum(0)
-    return {"energy": float(energy), "energies": energies.detach().numpy(), "forces": forces.numpy(),
+    return {"energy": float(energy.detach()), "energies": energies.detach().numpy(), "forces": forces.numpy(),
             "virial": virial.numpy()}
