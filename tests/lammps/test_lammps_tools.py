@@ -101,6 +101,7 @@ def test_example_4096_waters_on_two_ranks(toy_model, plugin, tmp_path):
                                        "steps": 0})
         assert "12288 atoms" in result.log
         energies.append(result.last["PotEng"][0])
-    assert energies[1] == pytest.approx(energies[0], rel=1e-9)
+    # the decks print thermo with LAMMPS' default 8 significant digits
+    assert energies[1] == pytest.approx(energies[0], rel=5e-8)
     assert energies[0] == pytest.approx(64 * run_lammps(EXAMPLES / "in.water", cwd=tmp_path, variables={
-        "model": toy_model, "data": EXAMPLES / "water.data", "plugin": plugin, "steps": 0}).last["PotEng"][0], rel=1e-10)
+        "model": toy_model, "data": EXAMPLES / "water.data", "plugin": plugin, "steps": 0}).last["PotEng"][0], rel=5e-8)
