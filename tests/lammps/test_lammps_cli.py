@@ -126,10 +126,11 @@ run {steps}
     ("element not in model", r"element C \(atom type 2\) is not in the species of model"),
     ("newton off", r"pair_style maskpot requires newton pair on"),
     ("too few elements", r"expected '\* \* model.pt' and 2 element names"),
+    ("per-atom virial", r"pair_style maskpot does not compute per-atom virials"),
 ])
 def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_model_openmm, plugin, tmp_path):
     _, data = water_data
-    model, units, before, elements = toy_model, "metal", "", "O H"
+    model, units, before, elements, body = toy_model, "metal", "", "O H", "run 0"
     if case == "missing model":
         model = tmp_path / "nope.pt"
     elif case == "corrupt model":
@@ -147,5 +148,7 @@ def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_m
         before = "newton off"
     elif case == "too few elements":
         elements = "O"
+    elif case == "per-atom virial":
+        body = "compute s all stress/atom NULL\ncompute p all reduce sum c_s[1]\nthermo_style custom step c_p\nrun 0"
     with pytest.raises(RuntimeError, match=r"LAMMPS failed: ERROR.*" + pattern):
-        run_lammps(deck(data, model, plugin, "run 0", units=units, before_box=before, elements=elements), cwd=tmp_path)
+        run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements), cwd=tmp_path)
