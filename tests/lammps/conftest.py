@@ -30,6 +30,14 @@ def generated_water(n_side: int = 4, spacing: float = 3.11, seed: int = 0) -> At
     return Atoms(numbers=[8, 1, 1] * n_side**3, positions=positions, cell=np.eye(3) * n_side * spacing, pbc=True)
 
 
+def disordered_water(seed: int = 0) -> Atoms:
+    """The generated box with each molecule moved by up to 1.5 A per axis: no lattice gaps at the box faces."""
+    atoms = generated_water()
+    shifts = np.random.default_rng(seed).uniform(-1.5, 1.5, size=(len(atoms) // 3, 3))
+    atoms.positions += np.repeat(shifts, 3, axis=0)
+    return atoms
+
+
 def deepmd_water() -> Atoms | None:
     """Frame 0 of the DeePMD water set (64 H2O, atoms ordered 64 O then 128 H), or None without ../shared."""
     if not (DEEPMD_FRAME_DIR / "type.raw").is_file():

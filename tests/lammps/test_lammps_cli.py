@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
-from conftest import generated_water, triclinic
+from conftest import disordered_water, triclinic
 from toymodel import reference
 
 from maskpot.lammps import run_lammps, write_data
@@ -66,7 +66,7 @@ def test_lmp_run0_matches_reference(water_data, toy_model, plugin, tmp_path):
 
 @pytest.mark.parametrize("box", ["cubic", "triclinic"])
 def test_two_ranks_match_one_rank(toy_model, plugin, tmp_path, box):
-    atoms = generated_water() if box == "cubic" else triclinic(generated_water(seed=1))
+    atoms = disordered_water() if box == "cubic" else triclinic(disordered_water(seed=1))
     data = write_data(atoms, tmp_path / "w.data", "O,H")
     one, forces_one, _ = run0(data, toy_model, plugin, tmp_path / "np1", nprocs=1)
     two, forces_two, log = run0(data, toy_model, plugin, tmp_path / "np2", nprocs=2)
@@ -78,9 +78,26 @@ def test_two_ranks_match_one_rank(toy_model, plugin, tmp_path, box):
     assert_reference(two, forces_two, atoms)
 
 
+def test_halo_must_cover_the_receptive_field(toy_model, plugin, tmp_path):
+    """Negative control: the same model declaring receptive_field = cutoff gets a 6 A halo instead of 10 A, and
+    the energy of atoms whose neighbours' neighbours lie beyond the halo comes out wrong. (A lattice-like box can
+    hide this: its atoms leave gaps at the box faces, hence the disordered one.)"""
+    from toymodel import CUTOFF, save_toy_model
+
+    atoms = disordered_water()
+    data = write_data(atoms, tmp_path / "w.data", "O,H")
+    energy = reference(atoms)["energy"]
+    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full")
+    assert thermo["PotEng"] == pytest.approx(energy, rel=1e-10, abs=0)
+    short = save_toy_model(tmp_path / "short-halo.pt", receptive_field=CUTOFF)
+    thermo, _, log = run0(data, short, plugin, tmp_path / "short")
+    assert "communication cutoff set to 6 A" in log
+    assert abs(thermo["PotEng"] - energy) > 1e-6  # about 4e-5 eV, against 5e-8 eV (1e-10 relative) above
+
+
 def test_rank_without_atoms(toy_model, plugin, tmp_path):
     """A box twice as long as the water slab: with `processors 2 1 1` the second rank owns no atom, only ghosts."""
-    atoms = generated_water()
+    atoms = disordered_water()
     atoms.wrap()
     atoms.set_cell(atoms.cell.array * [[2], [1], [1]], scale_atoms=False)
     data = write_data(atoms, tmp_path / "slab.data", "O,H")

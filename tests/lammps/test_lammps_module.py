@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import generated_water, triclinic
+from conftest import disordered_water, generated_water, triclinic
 from toymodel import reference
 
 from maskpot.data.units import EV_TO_KCAL_PER_MOL
@@ -92,7 +92,7 @@ def test_energy_forces_virial_match_reference(water, toy_model, plugin, tmp_path
 
 
 def test_triclinic_box_matches_reference(toy_model, plugin, tmp_path):
-    atoms = triclinic(generated_water())
+    atoms = triclinic(disordered_water())
     data = write_data(atoms, tmp_path / "tri.data", "O,H")
     assert "xy xz yz" in data.read_text()
     session = Session(data, toy_model, plugin)
@@ -124,7 +124,7 @@ def test_type_map_order_is_respected(toy_model, plugin, tmp_path):
 
 def test_pressure_is_volume_derivative_of_energy(toy_model, plugin, tmp_path):
     """P = -dE/dV at zero temperature: central difference over isotropic change_box scalings (triclinic box)."""
-    atoms = triclinic(generated_water())
+    atoms = triclinic(disordered_water())
     session = Session(write_data(atoms, tmp_path / "w.data", "O,H"), toy_model, plugin)
     try:
         pressure = session.lmp.get_thermo("press")

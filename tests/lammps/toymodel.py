@@ -71,10 +71,10 @@ def atom_energies(species: Tensor, edge_index: Tensor, vec: Tensor, n_atoms: int
 class ToyLammpsModel(torch.nn.Module):
     """The LAMMPS-target forward of maskpot's exporter, around ``atom_energies``."""
 
-    def __init__(self, target: str = "lammps"):
+    def __init__(self, target: str = "lammps", receptive_field: float = LAYERS * CUTOFF):
         super().__init__()
         self.cutoff = CUTOFF
-        self.receptive_field = LAYERS * CUTOFF
+        self.receptive_field = receptive_field
         self.species: List[int] = list(SPECIES)
         self.target = target
         self.energy_centric = True
@@ -105,11 +105,12 @@ class ToyLammpsModel(torch.nn.Module):
         return energy.detach(), node_energy.detach(), forces.detach(), virial.detach()
 
 
-def save_toy_model(path: str | Path, target: str = "lammps") -> Path:
-    """Script and save the toy model with the exporter's metadata file; returns the path."""
+def save_toy_model(path: str | Path, target: str = "lammps", receptive_field: float = LAYERS * CUTOFF) -> Path:
+    """Script and save the toy model with the exporter's metadata file; returns the path. ``receptive_field``
+    other than 2 x cutoff declares a wrong one (a negative control for the ghost halo)."""
     path = Path(path)
-    module = torch.jit.script(ToyLammpsModel(target))
-    metadata = {"format": "maskpot-export", "target": target, "cutoff": CUTOFF, "receptive_field": LAYERS * CUTOFF,
+    module = torch.jit.script(ToyLammpsModel(target, receptive_field))
+    metadata = {"format": "maskpot-export", "target": target, "cutoff": CUTOFF, "receptive_field": receptive_field,
                 "species": SPECIES, "energy_centric": True, "dtype": "float64", "units": {"length": "Angstrom",
                                                                                         "energy": "eV"}}
     torch.jit.save(module, str(path), _extra_files={"metadata.json": json.dumps(metadata)})
