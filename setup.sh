@@ -23,7 +23,7 @@ export LD_LIBRARY_PATH="$VENV/lib:${LD_LIBRARY_PATH:-}"   # libmpi.so.12 from th
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 
 # (Re)install maskpot itself in editable mode when this checkout is not the one installed.
-if [ "$("$VENV/bin/python" -c 'import maskpot,os;print(os.path.dirname(os.path.dirname(maskpot.__file__)))' 2>/dev/null)" != "$ROOT" ]; then
+if [ "$(cd / && "$VENV/bin/python" -c 'import maskpot,os;print(os.path.dirname(os.path.dirname(maskpot.__file__)))' 2>/dev/null)" != "$ROOT" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --no-build-isolation -e "$ROOT"
 fi
 

@@ -273,6 +273,7 @@ def md(
     platform: str = typer.Option("CPU", help="OpenMM platform: CPU | Reference | CUDA"),
     nprocs: int = typer.Option(1, help="LAMMPS: MPI ranks"),
     seed: int = typer.Option(0),
+    minimize: bool = typer.Option(False, help="OpenMM: relax the structure with the model before MD"),
 ) -> None:
     """Run MD with an exported model and print ns/day."""
     from rich.progress import Progress
@@ -288,7 +289,8 @@ def md(
         with Progress(console=console) as progress:
             task = progress.add_task(f"OpenMM {platform} MD", total=steps)
             progress.advance(task, 1)
-            result = run_openmm_md(model_file, frame, cfg, out, progress=lambda n: progress.advance(task, n))
+            result = run_openmm_md(model_file, frame, cfg, out, progress=lambda n: progress.advance(task, n),
+                                   minimize=minimize)
     elif engine == "lammps":
         from maskpot.lammps.md import run_lammps_md
 
@@ -301,6 +303,32 @@ def md(
 
 
 # ---- lammps commands (maskpot lammps ...) --------------------------------------------------------------------
+
+
+@lammps_app.command("plugin-path")
+def lammps_plugin_path() -> None:
+    """Print the path of the built pair_style maskpot plugin (for `plugin load` in a LAMMPS deck)."""
+    from maskpot.lammps import plugin_path
+
+    print(plugin_path())
+
+
+@lammps_app.command("data")
+def lammps_data(
+    structure: str = typer.Argument(..., help="Structure file or folder (any format maskpot or ASE reads)."),
+    out: str = typer.Option("water.data", "--out", "-o", help="LAMMPS data file to write."),
+    species: str = typer.Option(..., "--species", "-s", help="Elements in LAMMPS type order, e.g. O,H (as in pair_coeff)."),
+    index: int = typer.Option(0, "--index", "-i", help="Which frame of the file to write."),
+) -> None:
+    """Write one frame as a LAMMPS data file (atom_style atomic, Angstrom) with the type map in its header."""
+    from maskpot.lammps import write_data
+    from maskpot.lammps.datafile import read_frames
+
+    frames = read_frames(structure)
+    if not -len(frames) <= index < len(frames):
+        raise ValueError(f"{structure}: frame {index} requested but it holds {len(frames)} frames")
+    path = write_data(frames[index], out, species)
+    console.print(f"wrote {path} ({len(frames[index])} atoms, types {species}) from {structure} frame {index}")
 
 
 def main() -> None:

@@ -17,14 +17,14 @@ def test_forces_are_minus_energy_gradient(calc, water_atoms):
     atoms = water_atoms.copy()
     atoms.calc = calc
     forces = atoms.get_forces()
-    h = 1e-5
+    h = 1e-4  # energies are ~1e4 eV: a smaller step loses the difference to rounding
     for a, k in [(0, 0), (1, 2), (50, 1), (191, 0)]:
         plus, minus = atoms.copy(), atoms.copy()
         plus.positions[a, k] += h
         minus.positions[a, k] -= h
         plus.calc = minus.calc = calc
         fd = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * h)
-        assert forces[a, k] == pytest.approx(fd, rel=1e-6, abs=1e-8)
+        assert forces[a, k] == pytest.approx(fd, rel=1e-5, abs=2e-7)
 
 
 def test_stress_is_strain_derivative(calc, water_atoms):
@@ -32,7 +32,7 @@ def test_stress_is_strain_derivative(calc, water_atoms):
     atoms.set_cell(atoms.cell @ np.array([[1, 0.05, 0], [0, 1, 0.1], [0, 0, 1]]), scale_atoms=True)  # triclinic
     atoms.calc = calc
     stress = atoms.get_stress(voigt=False)
-    h = 1e-6
+    h = 1e-4
     for a, b in [(0, 0), (1, 1), (0, 1), (1, 2)]:
         eps = np.zeros((3, 3))
         eps[a, b] = eps[b, a] = h / 2 if a != b else h
@@ -43,7 +43,7 @@ def test_stress_is_strain_derivative(calc, water_atoms):
             strained.calc = calc
             energies.append(strained.get_potential_energy())
         fd = (energies[0] - energies[1]) / (2 * h) / atoms.get_volume()
-        assert stress[a, b] == pytest.approx(fd, rel=1e-5, abs=1e-9)
+        assert stress[a, b] == pytest.approx(fd, rel=1e-5, abs=1e-10)
 
 
 def test_atoms_outside_box_and_triclinic(calc, water_atoms):

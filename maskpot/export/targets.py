@@ -73,12 +73,14 @@ class _OpenMMBase(_Target):
         super().__init__(potential, species, receptive_field, dtype, target)
         self.register_buffer("atomic_numbers", torch.zeros(0, dtype=torch.long))
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
+        self.nm_to_angstrom: float = NM_TO_ANGSTROM  # TorchScript cannot read module-level float constants
+        self.kj_per_mol_per_ev: float = EV_TO_KJ_PER_MOL
 
     def graph(self, positions: Tensor, boxvectors: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
         """Species, edge_index and edge vectors (Å, differentiable w.r.t. positions) of the ML atoms."""
         if self.atomic_numbers.numel() == 0:
             raise RuntimeError("maskpot: no atomic numbers set; use maskpot.openmm.create_force or export with --topology")
-        pos = positions.to(self.model_dtype) * NM_TO_ANGSTROM
+        pos = positions.to(self.model_dtype) * self.nm_to_angstrom
         if self.atoms.numel() > 0:
             pos = pos[self.atoms]
         if pos.shape[0] != self.atomic_numbers.shape[0]:
@@ -88,7 +90,7 @@ class _OpenMMBase(_Target):
         box: Optional[Tensor] = None
         pbc = torch.zeros(3, dtype=torch.bool)
         if boxvectors is not None:
-            box = boxvectors.to(self.model_dtype) * NM_TO_ANGSTROM
+            box = boxvectors.to(self.model_dtype) * self.nm_to_angstrom
             pbc = torch.ones(3, dtype=torch.bool)
         edge_index, shifts = neighbor_pairs(pos.detach(), box, pbc, self.cutoff)
         edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
@@ -103,7 +105,7 @@ class OpenMMEnergyModel(_OpenMMBase):
     def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
         species, edge_index, edge_vec = self.graph(positions, boxvectors)
         node_energy, _ = self.core.potential(species, edge_index, edge_vec, None)
-        return (node_energy.sum() * EV_TO_KJ_PER_MOL).to(positions.dtype)
+        return (node_energy.sum() * self.kj_per_mol_per_ev).to(positions.dtype)
 
 
 class OpenMMForceModel(_OpenMMBase):
@@ -113,7 +115,7 @@ class OpenMMForceModel(_OpenMMBase):
     def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         species, edge_index, edge_vec = self.graph(positions, boxvectors)
         _, node_vector = self.core.potential(species, edge_index, edge_vec.detach(), None)
-        forces = node_vector.detach() * (EV_TO_KJ_PER_MOL / NM_TO_ANGSTROM)
+        forces = node_vector.detach() * (self.kj_per_mol_per_ev * self.nm_to_angstrom)  # eV/A -> kJ/mol/nm
         if self.atoms.numel() > 0:
             forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype).index_copy(0, self.atoms, forces)
         return torch.zeros((), dtype=positions.dtype), forces.to(positions.dtype)

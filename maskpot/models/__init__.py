@@ -1,5 +1,4 @@
 """Backbones (PaiNN, EGNN energy-centric; GNS force-centric) and heads.
-
 The contract every backbone follows (all TorchScript-scriptable, float32 or float64):
 
     backbone(species, edge_index, edge_vec, mask_flag) -> (s, v)
@@ -15,6 +14,8 @@ A ``Potential`` (backbone + head) returns per-atom energies (eV) and per-atom ve
 energy-centric models give forces as -dE/dx; the force-centric GNS returns forces (eV/Angstrom) directly.
 """
 
+from maskpot.models.build import build_backbone, build_potential
 from maskpot.models.config import ModelConfig
+from maskpot.models.potential import Potential, species_indices
 
-__all__ = ["ModelConfig"]
+__all__ = ["ModelConfig", "Potential", "build_backbone", "build_potential", "species_indices"]

@@ -1,5 +1,4 @@
 """Typed configuration of a potential: backbone, species, cutoff and sizes."""
-
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -17,6 +16,7 @@ class ModelConfig:
         layers: message-passing layers; the receptive field is ``layers * cutoff`` Angstrom.
         num_rbf: radial basis functions on [0, cutoff].
         dtype: ``float32`` or ``float64``.
+        avg_neighbors: sums of messages over neighbours are divided by this (keeps features O(1) in liquids).
     """
 
     backbone: str = "painn"
@@ -26,6 +26,7 @@ class ModelConfig:
     layers: int = 3
     num_rbf: int = 16
     dtype: str = "float32"
+    avg_neighbors: float = 32.0
 
     @property
     def energy_centric(self) -> bool:

@@ -25,8 +25,12 @@ class MDConfig:
 
 
 def run_openmm_md(model_file: str, frame: Frame, config: MDConfig, out_prefix: str | Path,
-                  progress: Callable[[int], None] | None = None, allow_non_periodic: bool = False) -> dict:
-    """Run MD and write ``<out_prefix>.dcd`` and ``<out_prefix>.csv``; returns timing and final energies."""
+                  progress: Callable[[int], None] | None = None, allow_non_periodic: bool = False,
+                  minimize: bool = False) -> dict:
+    """Run MD and write ``<out_prefix>.dcd`` and ``<out_prefix>.csv``; returns timing and final energies.
+
+    ``minimize`` relaxes the structure with the model (L-BFGS, at most 500 iterations) before MD.
+    """
     import openmm
     import openmm.app as app
     import openmm.unit as u
@@ -45,6 +49,8 @@ def run_openmm_md(model_file: str, frame: Frame, config: MDConfig, out_prefix: s
     platform = openmm.Platform.getPlatformByName(config.platform)
     sim = app.Simulation(top, system, integrator, platform)
     sim.context.setPositions(positions)
+    if minimize:
+        sim.minimizeEnergy(maxIterations=500)
     sim.context.setVelocitiesToTemperature(config.temperature * u.kelvin, config.seed)
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,307 @@
+/* pair_style maskpot: see pair_maskpot.h for the scheme. The only translation unit that includes libtorch. */
+
+#include "pair_maskpot.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+
+#include <torch/script.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+
+using namespace LAMMPS_NS;
+
+namespace {
+
+// eV -> kcal/mol for `units real`: must equal maskpot.data.units.EV_TO_KCAL_PER_MOL (ASE's CODATA 2014 value,
+// 1 / (ase.units.kcal / ase.units.mol)); tests/lammps compares `units real` against it at 1e-10.
+constexpr double EV_TO_KCAL_PER_MOL = 23.060548012069496;
+
+// Element symbols by atomic number; pair_coeff names elements, the model takes atomic numbers.
+const char *const ELEMENTS[] = {
+    "X",  "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",
+    "S",  "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga",
+    "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag",
+    "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu",
+    "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au",
+    "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu", "Am",
+    "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg",
+    "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+constexpr int N_ELEMENTS = sizeof(ELEMENTS) / sizeof(ELEMENTS[0]);
+
+int atomic_number(const std::string &symbol)
+{
+  for (int z = 1; z < N_ELEMENTS; ++z)
+    if (symbol == ELEMENTS[z]) return z;
+  return 0;
+}
+
+// c10::Error messages carry a C++ backtrace; LAMMPS error lines should be one line.
+std::string first_line(const char *what)
+{
+  std::string s(what);
+  auto end = s.find('\n');
+  return end == std::string::npos ? s : s.substr(0, end);
+}
+
+}    // namespace
+
+namespace LAMMPS_NS {
+
+// The loaded module and the metadata read from its attributes (see the export contract).
+struct MaskpotModel {
+  torch::jit::Module module;
+  std::string path;
+  double cutoff = 0.0;             // Angstrom: graph edges are pairs closer than this
+  double receptive_field = 0.0;    // Angstrom: layers x cutoff, the ghost halo the energy depends on
+  std::vector<int64_t> species;    // atomic numbers the model knows
+  bool energy_centric = true;
+  std::string dtype;
+};
+
+}    // namespace LAMMPS_NS
+
+/* ---------------------------------------------------------------------- */
+
+PairMaskpot::PairMaskpot(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  ghostneigh = 1;                  // the graph needs the neighbours of ghost atoms too
+  no_virial_fdotr_compute = 1;     // the module returns the virial itself
+  centroidstressflag = CENTROID_NOTAVAIL;
+}
+
+PairMaskpot::~PairMaskpot()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+    memory->destroy(cutghost);
+  }
+}
+
+void PairMaskpot::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  memory->create(cutghost, n, n, "pair:cutghost");
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) setflag[i][j] = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairMaskpot::settings(int narg, char **arg)
+{
+  if (narg != 0)
+    error->all(FLERR, "pair_style maskpot takes no arguments (got '{}'): the model file goes in pair_coeff",
+               arg[0]);
+}
+
+/* ----------------------------------------------------------------------
+   pair_coeff * * model-lammps.pt El1 El2 ... (one element per LAMMPS type)
+------------------------------------------------------------------------- */
+
+void PairMaskpot::coeff(int narg, char **arg)
+{
+  const int ntypes = atom->ntypes;
+  if (narg != 3 + ntypes)
+    error->all(FLERR, "pair_coeff for maskpot: expected '* * model.pt' and {} element names (one per atom type), "
+               "got {} arguments", ntypes, narg);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for maskpot must start with '* *'");
+  if (!allocated) allocate();
+
+  auto m = std::make_unique<MaskpotModel>();
+  m->path = arg[2];
+  if (!std::ifstream(m->path).good())
+    error->all(FLERR, "maskpot model file {} does not exist or cannot be read", m->path);
+  try {
+    m->module = torch::jit::load(m->path, torch::kCPU);
+  } catch (const c10::Error &e) {
+    error->all(FLERR, "cannot load maskpot model file {}: {}", m->path, first_line(e.what_without_backtrace()));
+  }
+  m->module.eval();
+
+  for (const char *name : {"target", "cutoff", "receptive_field", "species", "energy_centric", "dtype"})
+    if (!m->module.hasattr(name))
+      error->all(FLERR, "maskpot model file {} has no '{}' attribute: not a maskpot TorchScript export", m->path,
+                 name);
+  try {
+    const std::string target = m->module.attr("target").toStringRef();
+    if (target != "lammps")
+      error->all(FLERR, "maskpot model file {}: model exported for {}: re-export with --target lammps", m->path,
+                 target);
+    m->cutoff = m->module.attr("cutoff").toDouble();
+    m->receptive_field = m->module.attr("receptive_field").toDouble();
+    m->species = m->module.attr("species").toIntVector();
+    m->energy_centric = m->module.attr("energy_centric").toBool();
+    m->dtype = m->module.attr("dtype").toStringRef();
+  } catch (const c10::Error &e) {
+    error->all(FLERR, "maskpot model file {} has malformed metadata attributes: {}", m->path,
+               first_line(e.what_without_backtrace()));
+  }
+  if (!(m->cutoff > 0.0) || m->receptive_field < m->cutoff)
+    error->all(FLERR, "maskpot model file {}: invalid cutoff {} / receptive_field {}", m->path, m->cutoff,
+               m->receptive_field);
+
+  std::string known;
+  for (auto z : m->species) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z < N_ELEMENTS ? z : 0];
+
+  type_to_z.assign(ntypes + 1, 0);
+  for (int itype = 1; itype <= ntypes; ++itype) {
+    const std::string symbol = arg[2 + itype];
+    if (symbol == "NULL")
+      error->all(FLERR, "pair_coeff for maskpot: NULL (pair_style hybrid) is not supported; name an element "
+                 "for atom type {}", itype);
+    const int z = atomic_number(symbol);
+    if (z == 0) error->all(FLERR, "pair_coeff for maskpot: unknown element '{}' for atom type {}", symbol, itype);
+    if (std::find(m->species.begin(), m->species.end(), z) == m->species.end())
+      error->all(FLERR, "pair_coeff for maskpot: element {} (atom type {}) is not in the species of model {} ({})",
+                 symbol, itype, m->path, known);
+    type_to_z[itype] = z;
+  }
+  for (int i = 1; i <= ntypes; ++i)
+    for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
+
+  if (comm->me == 0)
+    utils::logmesg(lmp, "maskpot: model {} (species {}, cutoff {} A, receptive field {} A, dtype {}, {})\n",
+                   m->path, known, m->cutoff, m->receptive_field, m->dtype,
+                   m->energy_centric ? "forces = -dE/dx" : "direct forces: energy is NOT conserved");
+  model = std::move(m);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairMaskpot::init_style()
+{
+  if (!model) error->all(FLERR, "pair_style maskpot: no model loaded (use pair_coeff * * model.pt ...)");
+  if (force->newton_pair == 0) error->all(FLERR, "pair_style maskpot requires newton pair on");
+  if (atom->tag_enable == 0) error->all(FLERR, "pair_style maskpot requires atom IDs");
+  if (comm->mode != Comm::SINGLE)
+    error->all(FLERR, "pair_style maskpot requires comm_modify mode single (one ghost cutoff)");
+
+  const std::string units = update->unit_style;
+  if (units == "metal")
+    energy_scale = 1.0;
+  else if (units == "real")
+    energy_scale = EV_TO_KCAL_PER_MOL;
+  else
+    error->all(FLERR, "pair_style maskpot supports units metal and real, not units {}", units);
+
+  // a full list over local AND ghost atoms: the graph spans the whole halo
+  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
+
+  // The energy of a local atom depends on every atom within the receptive field (layers x cutoff), so the
+  // ghost halo must reach that far, plus the skin because ghosts are refreshed only on re-neighbouring.
+  // The neighbour lists themselves stay at cutoff + skin (init_one / cutghost).
+  const double halo = model->receptive_field + neighbor->skin;
+  if (comm->cutghostuser < halo) {
+    comm->cutghostuser = halo;
+    if (comm->me == 0)
+      utils::logmesg(lmp, "maskpot: communication cutoff set to {:.6g} A (receptive field {:.6g} + skin {:.6g})\n",
+                     halo, model->receptive_field, neighbor->skin);
+  }
+}
+
+double PairMaskpot::init_one(int i, int j)
+{
+  cutghost[i][j] = cutghost[j][i] = model->cutoff;
+  return model->cutoff;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void PairMaskpot::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  if (vflag_atom || cvflag_atom)
+    error->all(FLERR, "pair_style maskpot does not compute per-atom virials (compute stress/atom)");
+
+  const int nlocal = atom->nlocal;
+  const int nall = nlocal + atom->nghost;
+  if (nlocal == 0) return;    // a rank whose domain holds no atoms contributes nothing
+
+  double **x = atom->x;
+  double **f = atom->f;
+  const int *type = atom->type;
+
+  // edges i -> j for all pairs closer than the model cutoff, over local and ghost atoms (full list: both ways)
+  const double cutsq_model = model->cutoff * model->cutoff;
+  const int ntotal = list->inum + list->gnum;
+  std::vector<int64_t> src, dst;
+  src.reserve(static_cast<size_t>(ntotal) * 32);
+  dst.reserve(static_cast<size_t>(ntotal) * 32);
+  for (int ii = 0; ii < ntotal; ++ii) {
+    const int i = list->ilist[ii];
+    const int *jlist = list->firstneigh[i];
+    const int jnum = list->numneigh[i];
+    for (int jj = 0; jj < jnum; ++jj) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+      if (dx * dx + dy * dy + dz * dz < cutsq_model) {
+        src.push_back(i);
+        dst.push_back(j);
+      }
+    }
+  }
+  const int64_t nedges = static_cast<int64_t>(src.size());
+
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
+  torch::Tensor positions = torch::from_blob(x[0], {nall, 3}, f64).clone();
+  torch::Tensor numbers = torch::empty({nall}, i64);
+  auto *zptr = numbers.data_ptr<int64_t>();
+  for (int i = 0; i < nall; ++i) zptr[i] = type_to_z[type[i]];
+  torch::Tensor edge_index = torch::empty({2, nedges}, i64);
+  std::copy(src.begin(), src.end(), edge_index.data_ptr<int64_t>());
+  std::copy(dst.begin(), dst.end(), edge_index.data_ptr<int64_t>() + nedges);
+
+  torch::Tensor energy, node_energy, forces, virial_t;
+  try {
+    std::vector<torch::jit::IValue> inputs{positions, numbers, edge_index, static_cast<int64_t>(nlocal),
+                                           static_cast<bool>(vflag_global)};
+    auto out = model->module.forward(inputs).toTuple();
+    energy = out->elements().at(0).toTensor().to(torch::kFloat64);
+    node_energy = out->elements().at(1).toTensor().to(torch::kFloat64).contiguous();
+    forces = out->elements().at(2).toTensor().to(torch::kFloat64).contiguous();
+    virial_t = out->elements().at(3).toTensor().to(torch::kFloat64).contiguous();
+  } catch (const c10::Error &e) {
+    error->one(FLERR, "maskpot model {} failed on {} atoms ({} local): {}", model->path, nall, nlocal,
+               first_line(e.what_without_backtrace()));
+  }
+  if (forces.dim() != 2 || forces.size(0) != nall || forces.size(1) != 3 || node_energy.numel() != nlocal ||
+      virial_t.numel() != 6)
+    error->one(FLERR, "maskpot model {} returned wrong shapes (forces {}, node_energy {}, virial {})", model->path,
+               forces.numel(), node_energy.numel(), virial_t.numel());
+
+  const double s = energy_scale;
+  const double *fptr = forces.data_ptr<double>();
+  for (int i = 0; i < nall; ++i) {
+    f[i][0] += s * fptr[3 * i];
+    f[i][1] += s * fptr[3 * i + 1];
+    f[i][2] += s * fptr[3 * i + 2];
+  }
+  if (eflag_global) eng_vdwl += s * energy.item<double>();
+  if (eflag_atom) {
+    const double *eptr = node_energy.data_ptr<double>();
+    for (int i = 0; i < nlocal; ++i) eatom[i] += s * eptr[i];
+  }
+  if (vflag_global) {
+    const double *vptr = virial_t.data_ptr<double>();
+    for (int k = 0; k < 6; ++k) virial[k] += s * vptr[k];
+  }
+}

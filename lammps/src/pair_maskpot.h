@@ -1,0 +1,47 @@
+/* pair_style maskpot: a maskpot TorchScript potential (exported with --target lammps) as a LAMMPS pair style.
+
+   Units: the model works in Angstrom and eV. `units metal` is native; `units real` converts energies, forces
+   and the virial from eV to kcal/mol (positions are Angstrom in both); other unit styles are refused.
+
+   Parallel scheme (as pair_allegro / pair_mace): every rank sends its local atoms AND the ghost atoms within
+   the model's receptive field (layers x cutoff) to the network, with a graph over all of them; the network
+   returns the energy of the local atoms and its gradient with respect to every position, so forces land on
+   local and ghost atoms and LAMMPS' reverse communication (newton_pair on) adds the ghost forces to their
+   owners. The torch part lives behind a pointer so that only pair_maskpot.cpp includes the libtorch headers.
+*/
+
+#ifndef MASKPOT_PAIR_MASKPOT_H
+#define MASKPOT_PAIR_MASKPOT_H
+
+#include "pair.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace LAMMPS_NS {
+
+struct MaskpotModel;    // the loaded TorchScript module and its metadata (pair_maskpot.cpp)
+
+class PairMaskpot : public Pair {
+ public:
+  PairMaskpot(class LAMMPS *);
+  ~PairMaskpot() override;
+
+  void compute(int, int) override;
+  void settings(int, char **) override;
+  void coeff(int, char **) override;
+  void init_style() override;
+  double init_one(int, int) override;
+
+ protected:
+  std::unique_ptr<MaskpotModel> model;
+  std::vector<long> type_to_z;    // atomic number for each LAMMPS type (index 0 unused)
+  double energy_scale = 1.0;      // eV -> LAMMPS energy unit
+
+  void allocate();
+};
+
+}    // namespace LAMMPS_NS
+
+#endif

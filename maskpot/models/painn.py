@@ -1,0 +1,92 @@
+"""PaiNN backbone (Schuett, Unke, Gastegger 2021): scalar (N,F) and vector (N,3,F) features, energy-centric.
+Aggregated messages are divided by ``avg_neighbors`` to keep feature sizes O(1) in dense liquids.
+"""
+
+
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+from maskpot.models.embedding import SpeciesEmbedding
+from maskpot.models.radial import EdgeGeometry
+
+
+class PaiNNMessage(nn.Module):
+    """Continuous-filter message from neighbours j to atom i (equivariant in v)."""
+
+    def __init__(self, hidden: int, num_rbf: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.phi = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3 * hidden))
+        # bias-free so that filter(rbf * fcut) = filter(rbf) * fcut: the envelope is applied on (E, num_rbf)
+        self.filter = nn.Linear(num_rbf, 3 * hidden, bias=False)
+
+    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
+                first: bool) -> tuple[Tensor, Tensor]:
+        x = torch.index_select(self.phi(s), 0, j) * self.filter(rbf_cut)
+        ds, dvv, dvs = torch.split(x, self.hidden, dim=-1)
+        dv = unit.unsqueeze(-1) * dvs.unsqueeze(1)
+        if not first:  # v is zero before the first layer
+            dv = dv + torch.index_select(v, 0, j) * dvv.unsqueeze(1)
+        return s.index_add(0, i, ds), v.index_add(0, i, dv)
+
+
+class PaiNNUpdate(nn.Module):
+    """Atom-wise mixing of scalar and vector channels."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.U = nn.Linear(hidden, hidden, bias=False)
+        self.V = nn.Linear(hidden, hidden, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3 * hidden))
+
+    def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        uv = self.U(v)
+        vv = self.V(v)
+        # eps keeps the norm differentiable at v = 0 (first layer)
+        vnorm = torch.sqrt(torch.sum(vv * vv, dim=1) + 1e-8)
+        a = self.mlp(torch.cat([s, vnorm], dim=-1))
+        a_vv, a_sv, a_ss = torch.split(a, self.hidden, dim=-1)
+        v = v + a_vv.unsqueeze(1) * uv
+        s = s + a_ss + a_sv * torch.sum(uv * vv, dim=1)
+        return s, v
+
+
+class PaiNNLayer(nn.Module):
+    def __init__(self, hidden: int, num_rbf: int) -> None:
+        super().__init__()
+        self.message = PaiNNMessage(hidden, num_rbf)
+        self.update = PaiNNUpdate(hidden)
+
+    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
+                first: bool) -> tuple[Tensor, Tensor]:
+        s, v = self.message(s, v, rbf_cut, unit, i, j, first)
+        return self.update(s, v)
+
+
+class PaiNN(nn.Module):
+    """``(species, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``; see maskpot.models for the contract."""
+
+    def __init__(self, n_species: int, cutoff: float = 5.0, hidden: int = 64, layers: int = 3,
+                 num_rbf: int = 16, avg_neighbors: float = 32.0) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.norm = 1.0 / avg_neighbors
+        self.embedding = SpeciesEmbedding(n_species, hidden)
+        self.geometry = EdgeGeometry(cutoff, num_rbf)
+        self.layers = nn.ModuleList([PaiNNLayer(hidden, num_rbf) for _ in range(layers)])
+
+    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
+                mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        i, j = edge_index[0], edge_index[1]
+        _, unit, rbf, fcut = self.geometry(edge_vec)
+        rbf_cut = rbf * (fcut * self.norm).unsqueeze(-1)
+        s = self.embedding(species, mask_flag).to(edge_vec.dtype)
+        v = torch.zeros((s.shape[0], 3, self.hidden), dtype=s.dtype, device=s.device)
+        first = True
+        for layer in self.layers:
+            s, v = layer(s, v, rbf_cut, unit, i, j, first)
+            first = False
+        return s, v

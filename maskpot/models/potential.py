@@ -1,0 +1,119 @@
+"""Potential = backbone + head + per-species energy normalisation; the module every engine wrapper calls."""
+
+from typing import Final, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from maskpot.models.compute import edge_vectors, forces_virial, graph_energy
+from maskpot.models.heads import EnergyHead, VectorHead
+
+
+def z_to_species_table(species: Sequence[int]) -> Tensor:
+    """(119,) int64 lookup: atomic number -> index into ``species`` (-1 for elements the model does not know)."""
+    table = torch.full((119,), -1, dtype=torch.int64)
+    for k, z in enumerate(species):
+        if not 0 < int(z) < 119:
+            raise ValueError(f"invalid atomic number {z} in model species")
+        table[int(z)] = k
+    return table
+
+
+def species_indices(numbers: Sequence[int] | np.ndarray, species: Sequence[int]) -> np.ndarray:
+    """Atomic numbers (N,) -> species indices (N,) int64; one-line ValueError naming the first unknown element."""
+    from ase.data import chemical_symbols
+
+    numbers = np.asarray(numbers, dtype=np.int64)
+    lookup = z_to_species_table(species).numpy()
+    bad = (numbers < 1) | (numbers > 118)
+    idx = np.full(numbers.shape, -1, dtype=np.int64)
+    idx[~bad] = lookup[numbers[~bad]]
+    unknown = np.flatnonzero(idx < 0)
+    if unknown.size:
+        a = int(unknown[0])
+        z = int(numbers[a])
+        name = chemical_symbols[z] if 0 < z < len(chemical_symbols) else f"Z={z}"
+        known = ", ".join(chemical_symbols[int(s)] for s in species)
+        raise ValueError(f"unknown element {name} (atomic number {z}) at atom {a}; the model knows {known}")
+    return idx
+
+
+class Potential(nn.Module):
+    """Backbone + head. ``forward(species, edge_index, edge_vec, mask_flag) -> (node_energy (N,) eV, node_vector (N,3))``.
+
+    Energy-centric (PaiNN, EGNN): node_energy = energy_scale * head(s) + energy_shift[species], node_vector = 0;
+    forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector = energy_scale * head(v)
+    is the force in eV/Angstrom and node_energy = 0.
+    """
+
+    energy_centric: Final[bool]
+    cutoff: Final[float]
+    receptive_field: Final[float]
+    species: List[int]
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, species: Sequence[int], cutoff: float,
+                 energy_centric: bool, layers: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.energy_centric = energy_centric
+        self.cutoff = float(cutoff)
+        self.receptive_field = float(layers) * float(cutoff)
+        self.species = [int(z) for z in species]
+        self.register_buffer("z_to_species", z_to_species_table(species))
+        self.register_buffer("energy_shift", torch.zeros(len(species)))
+        self.register_buffer("energy_scale", torch.ones(()))
+
+    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
+                mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        s, v = self.backbone(species, edge_index, edge_vec, mask_flag)
+        n = species.shape[0]
+        if self.energy_centric:
+            node_energy = self.energy_scale * self.head(s) + self.energy_shift[species]
+            node_vector = torch.zeros((n, 3), dtype=edge_vec.dtype, device=edge_vec.device)
+        else:
+            node_vector = self.energy_scale * self.head(v)
+            node_energy = torch.zeros((n,), dtype=edge_vec.dtype, device=edge_vec.device)
+        return node_energy, node_vector
+
+    @torch.jit.export
+    def is_energy_centric(self) -> bool:
+        """``energy_centric`` for TorchScript callers (a Final attribute is a constant, not readable from outside)."""
+        return self.energy_centric
+
+    @torch.jit.export
+    def energy_forces(self, positions: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor, batch: Tensor,
+                      n_graphs: int, create_graph: bool,
+                      mask_flag: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """See maskpot.models.compute.energy_forces: (energy (G,) eV, forces (N,3) eV/A, virial (G,3,3) eV)."""
+        edge_vec = edge_vectors(positions, edge_index, shifts)
+        n = positions.shape[0]
+        if self.energy_centric:
+            if not edge_vec.requires_grad:
+                edge_vec.requires_grad_(True)
+            node_energy, _ = self.forward(species, edge_index, edge_vec, mask_flag)
+            energy = graph_energy(node_energy, batch, n_graphs)
+            forces, virial = forces_virial(energy, edge_vec, edge_index, batch, n, n_graphs, create_graph)
+        else:
+            node_energy, forces = self.forward(species, edge_index, edge_vec, mask_flag)
+            energy = graph_energy(node_energy, batch, n_graphs)
+            virial = torch.zeros((n_graphs, 3, 3), dtype=positions.dtype, device=positions.device)
+        if not create_graph:
+            energy, forces, virial = energy.detach(), forces.detach(), virial.detach()
+        return energy, forces, virial
+
+    @torch.jit.export
+    def species_from_numbers(self, numbers: Tensor) -> Tensor:
+        """Atomic numbers (N,) int64 -> species indices; raises naming the atomic number the model does not know."""
+        bad = (numbers < 1) | (numbers > 118)
+        safe = torch.where(bad, torch.zeros_like(numbers), numbers)
+        idx = torch.where(bad, torch.full_like(numbers, -1), self.z_to_species[safe])
+        if bool((idx < 0).any()):
+            a = int(torch.nonzero(idx < 0)[0, 0])
+            raise ValueError("unknown element with atomic number " + str(int(numbers[a])) + " at atom " + str(a))
+        return idx
+
+
+def _head_for(energy_centric: bool, hidden: int) -> nn.Module:
+    return EnergyHead(hidden) if energy_centric else VectorHead(hidden)

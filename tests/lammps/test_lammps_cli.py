@@ -1,0 +1,171 @@
+"""pair_style maskpot through `lmp` and `mpirun -np N lmp`: thermo and dumped forces against the toy model's
+Python reference, domain decomposition (1 vs 2 ranks, a rank with no atoms), NVE conservation, and bad input."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from conftest import disordered_water, triclinic
+from toymodel import reference
+
+from maskpot.lammps import run_lammps, write_data
+
+NKTV2P_METAL = 1.6021765e6  # bar per eV/A^3 (LAMMPS' force->nktv2p for units metal)
+
+
+def deck(data: Path, model: Path, plugin: Path, body: str, units: str = "metal", before_box: str = "",
+         elements: str = "O H") -> str:
+    return f"""
+units {units}
+atom_style atomic
+boundary p p p
+{before_box}
+read_data {data}
+plugin load {plugin}
+pair_style maskpot
+pair_coeff * * {model} {elements}
+thermo_style custom step pe press pxx pyy pzz pxy pxz pyz etotal
+thermo_modify format float %20.15g
+{body}
+"""
+
+
+def run0(data, model, plugin, tmp: Path, nprocs: int = 1, before_box: str = "") -> tuple[dict, np.ndarray, str]:
+    """thermo of `run 0` and the forces dumped sorted by atom ID."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    body = f"dump f all custom 1 {tmp}/forces.dump id fx fy fz\ndump_modify f sort id format float %20.15g\nrun 0"
+    result = run_lammps(deck(data, model, plugin, body, before_box=before_box), nprocs=nprocs, cwd=tmp)
+    forces = np.loadtxt(tmp / "forces.dump", skiprows=9)
+    return {k: v[-1] for k, v in result.last.items()}, forces[:, 1:], result.log
+
+
+def pressure_tensor(thermo: dict) -> np.ndarray:
+    xx, yy, zz, xy, xz, yz = (thermo[k] for k in ("Pxx", "Pyy", "Pzz", "Pxy", "Pxz", "Pyz"))
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+def assert_reference(thermo: dict, forces: np.ndarray, atoms: Atoms, rel: float = 1e-10) -> None:
+    ref = reference(atoms)
+    assert thermo["PotEng"] == pytest.approx(ref["energy"], rel=rel, abs=0)
+    assert np.abs(forces - ref["forces"]).max() <= rel * np.abs(ref["forces"]).max()
+    expected = ref["virial"] / atoms.get_volume() * NKTV2P_METAL
+    assert np.abs(pressure_tensor(thermo) - expected).max() <= 1e-9 * np.abs(expected).max()
+    assert thermo["Press"] == pytest.approx(np.trace(expected) / 3, rel=1e-9)
+
+
+def test_lmp_run0_matches_reference(water_data, toy_model, plugin, tmp_path):
+    atoms, data = water_data
+    thermo, forces, log = run0(data, toy_model, plugin, tmp_path)
+    assert_reference(thermo, forces, atoms)
+    assert "maskpot: communication cutoff set to 10 A (receptive field 8 + skin 2)" in log
+
+
+@pytest.mark.parametrize("box", ["cubic", "triclinic"])
+def test_two_ranks_match_one_rank(toy_model, plugin, tmp_path, box):
+    atoms = disordered_water() if box == "cubic" else triclinic(disordered_water(seed=1))
+    data = write_data(atoms, tmp_path / "w.data", "O,H")
+    one, forces_one, _ = run0(data, toy_model, plugin, tmp_path / "np1", nprocs=1)
+    two, forces_two, log = run0(data, toy_model, plugin, tmp_path / "np2", nprocs=2)
+    grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", log)
+    assert np.prod([int(g) for g in grid.groups()]) == 2
+    for key in ("PotEng", "Pxx", "Pyy", "Pzz", "Pxy", "Pxz", "Pyz"):
+        assert two[key] == pytest.approx(one[key], rel=1e-12, abs=1e-9)
+    assert np.abs(forces_two - forces_one).max() <= 1e-12 * np.abs(forces_one).max()
+    assert_reference(two, forces_two, atoms)
+
+
+def test_halo_must_cover_the_receptive_field(toy_model, plugin, tmp_path):
+    """Negative control: the same model declaring receptive_field = cutoff gets a 6 A halo instead of 10 A, and
+    the energy of atoms whose neighbours' neighbours lie beyond the halo comes out wrong. (A lattice-like box can
+    hide this: its atoms leave gaps at the box faces, hence the disordered one.)"""
+    from toymodel import CUTOFF, save_toy_model
+
+    atoms = disordered_water()
+    data = write_data(atoms, tmp_path / "w.data", "O,H")
+    energy = reference(atoms)["energy"]
+    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full")
+    assert thermo["PotEng"] == pytest.approx(energy, rel=1e-10, abs=0)
+    short = save_toy_model(tmp_path / "short-halo.pt", receptive_field=CUTOFF)
+    thermo, _, log = run0(data, short, plugin, tmp_path / "short")
+    assert "communication cutoff set to 6 A" in log
+    assert abs(thermo["PotEng"] - energy) > 1e-6  # about 4e-5 eV, against 5e-8 eV (1e-10 relative) above
+
+
+def test_rank_without_atoms(toy_model, plugin, tmp_path):
+    """A box twice as long as the water slab: with `processors 2 1 1` the second rank owns no atom, only ghosts."""
+    atoms = disordered_water()
+    atoms.wrap()
+    atoms.set_cell(atoms.cell.array * [[2], [1], [1]], scale_atoms=False)
+    data = write_data(atoms, tmp_path / "slab.data", "O,H")
+    thermo, forces, log = run0(data, toy_model, plugin, tmp_path / "np2", nprocs=2, before_box="processors 2 1 1")
+    nlocal_min = float(re.search(r"Nlocal:\s+\S+ ave\s+\S+ max\s+(\S+) min", log).group(1))
+    assert nlocal_min == 0
+    assert_reference(thermo, forces, atoms)
+
+
+def test_nve_energy_error_is_second_order_on_two_ranks(water_data, toy_model, plugin, tmp_path):
+    """Velocity Verlet with exact forces (-dE/dx, ghost forces summed back) has an energy error that shrinks as
+    dt^2; wrong or missing force contributions leave an error that does not. The toy model is not in equilibrium
+    for water, so the run heats up: the error is measured against the potential energy swing."""
+    atoms, data = water_data
+    errors, swings = [], []
+    for timestep, steps in ((0.0005, 160), (0.00025, 320)):
+        body = f"""
+neighbor 1.0 bin
+velocity all create 300.0 12345 mom yes rot yes dist gaussian
+fix integrate all nve
+timestep {timestep}
+thermo {steps // 8}
+run {steps}
+"""
+        result = run_lammps(deck(data, toy_model, plugin, body), nprocs=2, cwd=tmp_path)
+        thermo = result.last
+        assert thermo["Step"][-1] == steps
+        errors.append(np.abs(thermo["TotEng"] - thermo["TotEng"][0]).max())
+        swings.append(np.ptp(thermo["PotEng"]))
+        assert re.search(r"Neighbor list builds = [1-9]", result.log)  # atoms migrated between ranks
+        assert "Dangerous builds = 0" in result.log
+    assert min(swings) > 1.0  # eV: it really moved
+    assert errors[1] < 1e-3 * swings[1], (errors, swings)
+    assert errors[0] / errors[1] > 3.0, errors  # ~4 for a second-order error
+
+
+@pytest.mark.parametrize("case, pattern", [
+    ("missing model", r"maskpot model file \S*nope\.pt does not exist"),
+    ("corrupt model", r"cannot load maskpot model file \S*corrupt\.pt"),
+    ("openmm model", r"model exported for openmm: re-export with --target lammps"),
+    ("units lj", r"pair_style maskpot supports units metal and real, not units lj"),
+    ("unknown element", r"unknown element 'Q' for atom type 2"),
+    ("element not in model", r"element C \(atom type 2\) is not in the species of model"),
+    ("newton off", r"pair_style maskpot requires newton pair on"),
+    ("too few elements", r"expected '\* \* model.pt' and 2 element names"),
+    ("per-atom virial", r"pair_style maskpot does not compute per-atom virials"),
+])
+def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_model_openmm, plugin, tmp_path):
+    _, data = water_data
+    model, units, before, elements, body = toy_model, "metal", "", "O H", "run 0"
+    if case == "missing model":
+        model = tmp_path / "nope.pt"
+    elif case == "corrupt model":
+        model = tmp_path / "corrupt.pt"
+        model.write_bytes(b"not a zip archive")
+    elif case == "openmm model":
+        model = toy_model_openmm
+    elif case == "units lj":
+        units = "lj"
+    elif case == "unknown element":
+        elements = "O Q"
+    elif case == "element not in model":
+        elements = "O C"
+    elif case == "newton off":
+        before = "newton off"
+    elif case == "too few elements":
+        elements = "O"
+    elif case == "per-atom virial":
+        body = "compute s all stress/atom NULL\ncompute p all reduce sum c_s[1]\nthermo_style custom step c_p\nrun 0"
+    with pytest.raises(RuntimeError, match=r"LAMMPS failed: ERROR.*" + pattern):
+        run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements), cwd=tmp_path)
