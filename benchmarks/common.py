@@ -52,6 +52,7 @@ def save_json(path: Path, obj) -> None:
 def save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
+    fig.tight_layout()
     write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
 
