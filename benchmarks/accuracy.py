@@ -377,7 +377,7 @@ def parse_args(argv=None):
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="tiny end-to-end check: painn only, a small model, sizes 4 and all (of a 40/24-frame "
-                         "subset), 1 seed, 3 epochs, 0.05 ps MD")
+                         "subset), 1 seed, 3 epochs, 0.05 ps MD, 1 torch thread")
     ap.add_argument("--data", default="deepmd,tip3p")
     ap.add_argument("--backbones", default="painn,egnn,gns")
     ap.add_argument("--sizes", default="10,25,50,100,all", help="training frames per finetuning run ('all' = pool)")
@@ -394,6 +394,8 @@ def parse_args(argv=None):
     if args.quick:
         args.backbones, args.sizes, args.seeds = "painn", "4,all", "0"
         args.epochs, args.patience, args.pretrain_epochs, args.md_ps = 3, 3, 2, 0.05
+        # one thread: on a loaded machine torch's OpenMP threads spin-wait and small models run 10-100x slower
+        args.threads = args.threads or 1
     return args
 
 

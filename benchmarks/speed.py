@@ -425,7 +425,7 @@ def parse_args(argv=None):
     ap.add_argument("--scan", default="painn,float32", help="backbone,dtype of the size scan")
     ap.add_argument("--full-matrix", action="store_true", help="every backbone x dtype at every size")
     ap.add_argument("--engines", default=",".join(ALL_ENGINES), help="subset of " + ",".join(ALL_ENGINES))
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (calls) per repeat (default 200; 20 above 3000 atoms)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (calls) per repeat (default: 1e5 / atoms evaluated, clipped to 10..200)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ranks", default="1,2", help="LAMMPS MPI ranks")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMM threads per process")
@@ -470,8 +470,8 @@ def main(argv=None) -> int:
     receptive: dict = {}
     started = time.perf_counter()
 
-    def steps_for(atoms):
-        return args.steps or (200 if atoms <= 3000 else 20)
+    def steps_for(atoms):  # about the same work per row: ~1e5 atom-steps, between 10 and 200 steps
+        return args.steps or int(np.clip(1e5 / atoms, 10, 200))
 
     def run(row: Row, fn):
         try:
@@ -534,7 +534,9 @@ def main(argv=None) -> int:
                     elif engine == "openmm":
                         run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads))
                     else:
-                        lsteps = args.steps or max(20, steps // 2)
+                        # LAMMPS evaluates local + ghost atoms: size the run by that count
+                        g = ghosts_per_local(float(np.cbrt(waters * VOLUME_PER_WATER)), nr, receptive[key] + LAMMPS_SKIN)
+                        lsteps = steps_for(n_atoms * (1 + g) / nr)
                         run(row, lambda: lammps_row(frame, setup[1], lsteps, args.repeats, nr, args.threads, scratch))
                     bar.advance(task)
 
