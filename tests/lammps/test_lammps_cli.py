@@ -18,7 +18,7 @@ NKTV2P_METAL = 1.6021765e6  # bar per eV/A^3 (LAMMPS' force->nktv2p for units me
 
 
 def deck(data: Path, model: Path, plugin: Path, body: str, units: str = "metal", before_box: str = "",
-         elements: str = "O H") -> str:
+         elements: str = "O H", style: str = "maskpot") -> str:
     return f"""
 units {units}
 atom_style atomic
@@ -26,7 +26,7 @@ boundary p p p
 {before_box}
 read_data {data}
 plugin load {plugin}
-pair_style maskpot
+pair_style {style}
 pair_coeff * * {model} {elements}
 thermo_style custom step pe press pxx pyy pzz pxy pxz pyz etotal
 thermo_modify format float %20.15g
@@ -34,11 +34,12 @@ thermo_modify format float %20.15g
 """
 
 
-def run0(data, model, plugin, tmp: Path, nprocs: int = 1, before_box: str = "") -> tuple[dict, np.ndarray, str]:
+def run0(data, model, plugin, tmp: Path, nprocs: int = 1, before_box: str = "",
+         style: str = "maskpot") -> tuple[dict, np.ndarray, str]:
     """thermo of `run 0` and the forces dumped sorted by atom ID."""
     tmp.mkdir(parents=True, exist_ok=True)
     body = f"dump f all custom 1 {tmp}/forces.dump id fx fy fz\ndump_modify f sort id format float %20.15g\nrun 0"
-    result = run_lammps(deck(data, model, plugin, body, before_box=before_box), nprocs=nprocs, cwd=tmp)
+    result = run_lammps(deck(data, model, plugin, body, before_box=before_box, style=style), nprocs=nprocs, cwd=tmp)
     forces = np.loadtxt(tmp / "forces.dump", skiprows=9)
     return {k: v[-1] for k, v in result.last.items()}, forces[:, 1:], result.log
 
@@ -57,11 +58,18 @@ def assert_reference(thermo: dict, forces: np.ndarray, atoms: Atoms, rel: float 
     assert thermo["Press"] == pytest.approx(np.trace(expected) / 3, rel=1e-9)
 
 
-def test_lmp_run0_matches_reference(water_data, toy_model, plugin, tmp_path):
+@pytest.mark.parametrize("ghosts", ["auto", "halo"])
+def test_lmp_run0_matches_reference(water_data, toy_model, plugin, tmp_path, ghosts):
+    """One rank: ghosts folded onto their owners (auto) or the receptive-field halo (forced)."""
     atoms, data = water_data
-    thermo, forces, log = run0(data, toy_model, plugin, tmp_path)
+    thermo, forces, log = run0(data, toy_model, plugin, tmp_path, style=f"maskpot ghosts {ghosts}")
     assert_reference(thermo, forces, atoms)
-    assert "maskpot: communication cutoff set to 10 A (receptive field 8 + skin 2)" in log
+    if ghosts == "auto":
+        assert "ghost atoms folded onto their owners" in log and "communication cutoff set" not in log
+        nghost = float(re.search(r"Nghost:\s+(\S+) ave", log).group(1))
+        assert nghost < 8 * len(atoms)  # a 6 A (cutoff + skin) shell: 6.8x the local atoms; the 10 A halo: 16x
+    else:
+        assert "maskpot: communication cutoff set to 10 A (receptive field 8 + skin 2)" in log
 
 
 @pytest.mark.parametrize("box", ["cubic", "triclinic"])
@@ -87,10 +95,10 @@ def test_halo_must_cover_the_receptive_field(toy_model, plugin, tmp_path):
     atoms = disordered_water()
     data = write_data(atoms, tmp_path / "w.data", "O,H")
     energy = reference(atoms)["energy"]
-    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full")
+    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full", style="maskpot ghosts halo")
     assert thermo["PotEng"] == pytest.approx(energy, rel=1e-10, abs=0)
     short = save_toy_model(tmp_path / "short-halo.pt", receptive_field=CUTOFF)
-    thermo, _, log = run0(data, short, plugin, tmp_path / "short")
+    thermo, _, log = run0(data, short, plugin, tmp_path / "short", style="maskpot ghosts halo")
     assert "communication cutoff set to 6 A" in log
     assert abs(thermo["PotEng"] - energy) > 1e-6  # about 4e-5 eV, against 5e-8 eV (1e-10 relative) above
 
@@ -144,10 +152,12 @@ run {steps}
     ("newton off", r"pair_style maskpot requires newton pair on"),
     ("too few elements", r"expected '\* \* model.pt' and 2 element names"),
     ("per-atom virial", r"pair_style maskpot does not compute per-atom virials"),
+    ("bad ghosts mode", r"pair_style maskpot ghosts must be auto, fold or halo, not 'all'"),
+    ("fold on two ranks", r"pair_style maskpot ghosts fold needs one MPI rank \(running on 2\)"),
 ])
 def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_model_openmm, plugin, tmp_path):
     _, data = water_data
-    model, units, before, elements, body = toy_model, "metal", "", "O H", "run 0"
+    model, units, before, elements, body, style, nprocs = toy_model, "metal", "", "O H", "run 0", "maskpot", 1
     if case == "missing model":
         model = tmp_path / "nope.pt"
     elif case == "corrupt model":
@@ -167,5 +177,10 @@ def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_m
         elements = "O"
     elif case == "per-atom virial":
         body = "compute s all stress/atom NULL\ncompute p all reduce sum c_s[1]\nthermo_style custom step c_p\nrun 0"
+    elif case == "bad ghosts mode":
+        style = "maskpot ghosts all"
+    elif case == "fold on two ranks":
+        style, nprocs = "maskpot ghosts fold", 2
     with pytest.raises(RuntimeError, match=r"LAMMPS failed: ERROR.*" + pattern):
-        run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements), cwd=tmp_path)
+        run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements, style=style),
+                   nprocs=nprocs, cwd=tmp_path)
