@@ -59,7 +59,7 @@ class LammpsModel(_Target):
     - Several ranks (halo): nodes include the ghosts within ``receptive_field`` and edge_shift is zero; forces
       also land on ghosts (LAMMPS reverse-communicates them, newton_pair on).
 
-    energy is the sum of the first n_local nodes' energies; the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
+    energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
     convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
     forces on the local atoms and a zero virial. Edge vectors are formed in float64, then cast to ``dtype``.
     """
@@ -69,11 +69,13 @@ class LammpsModel(_Target):
         pos = positions.to(torch.float64)
         species = self.core.species_of(atomic_numbers)
         edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift.to(torch.float64)).to(self.model_dtype)
-        energy, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
+        _, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
+        node_energy = node_energy.double()
         virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         if not compute_virial:
             virial = torch.zeros_like(virial)
-        return energy.double(), node_energy.double(), forces.double(), virial.double()
+        # summed in float64: a float32 sum of 10^4 atom energies of ~100 eV each would be off by ~0.1 eV
+        return node_energy.sum(), node_energy, forces.double(), virial.double()
 
 
 class _OpenMMBase(_Target):
