@@ -86,6 +86,18 @@ def test_two_ranks_match_one_rank(toy_model, plugin, tmp_path, box):
     assert_reference(two, forces_two, atoms)
 
 
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_box_smaller_than_cutoff(toy_model, plugin, tmp_path, nprocs):
+    """One water in a 3.3 A box (cutoff 4 A): atoms see several images of each other and of themselves, which
+    the folded graph holds as edges with different shifts (self edges included)."""
+    from conftest import generated_water
+
+    atoms = generated_water(n_side=1, spacing=3.3)
+    data = write_data(atoms, tmp_path / "tiny.data", "O,H")
+    thermo, forces, _ = run0(data, toy_model, plugin, tmp_path / f"np{nprocs}", nprocs=nprocs)
+    assert_reference(thermo, forces, atoms)
+
+
 def test_halo_must_cover_the_receptive_field(toy_model, plugin, tmp_path):
     """Negative control: the same model declaring receptive_field = cutoff gets a 6 A halo instead of 10 A, and
     the energy of atoms whose neighbours' neighbours lie beyond the halo comes out wrong. (A lattice-like box can
@@ -115,7 +127,8 @@ def test_rank_without_atoms(toy_model, plugin, tmp_path):
     assert_reference(thermo, forces, atoms)
 
 
-def test_nve_energy_error_is_second_order_on_two_ranks(water_data, toy_model, plugin, tmp_path):
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_nve_energy_error_is_second_order(water_data, toy_model, plugin, tmp_path, nprocs):
     """Velocity Verlet with exact forces (-dE/dx, ghost forces summed back) has an energy error that shrinks as
     dt^2; wrong or missing force contributions leave an error that does not. The toy model is not in equilibrium
     for water, so the run heats up: the error is measured against the potential energy swing."""
@@ -130,12 +143,12 @@ timestep {timestep}
 thermo {steps // 8}
 run {steps}
 """
-        result = run_lammps(deck(data, toy_model, plugin, body), nprocs=2, cwd=tmp_path)
+        result = run_lammps(deck(data, toy_model, plugin, body), nprocs=nprocs, cwd=tmp_path)
         thermo = result.last
         assert thermo["Step"][-1] == steps
         errors.append(np.abs(thermo["TotEng"] - thermo["TotEng"][0]).max())
         swings.append(np.ptp(thermo["PotEng"]))
-        assert re.search(r"Neighbor list builds = [1-9]", result.log)  # atoms migrated between ranks
+        assert re.search(r"Neighbor list builds = [1-9]", result.log)  # atoms re-binned (and moved between ranks)
         assert "Dangerous builds = 0" in result.log
     assert min(swings) > 1.0  # eV: it really moved
     assert errors[1] < 1e-3 * swings[1], (errors, swings)
