@@ -201,7 +201,6 @@ void PairMaskpot::coeff(int narg, char **arg)
 void PairMaskpot::init_style()
 {
   if (!model) error->all(FLERR, "pair_style maskpot: no model loaded (use pair_coeff * * model.pt ...)");
-  if (force->newton_pair == 0) error->all(FLERR, "pair_style maskpot requires newton pair on");
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style maskpot requires atom IDs");
   if (comm->mode != Comm::SINGLE)
     error->all(FLERR, "pair_style maskpot requires comm_modify mode single (one ghost cutoff)");
@@ -229,7 +228,11 @@ void PairMaskpot::init_style()
     return;
   }
 
-  // Several ranks: a full list over local AND ghost atoms, the graph spans the whole halo.
+  // Several ranks: a full list over local AND ghost atoms, the graph spans the whole halo. Forces on ghosts
+  // reach their owners through reverse communication, which LAMMPS does for pair forces only with newton on.
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style maskpot requires newton pair on with the ghost halo (several MPI ranks); "
+               "only one rank (ghosts folded) runs with newton off");
   ghostneigh = 1;
   neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
 

@@ -7,8 +7,8 @@
    auto = fold on one MPI rank, halo on several):
    - fold (one rank, as pair_nequip / pair_mace's no_domain_decomposition): the graph holds the local atoms
      only; an edge to a ghost atom goes to the ghost's owner (the local atom with the same ID) and carries the shift
-     x_ghost - x_owner. The network runs on N atoms, forces live on local atoms only, the ghost cutoff stays
-     cutoff + skin.
+     x_ghost - x_owner. The network runs on N atoms, forces live on local atoms only (newton on or off), the
+     ghost cutoff stays cutoff + skin.
    - halo (several ranks, as pair_allegro / pair_mace): every rank sends its local atoms AND the ghost atoms
      within the model's receptive field (layers x cutoff) to the network, with a graph over all of them (edge
      shifts zero); the network returns the energy of the local atoms and its gradient with respect to every

@@ -86,6 +86,14 @@ def test_two_ranks_match_one_rank(toy_model, plugin, tmp_path, box):
     assert_reference(two, forces_two, atoms)
 
 
+def test_one_rank_runs_with_newton_off(water_data, toy_model, plugin, tmp_path):
+    """Folded ghosts carry no forces, so one rank needs no reverse communication (pair_nequip users' newton off)."""
+    atoms, data = water_data
+    thermo, forces, log = run0(data, toy_model, plugin, tmp_path, before_box="newton off")
+    assert "ghost atoms folded onto their owners" in log
+    assert_reference(thermo, forces, atoms)
+
+
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_box_smaller_than_cutoff(toy_model, plugin, tmp_path, nprocs):
     """One water in a 3.3 A box (cutoff 4 A): atoms see several images of each other and of themselves, which
@@ -162,7 +170,7 @@ run {steps}
     ("units lj", r"pair_style maskpot supports units metal and real, not units lj"),
     ("unknown element", r"unknown element 'Q' for atom type 2"),
     ("element not in model", r"element C \(atom type 2\) is not in the species of model"),
-    ("newton off", r"pair_style maskpot requires newton pair on"),
+    ("newton off", r"pair_style maskpot requires newton pair on with the ghost halo"),
     ("too few elements", r"expected '\* \* model.pt' and 2 element names"),
     ("per-atom virial", r"pair_style maskpot does not compute per-atom virials"),
     ("bad ghosts mode", r"pair_style maskpot ghosts must be auto, fold or halo, not 'all'"),
@@ -185,7 +193,7 @@ def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_m
     elif case == "element not in model":
         elements = "O C"
     elif case == "newton off":
-        before = "newton off"
+        before, nprocs = "newton off", 2
     elif case == "too few elements":
         elements = "O"
     elif case == "per-atom virial":
