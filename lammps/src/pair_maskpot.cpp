@@ -166,6 +166,13 @@ void PairMaskpot::coeff(int narg, char **arg)
     error->all(FLERR, "maskpot model file {} has malformed metadata attributes: {}", m->path,
                first_line(e.what_without_backtrace()));
   }
+  // forward(self, positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): files exported
+  // before edge_shift existed take one argument less and would fail on the first step with a cryptic message
+  const auto nargs = m->module.get_method("forward").function().getSchema().arguments().size();
+  if (nargs != 7)
+    error->all(FLERR, "maskpot model file {}: its forward takes {} arguments, this pair style passes 6 "
+               "(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): re-export the model "
+               "with this maskpot version", m->path, nargs - 1);
   if (!(m->cutoff > 0.0) || m->receptive_field < m->cutoff)
     error->all(FLERR, "maskpot model file {}: invalid cutoff {} / receptive_field {}", m->path, m->cutoff,
                m->receptive_field);

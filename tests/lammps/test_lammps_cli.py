@@ -163,6 +163,21 @@ run {steps}
     assert errors[0] / errors[1] > 3.0, errors  # ~4 for a second-order error
 
 
+def save_old_interface_model(path: Path) -> Path:
+    """A scripted module with the metadata attributes but the pre-edge_shift forward (5 arguments)."""
+    import torch
+
+    from toymodel import ToyLammpsModel
+
+    class OldInterface(ToyLammpsModel):
+        def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, edge_index: torch.Tensor,
+                    n_local: int, compute_virial: bool) -> torch.Tensor:
+            return positions
+
+    torch.jit.save(torch.jit.script(OldInterface()), str(path))
+    return path
+
+
 @pytest.mark.parametrize("case, pattern", [
     ("missing model", r"maskpot model file \S*nope\.pt does not exist"),
     ("corrupt model", r"cannot load maskpot model file \S*corrupt\.pt"),
@@ -175,6 +190,7 @@ run {steps}
     ("per-atom virial", r"pair_style maskpot does not compute per-atom virials"),
     ("bad ghosts mode", r"pair_style maskpot ghosts must be auto, fold or halo, not 'all'"),
     ("fold on two ranks", r"pair_style maskpot ghosts fold needs one MPI rank \(running on 2\)"),
+    ("old interface", r"old-interface\.pt: its forward takes 5 arguments, this pair style passes 6 .*re-export"),
 ])
 def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_model_openmm, plugin, tmp_path):
     _, data = water_data
@@ -202,6 +218,8 @@ def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_m
         style = "maskpot ghosts all"
     elif case == "fold on two ranks":
         style, nprocs = "maskpot ghosts fold", 2
+    elif case == "old interface":
+        model = save_old_interface_model(tmp_path / "old-interface.pt")
     with pytest.raises(RuntimeError, match=r"LAMMPS failed: ERROR.*" + pattern):
         run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements, style=style),
                    nprocs=nprocs, cwd=tmp_path)
