@@ -106,9 +106,21 @@ void PairMaskpot::allocate()
 
 void PairMaskpot::settings(int narg, char **arg)
 {
-  if (narg != 0)
-    error->all(FLERR, "pair_style maskpot takes no arguments (got '{}'): the model file goes in pair_coeff",
-               arg[0]);
+  // pair_style maskpot [ghosts auto|fold|halo]; the model file goes in pair_coeff
+  ghost_mode = GhostMode::AUTO;
+  if (narg == 0) return;
+  if (narg != 2 || strcmp(arg[0], "ghosts") != 0)
+    error->all(FLERR, "pair_style maskpot takes no arguments or 'ghosts auto|fold|halo' (got '{}'): the model "
+               "file goes in pair_coeff", arg[0]);
+  const std::string mode = arg[1];
+  if (mode == "auto")
+    ghost_mode = GhostMode::AUTO;
+  else if (mode == "fold")
+    ghost_mode = GhostMode::FOLD;
+  else if (mode == "halo")
+    ghost_mode = GhostMode::HALO;
+  else
+    error->all(FLERR, "pair_style maskpot ghosts must be auto, fold or halo, not '{}'", mode);
 }
 
 /* ----------------------------------------------------------------------
@@ -154,6 +166,13 @@ void PairMaskpot::coeff(int narg, char **arg)
     error->all(FLERR, "maskpot model file {} has malformed metadata attributes: {}", m->path,
                first_line(e.what_without_backtrace()));
   }
+  // forward(self, positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): files exported
+  // before edge_shift existed take one argument less and would fail on the first step with a cryptic message
+  const auto nargs = m->module.get_method("forward").function().getSchema().arguments().size();
+  if (nargs != 7)
+    error->all(FLERR, "maskpot model file {}: its forward takes {} arguments, this pair style passes 6 "
+               "(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): re-export the model "
+               "with this maskpot version", m->path, nargs - 1);
   if (!(m->cutoff > 0.0) || m->receptive_field < m->cutoff)
     error->all(FLERR, "maskpot model file {}: invalid cutoff {} / receptive_field {}", m->path, m->cutoff,
                m->receptive_field);
@@ -189,7 +208,6 @@ void PairMaskpot::coeff(int narg, char **arg)
 void PairMaskpot::init_style()
 {
   if (!model) error->all(FLERR, "pair_style maskpot: no model loaded (use pair_coeff * * model.pt ...)");
-  if (force->newton_pair == 0) error->all(FLERR, "pair_style maskpot requires newton pair on");
   if (atom->tag_enable == 0) error->all(FLERR, "pair_style maskpot requires atom IDs");
   if (comm->mode != Comm::SINGLE)
     error->all(FLERR, "pair_style maskpot requires comm_modify mode single (one ghost cutoff)");
@@ -202,7 +220,27 @@ void PairMaskpot::init_style()
   else
     error->all(FLERR, "pair_style maskpot supports units metal and real, not units {}", units);
 
-  // a full list over local AND ghost atoms: the graph spans the whole halo
+  if (ghost_mode == GhostMode::FOLD && comm->nprocs > 1)
+    error->all(FLERR, "pair_style maskpot ghosts fold needs one MPI rank (running on {})", comm->nprocs);
+  folded = ghost_mode == GhostMode::FOLD || (ghost_mode == GhostMode::AUTO && comm->nprocs == 1);
+
+  if (folded) {
+    // One rank: every ghost is an image of a local atom. The graph holds the local atoms only; an edge to a
+    // ghost goes to its owner with the image's shift. A full list of local atoms within cutoff + skin finds
+    // every such pair, so the default ghost cutoff (cutoff + skin) is enough.
+    ghostneigh = 0;
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+    if (comm->me == 0)
+      utils::logmesg(lmp, "maskpot: one rank, ghost atoms folded onto their owners (graph of local atoms only)\n");
+    return;
+  }
+
+  // Several ranks: a full list over local AND ghost atoms, the graph spans the whole halo. Forces on ghosts
+  // reach their owners through reverse communication, which LAMMPS does for pair forces only with newton on.
+  if (force->newton_pair == 0)
+    error->all(FLERR, "pair_style maskpot requires newton pair on with the ghost halo (several MPI ranks); "
+               "only one rank (ghosts folded) runs with newton off");
+  ghostneigh = 1;
   neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
 
   // The energy of a local atom depends on every atom within the receptive field (layers x cutoff), so the
@@ -239,40 +277,63 @@ void PairMaskpot::compute(int eflag, int vflag)
   double **f = atom->f;
   const int *type = atom->type;
 
-  // edges i -> j for all pairs closer than the model cutoff, over local and ghost atoms (full list: both ways)
+  // Graph nodes: the local atoms (folded) or local + ghost atoms (halo). Edges i -> j for every pair closer
+  // than the model cutoff, both directions; folded, a ghost j becomes its owner with shift x_j - x_owner
+  // (an image of i itself gives a self edge with a non-zero shift).
+  const int nnodes = folded ? nlocal : nall;
+  const tagint *tag = atom->tag;
   const double cutsq_model = model->cutoff * model->cutoff;
-  const int ntotal = list->inum + list->gnum;
+  const int nlisted = folded ? list->inum : list->inum + list->gnum;
+  // owner of each atom ID among the local atoms (one rank: every ID has one); a table of our own rather than
+  // atom->map, which atom_style atomic does not create unless asked (atom_modify map)
+  if (folded) {
+    tagint maxtag = 0;
+    for (int i = 0; i < nlocal; ++i) maxtag = std::max(maxtag, tag[i]);
+    owner_of_tag.assign(static_cast<size_t>(maxtag) + 1, -1);
+    for (int i = 0; i < nlocal; ++i) owner_of_tag[tag[i]] = i;
+  }
   std::vector<int64_t> src, dst;
-  src.reserve(static_cast<size_t>(ntotal) * 32);
-  dst.reserve(static_cast<size_t>(ntotal) * 32);
-  for (int ii = 0; ii < ntotal; ++ii) {
+  std::vector<double> shift;
+  src.reserve(static_cast<size_t>(nlisted) * 32);
+  dst.reserve(static_cast<size_t>(nlisted) * 32);
+  shift.reserve(static_cast<size_t>(nlisted) * 96);
+  for (int ii = 0; ii < nlisted; ++ii) {
     const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
     const int jnum = list->numneigh[i];
     for (int jj = 0; jj < jnum; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-      if (dx * dx + dy * dy + dz * dz < cutsq_model) {
-        src.push_back(i);
-        dst.push_back(j);
+      if (dx * dx + dy * dy + dz * dz >= cutsq_model) continue;
+      int owner = j;
+      if (folded && j >= nlocal) {
+        owner = tag[j] < static_cast<tagint>(owner_of_tag.size()) ? owner_of_tag[tag[j]] : -1;
+        if (owner < 0)
+          error->one(FLERR, "maskpot: ghost atom {} has no local owner on this rank", tag[j]);
       }
+      src.push_back(i);
+      dst.push_back(owner);
+      shift.push_back(x[j][0] - x[owner][0]);
+      shift.push_back(x[j][1] - x[owner][1]);
+      shift.push_back(x[j][2] - x[owner][2]);
     }
   }
   const int64_t nedges = static_cast<int64_t>(src.size());
 
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor positions = torch::from_blob(x[0], {nall, 3}, f64).clone();
-  torch::Tensor numbers = torch::empty({nall}, i64);
+  torch::Tensor positions = torch::from_blob(x[0], {nnodes, 3}, f64).clone();
+  torch::Tensor numbers = torch::empty({nnodes}, i64);
   auto *zptr = numbers.data_ptr<int64_t>();
-  for (int i = 0; i < nall; ++i) zptr[i] = type_to_z[type[i]];
+  for (int i = 0; i < nnodes; ++i) zptr[i] = type_to_z[type[i]];
   torch::Tensor edge_index = torch::empty({2, nedges}, i64);
   std::copy(src.begin(), src.end(), edge_index.data_ptr<int64_t>());
   std::copy(dst.begin(), dst.end(), edge_index.data_ptr<int64_t>() + nedges);
+  torch::Tensor edge_shift = torch::from_blob(shift.data(), {nedges, 3}, f64).clone();
 
   torch::Tensor energy, node_energy, forces, virial_t;
   try {
-    std::vector<torch::jit::IValue> inputs{positions, numbers, edge_index, static_cast<int64_t>(nlocal),
+    std::vector<torch::jit::IValue> inputs{positions, numbers, edge_index, edge_shift, static_cast<int64_t>(nlocal),
                                            static_cast<bool>(vflag_global)};
     auto out = model->module.forward(inputs).toTuple();
     energy = out->elements().at(0).toTensor().to(torch::kFloat64);
@@ -280,17 +341,17 @@ void PairMaskpot::compute(int eflag, int vflag)
     forces = out->elements().at(2).toTensor().to(torch::kFloat64).contiguous();
     virial_t = out->elements().at(3).toTensor().to(torch::kFloat64).contiguous();
   } catch (const c10::Error &e) {
-    error->one(FLERR, "maskpot model {} failed on {} atoms ({} local): {}", model->path, nall, nlocal,
+    error->one(FLERR, "maskpot model {} failed on {} atoms ({} local): {}", model->path, nnodes, nlocal,
                first_line(e.what_without_backtrace()));
   }
-  if (forces.dim() != 2 || forces.size(0) != nall || forces.size(1) != 3 || node_energy.numel() != nlocal ||
+  if (forces.dim() != 2 || forces.size(0) != nnodes || forces.size(1) != 3 || node_energy.numel() != nlocal ||
       virial_t.numel() != 6)
     error->one(FLERR, "maskpot model {} returned wrong shapes (forces {}, node_energy {}, virial {})", model->path,
                forces.numel(), node_energy.numel(), virial_t.numel());
 
   const double s = energy_scale;
   const double *fptr = forces.data_ptr<double>();
-  for (int i = 0; i < nall; ++i) {
+  for (int i = 0; i < nnodes; ++i) {
     f[i][0] += s * fptr[3 * i];
     f[i][1] += s * fptr[3 * i + 1];
     f[i][2] += s * fptr[3 * i + 2];

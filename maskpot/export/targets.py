@@ -47,20 +47,35 @@ class AseModel(_Target):
 
 
 class LammpsModel(_Target):
-    """LAMMPS target. Positions (local atoms first, then ghosts) in Å, a full pair list among local and ghost
-    atoms from the engine; returns (energy eV of the local atoms, their energies (n_local,), forces eV/Å on all
-    atoms (ghost forces are reverse-communicated by LAMMPS), virial (6,) eV as xx,yy,zz,xy,xz,yz = sum r_i F_i)."""
+    """LAMMPS target (``pair_style maskpot``).
 
-    def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, n_local: int,
-                compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        pos = positions.to(self.model_dtype)
+    ``forward(positions (M,3) float64 Å, atomic_numbers (M,) int64, edge_index (2,E) int64, edge_shift (E,3)
+    float64 Å, n_local: int, compute_virial: bool) -> (energy () eV, node_energy (n_local,) eV, forces (M,3)
+    eV/Å, virial (6,) eV)``. Nodes are the local atoms first, then any ghosts; ``edge_index`` holds every pair
+    closer than ``cutoff`` in both directions, with edge vector r_e = pos[j] - pos[i] + edge_shift.
+
+    - One MPI rank (ghosts folded): M = n_local, a ghost neighbour j is replaced by its owner and edge_shift is
+      x_ghost - x_owner; forces are on the local atoms only.
+    - Several ranks (halo): nodes include the ghosts within ``receptive_field`` and edge_shift is zero; forces
+      also land on ghosts (LAMMPS reverse-communicates them, newton_pair on).
+
+    energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
+    convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
+    forces on the local atoms and a zero virial. Edge vectors are formed in float64, then cast to ``dtype``.
+    """
+
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, edge_shift: Tensor,
+                n_local: int, compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        pos = positions.to(torch.float64)
         species = self.core.species_of(atomic_numbers)
-        edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
-        energy, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
+        edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift.to(torch.float64)).to(self.model_dtype)
+        _, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
+        node_energy = node_energy.double()
         virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         if not compute_virial:
             virial = torch.zeros_like(virial)
-        return energy.double(), node_energy.double(), forces.double(), virial.double()
+        # summed in float64: a float32 sum of 10^4 atom energies of ~100 eV each would be off by ~0.1 eV
+        return node_energy.sum(), node_energy, forces.double(), virial.double()
 
 
 class _OpenMMBase(_Target):

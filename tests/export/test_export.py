@@ -82,7 +82,8 @@ def test_lammps_target_matches_ase_on_ghost_graph(export_factory, water_atoms):
     big = big[keep]
     i, j, _ = neighbor_list(big.positions, None, [False] * 3, 4.0)
     module = torch.jit.load(str(export_factory("lammps")))
-    e, node_e, f, w = module(torch.tensor(big.positions), torch.tensor(big.numbers), torch.tensor(np.stack([i, j])), n, True)
+    e, node_e, f, w = module(torch.tensor(big.positions), torch.tensor(big.numbers), torch.tensor(np.stack([i, j])),
+                             torch.zeros((len(i), 3), dtype=torch.float64), n, True)
     assert float(e) == pytest.approx(e_ref, rel=1e-10)
     assert float(node_e.sum()) == pytest.approx(e_ref, rel=1e-10)
     folded = np.zeros((n, 3))
@@ -90,6 +91,23 @@ def test_lammps_target_matches_ase_on_ghost_graph(export_factory, water_atoms):
     np.testing.assert_allclose(folded, f_ref, rtol=1e-8, atol=1e-9)
     volume = atoms.get_volume()
     np.testing.assert_allclose(-w.numpy()[[0, 1, 2]] / volume, np.diag(stress_ref), rtol=1e-7, atol=1e-10)
+
+
+def test_lammps_target_matches_ase_on_folded_graph(export_factory, water_atoms):
+    """One-rank form: local atoms only, edges to periodic images carry their shift vectors."""
+    from ase.neighborlist import neighbor_list
+
+    atoms = water_atoms.copy()
+    atoms.calc = MaskpotCalculator(export_factory("ase"))
+    e_ref, f_ref, stress_ref = atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(voigt=False)
+    i, j, shifts = neighbor_list("ijS", atoms, 4.0)
+    module = torch.jit.load(str(export_factory("lammps")))
+    e, node_e, f, w = module(torch.tensor(atoms.positions), torch.tensor(atoms.numbers),
+                             torch.tensor(np.stack([i, j])), torch.tensor(shifts @ np.array(atoms.cell)), len(atoms), True)
+    assert float(e) == pytest.approx(e_ref, rel=1e-10) and float(node_e.sum()) == pytest.approx(e_ref, rel=1e-10)
+    np.testing.assert_allclose(f.numpy(), f_ref, rtol=1e-8, atol=1e-9)
+    virial = -stress_ref * atoms.get_volume()
+    np.testing.assert_allclose(w.numpy(), virial.reshape(9)[[0, 4, 8, 1, 2, 5]], rtol=1e-8, atol=1e-9)
 
 
 def _owner(big, atoms):

@@ -18,7 +18,7 @@ NKTV2P_METAL = 1.6021765e6  # bar per eV/A^3 (LAMMPS' force->nktv2p for units me
 
 
 def deck(data: Path, model: Path, plugin: Path, body: str, units: str = "metal", before_box: str = "",
-         elements: str = "O H") -> str:
+         elements: str = "O H", style: str = "maskpot") -> str:
     return f"""
 units {units}
 atom_style atomic
@@ -26,7 +26,7 @@ boundary p p p
 {before_box}
 read_data {data}
 plugin load {plugin}
-pair_style maskpot
+pair_style {style}
 pair_coeff * * {model} {elements}
 thermo_style custom step pe press pxx pyy pzz pxy pxz pyz etotal
 thermo_modify format float %20.15g
@@ -34,11 +34,12 @@ thermo_modify format float %20.15g
 """
 
 
-def run0(data, model, plugin, tmp: Path, nprocs: int = 1, before_box: str = "") -> tuple[dict, np.ndarray, str]:
+def run0(data, model, plugin, tmp: Path, nprocs: int = 1, before_box: str = "",
+         style: str = "maskpot") -> tuple[dict, np.ndarray, str]:
     """thermo of `run 0` and the forces dumped sorted by atom ID."""
     tmp.mkdir(parents=True, exist_ok=True)
     body = f"dump f all custom 1 {tmp}/forces.dump id fx fy fz\ndump_modify f sort id format float %20.15g\nrun 0"
-    result = run_lammps(deck(data, model, plugin, body, before_box=before_box), nprocs=nprocs, cwd=tmp)
+    result = run_lammps(deck(data, model, plugin, body, before_box=before_box, style=style), nprocs=nprocs, cwd=tmp)
     forces = np.loadtxt(tmp / "forces.dump", skiprows=9)
     return {k: v[-1] for k, v in result.last.items()}, forces[:, 1:], result.log
 
@@ -57,11 +58,18 @@ def assert_reference(thermo: dict, forces: np.ndarray, atoms: Atoms, rel: float 
     assert thermo["Press"] == pytest.approx(np.trace(expected) / 3, rel=1e-9)
 
 
-def test_lmp_run0_matches_reference(water_data, toy_model, plugin, tmp_path):
+@pytest.mark.parametrize("ghosts", ["auto", "halo"])
+def test_lmp_run0_matches_reference(water_data, toy_model, plugin, tmp_path, ghosts):
+    """One rank: ghosts folded onto their owners (auto) or the receptive-field halo (forced)."""
     atoms, data = water_data
-    thermo, forces, log = run0(data, toy_model, plugin, tmp_path)
+    thermo, forces, log = run0(data, toy_model, plugin, tmp_path, style=f"maskpot ghosts {ghosts}")
     assert_reference(thermo, forces, atoms)
-    assert "maskpot: communication cutoff set to 10 A (receptive field 8 + skin 2)" in log
+    if ghosts == "auto":
+        assert "ghost atoms folded onto their owners" in log and "communication cutoff set" not in log
+        nghost = float(re.search(r"Nghost:\s+(\S+) ave", log).group(1))
+        assert nghost < 8 * len(atoms)  # a 6 A (cutoff + skin) shell: 6.8x the local atoms; the 10 A halo: 16x
+    else:
+        assert "maskpot: communication cutoff set to 10 A (receptive field 8 + skin 2)" in log
 
 
 @pytest.mark.parametrize("box", ["cubic", "triclinic"])
@@ -78,6 +86,26 @@ def test_two_ranks_match_one_rank(toy_model, plugin, tmp_path, box):
     assert_reference(two, forces_two, atoms)
 
 
+def test_one_rank_runs_with_newton_off(water_data, toy_model, plugin, tmp_path):
+    """Folded ghosts carry no forces, so one rank needs no reverse communication (pair_nequip users' newton off)."""
+    atoms, data = water_data
+    thermo, forces, log = run0(data, toy_model, plugin, tmp_path, before_box="newton off")
+    assert "ghost atoms folded onto their owners" in log
+    assert_reference(thermo, forces, atoms)
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_box_smaller_than_cutoff(toy_model, plugin, tmp_path, nprocs):
+    """One water in a 3.3 A box (cutoff 4 A): atoms see several images of each other and of themselves, which
+    the folded graph holds as edges with different shifts (self edges included)."""
+    from conftest import generated_water
+
+    atoms = generated_water(n_side=1, spacing=3.3)
+    data = write_data(atoms, tmp_path / "tiny.data", "O,H")
+    thermo, forces, _ = run0(data, toy_model, plugin, tmp_path / f"np{nprocs}", nprocs=nprocs)
+    assert_reference(thermo, forces, atoms)
+
+
 def test_halo_must_cover_the_receptive_field(toy_model, plugin, tmp_path):
     """Negative control: the same model declaring receptive_field = cutoff gets a 6 A halo instead of 10 A, and
     the energy of atoms whose neighbours' neighbours lie beyond the halo comes out wrong. (A lattice-like box can
@@ -87,10 +115,10 @@ def test_halo_must_cover_the_receptive_field(toy_model, plugin, tmp_path):
     atoms = disordered_water()
     data = write_data(atoms, tmp_path / "w.data", "O,H")
     energy = reference(atoms)["energy"]
-    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full")
+    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full", style="maskpot ghosts halo")
     assert thermo["PotEng"] == pytest.approx(energy, rel=1e-10, abs=0)
     short = save_toy_model(tmp_path / "short-halo.pt", receptive_field=CUTOFF)
-    thermo, _, log = run0(data, short, plugin, tmp_path / "short")
+    thermo, _, log = run0(data, short, plugin, tmp_path / "short", style="maskpot ghosts halo")
     assert "communication cutoff set to 6 A" in log
     assert abs(thermo["PotEng"] - energy) > 1e-6  # about 4e-5 eV, against 5e-8 eV (1e-10 relative) above
 
@@ -107,7 +135,8 @@ def test_rank_without_atoms(toy_model, plugin, tmp_path):
     assert_reference(thermo, forces, atoms)
 
 
-def test_nve_energy_error_is_second_order_on_two_ranks(water_data, toy_model, plugin, tmp_path):
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_nve_energy_error_is_second_order(water_data, toy_model, plugin, tmp_path, nprocs):
     """Velocity Verlet with exact forces (-dE/dx, ghost forces summed back) has an energy error that shrinks as
     dt^2; wrong or missing force contributions leave an error that does not. The toy model is not in equilibrium
     for water, so the run heats up: the error is measured against the potential energy swing."""
@@ -122,16 +151,31 @@ timestep {timestep}
 thermo {steps // 8}
 run {steps}
 """
-        result = run_lammps(deck(data, toy_model, plugin, body), nprocs=2, cwd=tmp_path)
+        result = run_lammps(deck(data, toy_model, plugin, body), nprocs=nprocs, cwd=tmp_path)
         thermo = result.last
         assert thermo["Step"][-1] == steps
         errors.append(np.abs(thermo["TotEng"] - thermo["TotEng"][0]).max())
         swings.append(np.ptp(thermo["PotEng"]))
-        assert re.search(r"Neighbor list builds = [1-9]", result.log)  # atoms migrated between ranks
+        assert re.search(r"Neighbor list builds = [1-9]", result.log)  # atoms re-binned (and moved between ranks)
         assert "Dangerous builds = 0" in result.log
     assert min(swings) > 1.0  # eV: it really moved
     assert errors[1] < 1e-3 * swings[1], (errors, swings)
     assert errors[0] / errors[1] > 3.0, errors  # ~4 for a second-order error
+
+
+def save_old_interface_model(path: Path) -> Path:
+    """A scripted module with the metadata attributes but the pre-edge_shift forward (5 arguments)."""
+    import torch
+
+    from toymodel import ToyLammpsModel
+
+    class OldInterface(ToyLammpsModel):
+        def forward(self, positions: torch.Tensor, atomic_numbers: torch.Tensor, edge_index: torch.Tensor,
+                    n_local: int, compute_virial: bool) -> torch.Tensor:
+            return positions
+
+    torch.jit.save(torch.jit.script(OldInterface()), str(path))
+    return path
 
 
 @pytest.mark.parametrize("case, pattern", [
@@ -141,13 +185,16 @@ run {steps}
     ("units lj", r"pair_style maskpot supports units metal and real, not units lj"),
     ("unknown element", r"unknown element 'Q' for atom type 2"),
     ("element not in model", r"element C \(atom type 2\) is not in the species of model"),
-    ("newton off", r"pair_style maskpot requires newton pair on"),
+    ("newton off", r"pair_style maskpot requires newton pair on with the ghost halo"),
     ("too few elements", r"expected '\* \* model.pt' and 2 element names"),
     ("per-atom virial", r"pair_style maskpot does not compute per-atom virials"),
+    ("bad ghosts mode", r"pair_style maskpot ghosts must be auto, fold or halo, not 'all'"),
+    ("fold on two ranks", r"pair_style maskpot ghosts fold needs one MPI rank \(running on 2\)"),
+    ("old interface", r"old-interface\.pt: its forward takes 5 arguments, this pair style passes 6 .*re-export"),
 ])
 def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_model_openmm, plugin, tmp_path):
     _, data = water_data
-    model, units, before, elements, body = toy_model, "metal", "", "O H", "run 0"
+    model, units, before, elements, body, style, nprocs = toy_model, "metal", "", "O H", "run 0", "maskpot", 1
     if case == "missing model":
         model = tmp_path / "nope.pt"
     elif case == "corrupt model":
@@ -162,10 +209,17 @@ def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_m
     elif case == "element not in model":
         elements = "O C"
     elif case == "newton off":
-        before = "newton off"
+        before, nprocs = "newton off", 2
     elif case == "too few elements":
         elements = "O"
     elif case == "per-atom virial":
         body = "compute s all stress/atom NULL\ncompute p all reduce sum c_s[1]\nthermo_style custom step c_p\nrun 0"
+    elif case == "bad ghosts mode":
+        style = "maskpot ghosts all"
+    elif case == "fold on two ranks":
+        style, nprocs = "maskpot ghosts fold", 2
+    elif case == "old interface":
+        model = save_old_interface_model(tmp_path / "old-interface.pt")
     with pytest.raises(RuntimeError, match=r"LAMMPS failed: ERROR.*" + pattern):
-        run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements), cwd=tmp_path)
+        run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements, style=style),
+                   nprocs=nprocs, cwd=tmp_path)

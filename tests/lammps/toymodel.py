@@ -10,9 +10,10 @@ LAMMPS rank really needs its ghost atoms out to the receptive field:
 
 fc is a cosine cutoff, so energy and forces are smooth. Units: Angstrom, eV, eV/Angstrom.
 
-The same ``atom_energies`` is evaluated two ways: by the TorchScript module on LAMMPS' local+ghost atoms, and by
-``reference`` on the periodic structure with ASE's minimum-image-free neighbour list over all images (forces and
-virial from gradients with respect to edge vectors, a different path from the module's position gradients).
+The same ``atom_energies`` is evaluated two ways: by the TorchScript module on the graph LAMMPS builds (local
+atoms with folded ghost edges on one rank, local + ghost atoms on several), and by ``reference`` on the periodic
+structure with ASE's neighbour list over all images. Both take forces and virial from gradients with respect to
+edge vectors; the module's graph and edge shifts come from the plugin, the reference's from ASE.
 """
 
 from __future__ import annotations
@@ -86,21 +87,23 @@ class ToyLammpsModel(torch.nn.Module):
         for name, value in parameters().items():
             self.register_buffer(name, value)
 
-    def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, n_local: int,
-                compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        pos = positions.detach().clone().requires_grad_(True)
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, edge_shift: Tensor,
+                n_local: int, compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         species = self.z_to_species[atomic_numbers]
-        vec = pos[edge_index[1]] - pos[edge_index[0]]
-        energies = atom_energies(species, edge_index, vec, pos.shape[0], self.cutoff, self.morse_d, self.morse_a,
-                                 self.morse_r0, self.density_w, self.embed, self.shift, self.coupling)
+        vec = positions[edge_index[1]] - positions[edge_index[0]] + edge_shift
+        vec = vec.detach().requires_grad_(True)
+        energies = atom_energies(species, edge_index, vec, positions.shape[0], self.cutoff, self.morse_d,
+                                 self.morse_a, self.morse_r0, self.density_w, self.embed, self.shift, self.coupling)
         node_energy = energies[:n_local]
         energy = node_energy.sum()
-        grads = torch.autograd.grad([energy], [pos], allow_unused=True)
+        grads = torch.autograd.grad([energy], [vec], allow_unused=True)
         grad = grads[0]
-        forces = -grad if grad is not None else torch.zeros_like(pos)
-        virial = torch.zeros(6, dtype=pos.dtype)
+        if grad is None:
+            grad = torch.zeros_like(vec)
+        forces = torch.zeros_like(positions).index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)
+        virial = torch.zeros(6, dtype=positions.dtype)
         if compute_virial:
-            w = (pos.detach().unsqueeze(2) * forces.unsqueeze(1)).sum(0)  # sum_a r_a (x) F_a
+            w = -(vec.detach().unsqueeze(2) * grad.unsqueeze(1)).sum(0)  # -sum_e r_e (x) dE/dr_e
             virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         return energy.detach(), node_energy.detach(), forces.detach(), virial.detach()
 

@@ -1,0 +1,147 @@
+"""``maskpot md --engine lammps``: MD with ``pair_style maskpot`` through ``lmp`` / ``mpirun -np N lmp``.
+
+Writes next to ``out_prefix``: ``.data`` (the structure), ``.in`` (the deck, rerunnable by hand), ``.log``
+(LAMMPS' output), ``.csv`` (thermo: step, time ps, K, eV, bar) and ``.lammpstrj`` (a LAMMPS custom dump with
+element names, readable by ASE and OVITO). Units metal: Angstrom, eV, ps.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from maskpot.data.frame import Frame
+from maskpot.export.metadata import read_metadata
+from maskpot.lammps.datafile import write_data
+from maskpot.lammps.plugin import plugin_path
+from maskpot.lammps.runner import run_lammps
+
+ENSEMBLES = ("nvt", "nve")
+# thermo_style keyword, the column LAMMPS prints for it, the CSV column (units metal)
+THERMO = [("step", "Step", "step"), ("time", "Time", "time_ps"), ("temp", "Temp", "temperature_K"),
+          ("pe", "PotEng", "potential_energy_eV"), ("ke", "KinEng", "kinetic_energy_eV"),
+          ("etotal", "TotEng", "total_energy_eV"), ("press", "Press", "pressure_bar")]
+NVT_DAMP_STEPS = 100  # Nose-Hoover temperature damping, in time steps (LAMMPS' usual choice)
+
+
+def md_deck(data: Path, model: Path, plugin: Path, elements: list[str], steps: int, timestep_fs: float,
+            temperature: float, ensemble: str, report_interval: int, dump: Path, seed: int) -> str:
+    """The LAMMPS input: a warm-up ``run 0`` (TorchScript's first calls optimise the graph), then the timed run."""
+    dt_ps = timestep_fs * 1e-3
+    if ensemble == "nvt":
+        integrate = f"fix integrate all nvt temp {temperature!r} {temperature!r} {NVT_DAMP_STEPS * dt_ps!r}"
+    else:
+        integrate = "fix integrate all nve"
+    names = " ".join(elements)
+    return f"""# maskpot md --engine lammps ({ensemble}, {temperature} K, {timestep_fs} fs, {steps} steps)
+units           metal
+atom_style      atomic
+boundary        p p p
+newton          on
+read_data       {data}
+
+plugin          load {plugin}
+pair_style      maskpot
+pair_coeff      * * {model} {names}
+
+velocity        all create {temperature!r} {seed + 1} mom yes rot yes dist gaussian
+{integrate}
+timestep        {dt_ps!r}
+thermo_style    custom {" ".join(keyword for keyword, _, _ in THERMO)}
+thermo_modify   format float %.10g
+thermo          {report_interval}
+run             0
+
+dump            traj all custom {report_interval} {dump} id element x y z vx vy vz fx fy fz
+dump_modify     traj element {names} sort id
+run             {steps}
+"""
+
+
+def performance(log: str) -> tuple[float, float, int]:
+    """(ns/day, ms/step, steps) of the last run in a LAMMPS log: its ``Performance:`` and ``Loop time`` lines
+    (the loop only; setup is not included)."""
+    loops = re.findall(r"Loop time of (\S+) on \d+ procs for (\d+) steps", log)
+    perf = re.findall(r"Performance: (\S+) ns/day", log)
+    if not loops or not perf:
+        raise RuntimeError("LAMMPS printed no 'Loop time' / 'Performance:' line for the MD run")
+    seconds, steps = float(loops[-1][0]), int(loops[-1][1])
+    return float(perf[-1]), 1e3 * seconds / max(steps, 1), steps
+
+
+def write_thermo_csv(thermo: dict, path: Path) -> Path:
+    """Thermo columns (LAMMPS names) -> CSV with unit-named columns; written atomically."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([column for _, _, column in THERMO])
+            for row in zip(*(thermo[printed] for _, printed, _ in THERMO)):
+                writer.writerow([int(row[0])] + [repr(float(v)) for v in row[1:]])
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a CSV is as readable as any other output
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, timestep_fs: float = 0.5,
+                  temperature: float = 300.0, ensemble: str = "nvt", report_interval: int = 10,
+                  out_prefix: str | Path = "md", nprocs: int = 1, seed: int = 0) -> dict:
+    """Run MD of the periodic ``frame`` with a model exported for LAMMPS; returns steps, ms_per_step, ns_per_day
+    (from LAMMPS' ``Performance:`` line of the timed run), atoms, nprocs, final potential_energy_eV, and the
+    paths of thermo (CSV), trajectory (dump), deck and log.
+
+    NVT is Nose-Hoover (damping 100 steps), NVE velocity Verlet; velocities drawn at ``temperature`` with the
+    LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed). One rank folds ghosts onto their owners, several use
+    the receptive-field halo (see pair_maskpot.h).
+    """
+    model_file = Path(model_file).resolve()
+    meta = read_metadata(model_file)
+    if meta["target"] != "lammps":
+        raise ValueError(f"{model_file}: exported for {meta['target']}; re-export with --target lammps")
+    if ensemble not in ENSEMBLES:
+        raise ValueError(f"unknown ensemble {ensemble!r}; choose nvt or nve")
+    if steps < 1 or report_interval < 1 or nprocs < 1:
+        raise ValueError(f"steps ({steps}), report_interval ({report_interval}) and nprocs ({nprocs}) must be >= 1")
+    if not timestep_fs > 0 or not temperature > 0:
+        raise ValueError(f"timestep ({timestep_fs} fs) and temperature ({temperature} K) must be positive")
+    plugin = plugin_path()
+    elements = list(meta["species_symbols"])
+
+    out_prefix = Path(out_prefix).resolve()
+    out_prefix.parent.mkdir(parents=True, exist_ok=True)
+    paths = {ext: out_prefix.parent / (out_prefix.name + ext) for ext in (".data", ".in", ".log", ".csv", ".lammpstrj")}
+    data = write_data(frame, paths[".data"], elements)
+    dump_tmp = paths[".lammpstrj"].parent / f".{paths['.lammpstrj'].name}.tmp"
+    deck = md_deck(data, model_file, plugin, elements, steps, timestep_fs, temperature, ensemble, report_interval,
+                   dump_tmp, seed)
+    paths[".in"].write_text(deck)
+    try:
+        result = run_lammps(paths[".in"], nprocs=nprocs, cwd=out_prefix.parent)
+        paths[".log"].write_text(result.log)
+        ns_per_day, ms_per_step, done = performance(result.log)
+        thermo = result.last
+        write_thermo_csv(thermo, paths[".csv"])
+        os.replace(dump_tmp, paths[".lammpstrj"])
+    finally:
+        if dump_tmp.exists():
+            dump_tmp.unlink()
+    return {
+        "steps": done,
+        "ms_per_step": ms_per_step,
+        "ns_per_day": ns_per_day,
+        "atoms": len(frame),
+        "nprocs": nprocs,
+        "potential_energy_eV": float(thermo["PotEng"][-1]),
+        "thermo": str(paths[".csv"]),
+        "trajectory": str(paths[".lammpstrj"]),
+        "deck": str(paths[".in"]),
+        "log": str(paths[".log"]),
+    }

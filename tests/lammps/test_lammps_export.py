@@ -1,0 +1,120 @@
+"""pair_style maskpot with REAL exported models (PaiNN, EGNN energy-centric; GNS force-centric) against the ASE
+calculator of the same checkpoint: through the LAMMPS Python module (one rank, ghosts folded), `lmp` (one rank,
+folded) and `mpirun -np 2 lmp` (receptive-field halo), in float64 and float32, units metal and real."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskpot.ase import MaskpotCalculator
+from maskpot.data.units import EV_TO_KCAL_PER_MOL
+from maskpot.lammps import import_lammps, run_lammps, write_data
+
+BACKBONES = ["painn", "egnn", "gns"]
+DTYPES = ["float64", "float32"]
+# relative tolerance against the ASE export of the same checkpoint, by dtype
+RTOL = {"float64": 1e-9, "float32": 1e-4}
+NKTV2P = {"metal": 1.6021765e6, "real": 68568.415}  # LAMMPS force->nktv2p (bar, atm per energy/A^3)
+UNIT_SCALE = {"metal": 1.0, "real": EV_TO_KCAL_PER_MOL}
+
+
+@pytest.fixture(scope="module")
+def water_file(water_atoms, tmp_path_factory) -> Path:
+    return write_data(water_atoms, tmp_path_factory.mktemp("export-data") / "water.data", "O,H")
+
+
+def ase_reference(atoms, model: Path) -> dict:
+    """Energy (eV), forces (eV/A) and the pressure tensor from the virial alone (eV/A^3; zero for GNS)."""
+    atoms = atoms.copy()
+    calc = MaskpotCalculator(model)
+    atoms.calc = calc
+    pressure = np.zeros((3, 3))
+    if calc.energy_centric:
+        pressure = -atoms.get_stress(voigt=False)
+    return {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces(), "pressure": pressure}
+
+
+def assert_close(energy: float, forces: np.ndarray, pressure: np.ndarray, ref: dict, units: str, rtol: float) -> None:
+    """LAMMPS numbers (deck units) against the ASE reference (eV, eV/A, eV/A^3)."""
+    scale = UNIT_SCALE[units]
+    assert energy == pytest.approx(scale * ref["energy"], rel=rtol, abs=rtol)
+    f_ref = scale * ref["forces"]
+    assert np.abs(forces - f_ref).max() <= rtol * np.abs(f_ref).max()
+    p_ref = scale * ref["pressure"] * NKTV2P[units]
+    assert np.abs(pressure - p_ref).max() <= rtol * max(np.abs(p_ref).max(), 1.0)
+
+
+def tensor(thermo: dict) -> np.ndarray:
+    xx, yy, zz, xy, xz, yz = (thermo[k] for k in ("pxx", "pyy", "pzz", "pxy", "pxz", "pyz"))
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+@pytest.mark.parametrize("units", ["metal", "real"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_python_module_matches_ase(backbone, dtype, units, water_atoms, water_file, export_factory, plugin):
+    model = export_factory("lammps", backbone, dtype)
+    ref = ase_reference(water_atoms, export_factory("ase", backbone, dtype))
+    lmp = import_lammps().lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    try:
+        lmp.commands_string(f"""
+            units {units}
+            atom_style atomic
+            read_data {water_file}
+            plugin load {plugin}
+            pair_style maskpot
+            pair_coeff * * {model} O H
+            compute peatom all pe/atom
+            compute pesum all reduce sum c_peatom
+            thermo_style custom step pe c_pesum pxx pyy pzz pxy pxz pyz
+            run 0
+        """)
+        thermo = {k: lmp.get_thermo(k) for k in ("pe", "pxx", "pyy", "pzz", "pxy", "pxz", "pyz")}
+        forces = np.array(lmp.gather_atoms("f", 1, 3)).reshape(-1, 3)  # by atom ID = ASE order
+        pe_sum = lmp.extract_compute("pesum", 0, 0)
+    finally:
+        lmp.close()
+    assert_close(thermo["pe"], forces, tensor(thermo), ref, units, RTOL[dtype])
+    assert pe_sum == pytest.approx(thermo["pe"], rel=1e-12)
+
+
+def run0_lmp(data: Path, model: Path, plugin: Path, tmp: Path, nprocs: int) -> tuple[dict, np.ndarray, str]:
+    """`run 0` through `lmp` / `mpirun -np 2 lmp`: thermo (lower-case keys) and forces dumped by atom ID."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    deck = f"""
+units metal
+atom_style atomic
+read_data {data}
+plugin load {plugin}
+pair_style maskpot
+pair_coeff * * {model} O H
+thermo_style custom step pe pxx pyy pzz pxy pxz pyz
+thermo_modify format float %22.16g
+dump f all custom 1 {tmp}/forces.dump id fx fy fz
+dump_modify f sort id format float %22.16g
+run 0
+"""
+    result = run_lammps(deck, nprocs=nprocs, cwd=tmp)
+    thermo = {k.lower(): v[-1] for k, v in result.last.items()}
+    return thermo, np.loadtxt(tmp / "forces.dump", skiprows=9)[:, 1:], result.log
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_lmp_one_and_two_ranks_match_ase(backbone, dtype, water_atoms, water_file, export_factory, plugin, tmp_path):
+    """One rank folds the ghosts onto their owners, two ranks use the receptive-field halo: both equal ASE."""
+    model = export_factory("lammps", backbone, dtype)
+    ref = ase_reference(water_atoms, export_factory("ase", backbone, dtype))
+    one, f_one, log_one = run0_lmp(water_file, model, plugin, tmp_path / "np1", 1)
+    two, f_two, log_two = run0_lmp(water_file, model, plugin, tmp_path / "np2", 2)
+    assert "ghost atoms folded onto their owners" in log_one
+    assert "communication cutoff set to 10 A" in log_two  # 2 layers x 4 A + 2 A skin
+    for thermo, forces in ((one, f_one), (two, f_two)):
+        assert_close(thermo["poteng"], forces, tensor(thermo), ref, "metal", RTOL[dtype])
+    if dtype == "float64":  # folded (1 rank) and halo (2 ranks) graphs: the same numbers up to summation order
+        assert two["poteng"] == pytest.approx(one["poteng"], rel=1e-12)
+        assert np.abs(f_two - f_one).max() <= 1e-10 * np.abs(f_one).max()
+        assert np.abs(tensor(two) - tensor(one)).max() <= 1e-10 * max(np.abs(tensor(one)).max(), 1.0)
