@@ -13,12 +13,12 @@ Every frame gets ``source = "path#index"`` (index within the file or DeePMD syst
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 
+from maskpot.atomic import atomic_write
 from maskpot.data.frame import Frame
 from maskpot.data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 
@@ -227,21 +227,7 @@ def write_extxyz(frames: Sequence[Frame], path: str | os.PathLike) -> Path:
     """Write frames (with energies/forces) as extended XYZ, atomically (temp file in the same folder + rename)."""
     import ase.io
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the permissions a plain open() would
-    try:
-        ase.io.write(tmp, [f.to_atoms() for f in frames], format="extxyz")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: ase.io.write(tmp, [f.to_atoms() for f in frames], format="extxyz"))
 
 
 def _one_line(exc: BaseException) -> str:

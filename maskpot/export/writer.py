@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 import maskpot
+from maskpot.atomic import atomic_write
 from maskpot.export.metadata import METADATA_NAME, build_metadata
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMEnergyModel, OpenMMForceModel
 
@@ -44,17 +43,8 @@ def topology_atomic_numbers(topology_file: str | Path) -> list[int]:
 
 def save_module(module: torch.jit.ScriptModule, metadata: dict, out: str | Path) -> Path:
     """Write atomically: temp file in the target folder, then rename."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=out.name + ".", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        torch.jit.save(module, tmp, _extra_files={METADATA_NAME: json.dumps(metadata, indent=1)})
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
+    extra = {METADATA_NAME: json.dumps(metadata, indent=1)}
+    return atomic_write(out, lambda tmp: torch.jit.save(module, tmp, _extra_files=extra))
 
 
 def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtype: str | None = None,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import ase.data
 import ase.io
 from ase import Atoms
 
+from maskpot.atomic import atomic_write
 from maskpot.data.frame import Frame
 
 
@@ -62,21 +61,14 @@ def write_data(structure: Frame | Atoms | Sequence[Frame | Atoms], path: str | P
     path = Path(path)
     types = " ".join(f"{i + 1}={s}" for i, s in enumerate(names))
     header = f"maskpot LAMMPS data, {len(atoms)} atoms, atom types {types} (pair_coeff * * model.pt {' '.join(names)})"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent if str(path.parent) else ".")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            ase.io.write(handle, atoms, format="lammps-data", specorder=names, masses=True, units="metal",
-                         atom_style="atomic")
-        with open(tmp) as handle:
-            lines = handle.read().split("\n")
+    def write(tmp: str) -> None:
+        ase.io.write(tmp, atoms, format="lammps-data", specorder=names, masses=True, units="metal",
+                     atom_style="atomic")
+        lines = Path(tmp).read_text().split("\n")
         lines[0] = header
-        with open(tmp, "w") as handle:
-            handle.write("\n".join(lines))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        Path(tmp).write_text("\n".join(lines))
+
+    atomic_write(path, write)
     return path
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import csv
 import os
 import re
-import tempfile
 from pathlib import Path
 
+from maskpot.atomic import atomic_write
 from maskpot.data.frame import Frame
 from maskpot.export.metadata import read_metadata
 from maskpot.lammps.datafile import write_data
@@ -74,20 +74,14 @@ def performance(log: str) -> tuple[float, float, int]:
 
 def write_thermo_csv(thermo: dict, path: Path) -> Path:
     """Thermo columns (LAMMPS names) -> CSV with unit-named columns; written atomically."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow([column for _, _, column in THERMO])
             for row in zip(*(thermo[printed] for _, printed, _ in THERMO)):
                 writer.writerow([int(row[0])] + [repr(float(v)) for v in row[1:]])
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a CSV is as readable as any other output
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    atomic_write(path, write)
     return path
 
 

@@ -8,7 +8,6 @@ its length is below ``cutoff`` (checked in positions' dtype on exactly that expr
 """
 
 
-import math
 from typing import Optional, Tuple
 
 import torch

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 import maskpot
+from maskpot.atomic import atomic_write
 from maskpot.models.config import ModelConfig
 
 FORMAT = "maskpot-checkpoint"
@@ -51,24 +50,6 @@ class Checkpoint:
         """The backbone's weights with the ``backbone.`` prefix removed."""
         n = len(BACKBONE_PREFIX)
         return {k[n:]: v for k, v in self.state_dict.items() if k.startswith(BACKBONE_PREFIX)}
-
-
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` on a temporary file in the destination folder, then ``os.replace`` it into place.
-
-    Nothing is left behind if ``write`` raises.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _plain(obj):

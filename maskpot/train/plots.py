@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from maskpot.train.checkpoint import atomic_write  # noqa: E402
+from maskpot.atomic import atomic_write  # noqa: E402
 
 
 def _save(fig, path: str | os.PathLike) -> None:

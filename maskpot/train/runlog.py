@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from maskpot.train.checkpoint import atomic_write
+from maskpot.atomic import atomic_write
 
 
 def sibling(path: str | os.PathLike, suffix: str) -> Path:

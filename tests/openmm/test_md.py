@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 
 from maskpot.data.frame import Frame
 from maskpot.export import export_checkpoint

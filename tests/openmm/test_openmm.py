@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch  # noqa: F401  (import before openmm, see maskpot.openmm.force.ensure_torch_plugin)
 import openmm
-import openmm.app as app
 import openmm.unit as u
 
 from maskpot.ase import MaskpotCalculator
