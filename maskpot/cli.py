@@ -85,7 +85,11 @@ def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to r
 # Defaults measured on the 2-core development machine: a usable DeePMD-water PaiNN in a few minutes (8 finetuning
 # epochs over 288 frames of 192 atoms: test errors about 1.5 meV/atom and 150 meV/Å). Epoch and learning-rate
 # defaults below equal those of FinetuneConfig / PretrainConfig (not imported here: that would load torch for --help).
-TRAIN_DEFAULTS = {"model": "painn", "cutoff": 4.0, "hidden": 64, "layers": 2, "dtype": "float32"}
+from maskpot.models.config import ModelConfig  # noqa: E402  (no torch import)
+
+_DEFAULT = ModelConfig()
+TRAIN_DEFAULTS = {"model": _DEFAULT.backbone, "cutoff": _DEFAULT.cutoff, "hidden": _DEFAULT.hidden,
+                  "layers": _DEFAULT.layers, "dtype": _DEFAULT.dtype}
 
 
 def _model_config(frames, model, cutoff, hidden, layers, dtype):

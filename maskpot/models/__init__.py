@@ -14,8 +14,18 @@ A ``Potential`` (backbone + head) returns per-atom energies (eV) and per-atom ve
 energy-centric models give forces as -dE/dx; the force-centric GNS returns forces (eV/Angstrom) directly.
 """
 
-from maskpot.models.build import build_backbone, build_potential
 from maskpot.models.config import ModelConfig
-from maskpot.models.potential import Potential, species_indices
+
+_LAZY = {"build_backbone": "build", "build_potential": "build", "Potential": "potential",
+         "species_indices": "potential"}
+
+
+def __getattr__(name: str):
+    """Load the torch-based parts on first use, so ``ModelConfig`` (and ``maskpot --help``) do not import torch."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"maskpot.models.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'maskpot.models' has no attribute {name!r}")
 
 __all__ = ["ModelConfig", "Potential", "build_backbone", "build_potential", "species_indices"]
