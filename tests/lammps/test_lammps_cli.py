@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
-from conftest import disordered_water, triclinic
+from water_structures import disordered_water, triclinic
 from toymodel import reference
 
 from maskpot.lammps import run_lammps, write_data
@@ -98,7 +98,7 @@ def test_one_rank_runs_with_newton_off(water_data, toy_model, plugin, tmp_path):
 def test_box_smaller_than_cutoff(toy_model, plugin, tmp_path, nprocs):
     """One water in a 3.3 A box (cutoff 4 A): atoms see several images of each other and of themselves, which
     the folded graph holds as edges with different shifts (self edges included)."""
-    from conftest import generated_water
+    from water_structures import generated_water
 
     atoms = generated_water(n_side=1, spacing=3.3)
     data = write_data(atoms, tmp_path / "tiny.data", "O,H")

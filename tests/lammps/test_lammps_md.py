@@ -11,7 +11,7 @@ import sys
 import ase.io
 import numpy as np
 import pytest
-from conftest import ROOT
+from water_structures import ROOT
 
 from maskpot.ase import MaskpotCalculator
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import disordered_water, generated_water, triclinic
+from water_structures import disordered_water, generated_water, triclinic
 from toymodel import reference
 
 from maskpot.data.units import EV_TO_KCAL_PER_MOL

@@ -11,7 +11,7 @@ from pathlib import Path
 import ase.io
 import numpy as np
 import pytest
-from conftest import ROOT, generated_water
+from water_structures import ROOT, generated_water
 
 from maskpot.data.frame import Frame
 from maskpot.lammps import parse_thermo, plugin_path, run_lammps, write_data
