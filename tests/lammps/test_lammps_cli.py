@@ -72,14 +72,16 @@ def test_lmp_run0_matches_reference(water_data, toy_model, plugin, tmp_path, gho
         assert "maskpot: communication cutoff set to 10 A (receptive field 8 + skin 2)" in log
 
 
+@pytest.mark.parametrize("nprocs", [2, 4])
 @pytest.mark.parametrize("box", ["cubic", "triclinic"])
-def test_two_ranks_match_one_rank(toy_model, plugin, tmp_path, box):
+def test_ranks_match_one_rank(toy_model, plugin, tmp_path, box, nprocs):
+    """Domain decomposition (halo) on 2 and 4 ranks equals one rank (folded ghosts) and the reference."""
     atoms = disordered_water() if box == "cubic" else triclinic(disordered_water(seed=1))
     data = write_data(atoms, tmp_path / "w.data", "O,H")
     one, forces_one, _ = run0(data, toy_model, plugin, tmp_path / "np1", nprocs=1)
-    two, forces_two, log = run0(data, toy_model, plugin, tmp_path / "np2", nprocs=2)
+    two, forces_two, log = run0(data, toy_model, plugin, tmp_path / f"np{nprocs}", nprocs=nprocs)
     grid = re.search(r"(\d+) by (\d+) by (\d+) MPI processor grid", log)
-    assert np.prod([int(g) for g in grid.groups()]) == 2
+    assert np.prod([int(g) for g in grid.groups()]) == nprocs
     for key in ("PotEng", "Pxx", "Pyy", "Pzz", "Pxy", "Pxz", "Pyz"):
         assert two[key] == pytest.approx(one[key], rel=1e-12, abs=1e-9)
     assert np.abs(forces_two - forces_one).max() <= 1e-12 * np.abs(forces_one).max()
