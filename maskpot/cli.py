@@ -284,7 +284,10 @@ def md(
 
     from maskpot.data import read
 
+    from maskpot.data.checks import check_no_overlap
+
     frame = read(structure)[0]
+    check_no_overlap(frame)
     if engine == "openmm":
         from maskpot.openmm.md import MDConfig, run_openmm_md
 
