@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 
 echo "== 1. data"
 maskpot data info "$W" "$DATA/n2p2_H2O_RPBE-D3/input.data"
-maskpot data tip3p --molecules 64 --frames 10 --out "$OUT/tip3p.extxyz"
+maskpot data tip3p --molecules 64 --box 12.42 --frames 10 --out "$OUT/tip3p.extxyz"
 
 echo "== 2. masked pretraining on the training geometries (data_0..data_2)"
 maskpot pretrain "$W/data_0" "$W/data_1" "$W/data_2" --model painn --objective mask --mask-ratio 0.5 \
