@@ -74,3 +74,10 @@ def read_metadata(path: str | Path) -> dict:
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a maskpot export (metadata format {meta.get('format')!r})")
     return meta
+
+
+def trained_on_periodic(meta: dict) -> bool:
+    """Whether the exported model's training frames were periodic (``summary()``'s "periodic": "all"/True)."""
+    data = meta.get("training_data") or {}
+    flag = data.get("periodic", (data.get("train") or {}).get("periodic"))
+    return flag in (True, "all")

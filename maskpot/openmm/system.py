@@ -29,10 +29,10 @@ def system_from_frame(frame: Frame, model_file: str, allow_non_periodic: bool = 
     """(System, Topology, positions in nm) for MD of ``frame`` with the exported model only."""
     import openmm
 
-    from maskpot.export.metadata import read_metadata
+    from maskpot.export.metadata import read_metadata, trained_on_periodic
 
     meta = read_metadata(model_file)
-    if not frame.periodic and meta.get("training_data", {}).get("periodic") and not allow_non_periodic:
+    if not frame.periodic and trained_on_periodic(meta) and not allow_non_periodic:
         raise ValueError(f"{frame.source or 'structure'}: no periodic cell, but the model was trained on periodic "
                          "data; give a periodic structure or allow a non-periodic run explicitly")
     if frame.periodic and not frame.pbc.all():
