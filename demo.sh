@@ -30,7 +30,7 @@ maskpot info "$OUT/model-openmm.pt"
 
 echo "== 5. MD: OpenMM, then LAMMPS on 2 MPI ranks"
 maskpot md "$OUT/model-openmm.pt" --engine openmm --structure "$W/data_3" --steps 200 --out "$OUT/md-openmm"
-maskpot md "$OUT/model-lammps.pt" --engine lammps --nprocs 2 --structure "$W/data_3" --steps 200 --out "$OUT/md-lammps"
+maskpot md "$OUT/model-lammps.pt" --engine lammps --nprocs 2 --structure "$W/data_3" --steps 50 --out "$OUT/md-lammps"
 
 echo "== 6. quick speed benchmark"
 python "$(dirname "${BASH_SOURCE[0]}")/benchmarks/speed.py" --quick --out "$OUT/bench"
