@@ -12,12 +12,14 @@ MAE/RMSE in meV/A). Datasets:
   deepmd  ../shared/data/water/deepmd_water: data_0..data_2 train (validation split off them), data_3 test.
   tip3p   flexible TIP3P from maskpot.data.tip3p (258 waters, 20 A box): training frames from independent runs
           (seeds 0..3), test frames from another run (seed 100); cached in <out>/accuracy_data/.
-MD quality: the best finetuned PaiNN per dataset runs NVT at 300 K in OpenMM (export + run_openmm_md, 0.5 fs) for
+MD quality: the best finetuned PaiNN per dataset runs NVT at 300 K in LAMMPS (export + run_lammps_md, 0.5 fs) for
 --md-ps; O-O and O-H radial distribution functions are compared with the dataset's, and molecules that
 dissociated by the end are counted (an O without exactly two H within 1.3 A).
 
 Outputs in --out: accuracy.md, accuracy.json, accuracy_force_mae.png, learning_curves.png, rdf.png; per-run
 checkpoints, CSV logs and MD trajectories under <out>/accuracy_runs/ (``--resume`` reuses finished runs).
+Budgets: every finetuning run of a size gets the same epochs and patience; ``--max-minutes 0`` removes the
+wall-clock cap so that runs are compared at equal epochs.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import struct
+import os
 import sys
 import time
 from pathlib import Path
@@ -132,33 +134,6 @@ def n_train(checkpoint: Path) -> int:
 
 # ---- MD quality -----------------------------------------------------------------------------------------------
 
-def read_dcd(path: Path) -> np.ndarray:
-    """(frames, atoms, 3) Angstrom from a CHARMM/OpenMM DCD file.
-
-    Written by hand because neither ASE nor the project's dependencies read DCD (MDAnalysis/mdtraj are not
-    installed); the format is Fortran records: header, title, atom count, then per frame an optional 48-byte unit
-    cell record and three float32 records (x, y, z).
-    """
-    data = Path(path).read_bytes()
-    records, pos = [], 0
-    while pos + 4 <= len(data):
-        (n,) = struct.unpack_from("<i", data, pos)
-        if pos + 8 + n > len(data):
-            break  # a frame being written when the run stopped
-        records.append(data[pos + 4:pos + 4 + n])
-        pos += n + 8
-    if len(records) < 3 or records[0][:4] != b"CORD":
-        raise ValueError(f"{path}: not a DCD file")
-    (natoms,) = struct.unpack("<i", records[2])
-    body = records[3:]
-    per = 4 if body and len(body[0]) == 48 else 3
-    frames = []
-    for k in range(0, len(body) - per + 1, per):
-        xyz = body[k + per - 3:k + per]
-        frames.append(np.stack([np.frombuffer(r, dtype="<f4", count=natoms) for r in xyz], axis=1))
-    return np.array(frames, dtype=np.float64)
-
-
 def rdf(frames_positions, numbers, cell, pair, rmax, nbins=120):
     """g(r) of an element pair averaged over frames (minimum image via ase.geometry.get_distances).
 
@@ -203,16 +178,20 @@ def dissociated(positions, numbers, cell) -> int:
 
 
 def md_quality(record: dict, start, reference, folder: Path, args) -> dict:
-    from maskpot.export import export_checkpoint
-    from maskpot.openmm.md import MDConfig, run_openmm_md
+    """NVT 300 K with the finetuned model in LAMMPS (one rank, 0.5 fs) for --md-ps; RDFs and dissociation."""
+    from ase.io import read as ase_read
 
-    model = export_checkpoint(record["checkpoint"], "openmm", folder / "md-model-openmm.pt")
+    from maskpot.export import export_checkpoint
+    from maskpot.lammps.md import run_lammps_md
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model = export_checkpoint(record["checkpoint"], "lammps", folder / "md-model-lammps.pt")
     steps = max(2, int(round(args.md_ps * 1000 / 0.5)))
     interval = max(1, steps // 200)
-    torch.set_num_threads(args.threads)
-    info = run_openmm_md(str(model), start, MDConfig(steps=steps, timestep_fs=0.5, temperature=300.0, ensemble="nvt",
-                                                     report_interval=interval, seed=0), folder / "md")
-    traj = read_dcd(folder / "md.dcd")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # torch threads inside lmp
+    info = run_lammps_md(model, start, steps=steps, timestep_fs=0.5, temperature=300.0, ensemble="nvt",
+                         report_interval=interval, out_prefix=folder / "md", nprocs=1, seed=0)
+    traj = np.array([a.positions for a in ase_read(info["trajectory"], index=":", format="lammps-dump-text")])
     cell = np.asarray(start.cell)
     rmax = min(6.0, 0.5 * float(np.min(np.linalg.norm(cell, axis=1))))
     used = traj[len(traj) // 5:] if len(traj) >= 5 else traj  # first 20% as equilibration
@@ -385,12 +364,15 @@ def parse_args(argv=None):
     ap.add_argument("--epochs", type=int, default=100, help="finetuning epochs (max)")
     ap.add_argument("--patience", type=int, default=20, help="finetuning early-stopping patience (epochs)")
     ap.add_argument("--pretrain-epochs", type=int, default=50)
-    ap.add_argument("--max-minutes", type=float, default=15.0, help="wall-clock budget per pretraining/finetuning run")
+    ap.add_argument("--max-minutes", type=float, default=15.0,
+                    help="wall-clock budget per pretraining/finetuning run (0: none, runs end at --epochs)")
     ap.add_argument("--md-ps", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--resume", action="store_true", help="reuse finished runs found under <out>/accuracy_runs")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
+    if args.max_minutes is not None and args.max_minutes <= 0:
+        args.max_minutes = None
     if args.quick:
         args.backbones, args.sizes, args.seeds = "painn", "4,all", "0"
         args.epochs, args.patience, args.pretrain_epochs, args.md_ps = 3, 3, 2, 0.05
@@ -500,9 +482,10 @@ def write_outputs(records, md, failures, args, datasets, backbones, out: Path, s
                                                        "the numbers mean nothing)" if args.quick else "")
             + f" in {seconds / 60:.1f} min. Test-set errors, mean +- std over seeds "
             f"({args.seeds}); finetuning budget {args.epochs} epochs (patience {args.patience}), pretraining "
-            f"{args.pretrain_epochs} epochs, at most {args.max_minutes} min per run.\n",
+            f"{args.pretrain_epochs} epochs, " + (f"at most {args.max_minutes} min per run.\n" if args.max_minutes
+                                                  else "no wall-clock cap.\n"),
             "## Machine\n", machine_markdown(machine, command), "\n## Test errors\n", accuracy_tables(records),
-            "\n## MD quality (best finetuned PaiNN, OpenMM NVT 300 K, 0.5 fs)\n",
+            "\n## MD quality (best finetuned PaiNN, LAMMPS NVT 300 K, 0.5 fs)\n",
             "RDF RMSE = root-mean-square difference of g(r) from the reference data's over 0..rmax (first 20% of the "
             "trajectory discarded); dissociated = O atoms without exactly two H within 1.3 A at the end.\n",
             markdown_table(["dataset", "model", "ps", "ns/day", "dissociated at end", "g_OO RMSE", "g_OH RMSE", "note"],

@@ -54,7 +54,6 @@ RIGID_TIMESTEP_FS = 2.0
 BOUND_TARGET = 0.95  # each engine >= 0.95 of the model-only bound
 RANK_TARGET = 1.7  # 2 ranks >= 1.7 x one rank ...
 RANK_TARGET_WATERS = 4096  # ... at this size
-LAMMPS_SKIN = 2.0  # A, LAMMPS' default neighbour skin in metal units
 MODEL_ENGINES = ("model-only", "eager", "openmm", "lammps")
 ALL_ENGINES = MODEL_ENGINES + ("tip3p",)
 ROW_ORDER = ("tip3p-flex", "tip3p-rigid") + MODEL_ENGINES
@@ -241,61 +240,51 @@ def tip3p(frame, rigid: bool, steps, repeats, threads) -> list[float]:
     return openmm_steps(context, integrator, steps, repeats)
 
 
-LAMMPS_DECK = """units metal
-atom_style atomic
-boundary p p p
-newton on
-read_data {data}
-plugin load {plugin}
-pair_style maskpot
-pair_coeff * * {model} O H
-velocity all create 300.0 4928459 mom yes rot yes dist gaussian
-fix thermostat all nvt temp 300.0 300.0 0.05
-timestep {dt}
-thermo_style custom step temp pe
-thermo {steps}
-run {warmup}
-run {steps}
-"""
-LOOP_TIME = re.compile(r"Loop time of ([0-9.eE+-]+) on (\d+) procs for (\d+) steps")
+def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path) -> tuple[list[float], dict]:
+    """ms/step of the timed run of ``repeats`` separate ``maskpot md --engine lammps`` runs (NVT 300 K, each after
+    a warm-up run; LAMMPS' "Loop time" of the timed run only), and the last run's timing breakdown (%)."""
+    from maskpot.lammps.md import run_lammps_md
 
-
-def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path) -> list[float]:
-    """ms/step of the production run of ``repeats`` separate lmp runs (each: warm-up run, then timed run)."""
-    from maskpot.lammps import plugin_path, run_lammps, write_data
-
-    data = write_data(frame, scratch / "water.data", "O,H")
-    deck = LAMMPS_DECK.format(data=data, plugin=plugin_path(), model=files["lammps"], dt=TIMESTEP_FS * 1e-3,
-                              steps=steps, warmup=max(5, steps // 5))
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = str(threads)  # torch threads inside each lmp rank
     try:
-        out = []
-        for _ in range(repeats):
-            log = run_lammps(deck, nprocs=ranks, cwd=scratch).log
-            loops = LOOP_TIME.findall(log)
-            if len(loops) < 2:
-                raise RuntimeError("LAMMPS printed no 'Loop time' for the production run")
-            seconds, _, n = loops[-1]
-            out.append(1e3 * float(seconds) / int(n))
+        times, log = [], ""
+        for k in range(repeats):
+            result = run_lammps_md(files["lammps"], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
+                                   out_prefix=scratch / f"md-{ranks}", nprocs=ranks, seed=k,
+                                   warmup_steps=max(5, steps // 5))
+            times.append(result["ms_per_step"])
+            log = Path(result["log"]).read_text()
+        return times, lammps_breakdown(log)
     finally:
         if old is None:
             os.environ.pop("OMP_NUM_THREADS", None)
         else:
             os.environ["OMP_NUM_THREADS"] = old
-    return out
 
 
-def ghosts_per_local(box: float, ranks: int, halo: float) -> float:
-    """Geometric estimate of ghost atoms per local atom: the halo shell around one rank's sub-box (ranks split the
-    cubic box along one axis, as LAMMPS does for 2 ranks) over the sub-box volume, at uniform density."""
-    sub = np.array([box / ranks, box, box])
-    return float(np.prod(sub + 2 * halo) / np.prod(sub) - 1.0)
+def halo_nodes_per_local(box: float, ranks: int, depth: float) -> float:
+    """Geometric estimate of the graph nodes with edges a rank evaluates beyond its local atoms, per local atom:
+    the other ranks' atoms within ``depth`` = (layers - 1) x cutoff of its domain (pair_maskpot grows the graph
+    breadth-first from the local atoms and gives edges only to nodes within layers - 1 hops; periodic images fold
+    onto one node). Ranks split the cubic box along x, as LAMMPS does for 2 ranks. 0 on one rank."""
+    if ranks == 1:
+        return 0.0
+    sub = box / ranks
+    return float(min(2.0 * depth, box - sub) / sub)
+
+
+TIMING_LINE = re.compile(r"^(Pair|Neigh|Comm|Modify|Output|Other)\s*\|.*\|\s*([0-9.]+)\s*$", re.M)
+
+
+def lammps_breakdown(log: str) -> dict:
+    """LAMMPS' MPI task timing breakdown of the last run: {section: % of the loop time}."""
+    return {name: float(pct) for name, pct in TIMING_LINE.findall(log.split("Loop time of")[-1])}
 
 
 # ---- ratios, targets and output -------------------------------------------------------------------------------
 
-def assess(rows: list[Row], receptive: dict) -> None:
+def assess(rows: list[Row], edge_depth: dict) -> None:
     """Ratios measured in this run, whether targets are met, and a short reason when not."""
     def find(waters, engine, backbone="-", dtype="-", ranks=1):
         for r in rows:
@@ -321,10 +310,11 @@ def assess(rows: list[Row], receptive: dict) -> None:
                 r.note = (f"{r.ms - bound.ms:.2f} ms/step outside the model (integrator, TorchForce data copies); "
                           f"neighbour search {100 * bound.extra['neighbour_share']:.0f}% of the bound")
         if r.engine == "lammps":
-            halo = receptive[r.backbone, r.dtype] + LAMMPS_SKIN
+            depth = edge_depth[r.backbone, r.dtype]
             box = float(np.cbrt(r.waters * VOLUME_PER_WATER))
-            g = ghosts_per_local(box, r.ranks, halo)
-            r.extra["ghosts_per_local_est"] = g
+            g = halo_nodes_per_local(box, r.ranks, depth)
+            r.extra["halo_nodes_per_local_est"] = g
+            pair = r.extra.get("lammps_breakdown_pct", {}).get("Pair")
             one = find(r.waters, "lammps", r.backbone, r.dtype, 1)
             if r.ranks > 1 and one is not None:
                 r.ratio_ranks = one.ms / r.ms
@@ -332,11 +322,12 @@ def assess(rows: list[Row], receptive: dict) -> None:
                 ok = r.ratio_bound >= BOUND_TARGET
                 r.target = "met" if ok else "not met"
                 if not ok:
-                    r.note = (f"ghost halo {halo:.0f} A (receptive field + skin): ~{g:.1f} ghost atoms per local atom "
-                              f"pass through the model (est.)")
-            elif r.ranks == 2 and r.ratio_ranks is not None:
-                g1 = ghosts_per_local(box, 1, halo)
-                r.note = f"~{g:.1f} ghosts per local atom on each of {r.ranks} ranks vs ~{g1:.1f} on 1 (est.)"
+                    r.note = (f"{r.ms - bound.ms:.2f} ms/step more than the bound; pair style (graph building, "
+                              f"model call, data copies) {pair:.0f}% of the step" if pair is not None else
+                              f"{r.ms - bound.ms:.2f} ms/step more than the bound")
+            elif r.ranks > 1 and r.ratio_ranks is not None:
+                r.note = (f"each rank's graph: its atoms + ~{g:.2f} per atom from the other rank within {depth:.0f} A "
+                          f"(est.); ideal speedup {r.ranks / (1 + g):.2f}")
                 if r.waters != RANK_TARGET_WATERS:
                     r.target = f"n/a (target at {RANK_TARGET_WATERS} waters)"
                 else:
@@ -425,7 +416,8 @@ def parse_args(argv=None):
     ap.add_argument("--scan", default="painn,float32", help="backbone,dtype of the size scan")
     ap.add_argument("--full-matrix", action="store_true", help="every backbone x dtype at every size")
     ap.add_argument("--engines", default=",".join(ALL_ENGINES), help="subset of " + ",".join(ALL_ENGINES))
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (calls) per repeat (default: 1e5 / atoms evaluated, clipped to 10..200)")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (calls) per repeat (default: --atom-steps / atoms evaluated, clipped to 10..200)")
+    ap.add_argument("--atom-steps", type=float, default=1e5, help="work per timed repeat, in atom-steps")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ranks", default="1,2", help="LAMMPS MPI ranks")
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMM threads per process")
@@ -467,11 +459,11 @@ def main(argv=None) -> int:
     sizes = sorted({c[0] for c in combos})
     console = Console(stderr=True)
     rows: list[Row] = []
-    receptive: dict = {}
+    edge_depth: dict = {}
     started = time.perf_counter()
 
-    def steps_for(atoms):  # about the same work per row: ~1e5 atom-steps, between 10 and 200 steps
-        return args.steps or int(np.clip(1e5 / atoms, 10, 200))
+    def steps_for(atoms):  # about the same work per row: --atom-steps, between 10 and 200 steps
+        return args.steps or int(np.clip(args.atom_steps / atoms, 10, 200))
 
     def run(row: Row, fn):
         try:
@@ -512,7 +504,7 @@ def main(argv=None) -> int:
                         folder / "model.ckpt", backbone, dtype, args.quick)
                     model_files[key] = (ckpt, exports(ckpt, dtype, folder))
                     meta = torch.jit.load(str(model_files[key][1]["ase"]))
-                    receptive[key] = float(meta.receptive_field)
+                    edge_depth[key] = float(meta.receptive_field) - float(meta.cutoff)  # (layers - 1) x cutoff
                 except Exception as exc:
                     model_files[key] = one_line(exc)
             setup = model_files[key]
@@ -534,13 +526,18 @@ def main(argv=None) -> int:
                     elif engine == "openmm":
                         run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads))
                     else:
-                        # LAMMPS evaluates local + ghost atoms: size the run by that count
-                        g = ghosts_per_local(float(np.cbrt(waters * VOLUME_PER_WATER)), nr, receptive[key] + LAMMPS_SKIN)
+                        # each rank evaluates its local atoms + nearby other-rank atoms: size the run by that
+                        g = halo_nodes_per_local(float(np.cbrt(waters * VOLUME_PER_WATER)), nr, edge_depth[key])
                         lsteps = steps_for(n_atoms * (1 + g) / nr)
-                        run(row, lambda: lammps_row(frame, setup[1], lsteps, args.repeats, nr, args.threads, scratch))
+
+                        def fn(row=row, nr=nr, lsteps=lsteps):
+                            times, breakdown = lammps_row(frame, setup[1], lsteps, args.repeats, nr, args.threads, scratch)
+                            row.extra["lammps_breakdown_pct"] = breakdown
+                            return times
+                        run(row, fn)
                     bar.advance(task)
 
-    assess(rows, receptive)
+    assess(rows, edge_depth)
     write_outputs(rows, args, out, combos, time.perf_counter() - started)
     console.print(f"[green]wrote {out / 'speed.md'} ({time.perf_counter() - started:.0f} s)")
     return 0
@@ -561,8 +558,9 @@ def write_outputs(rows, args, out: Path, combos, seconds: float) -> None:
             "\n## Results\n",
             "engine/bound = model-only ms/step / engine ms/step (target >= 0.95); maskpot/TIP3P-flex = ns/day ratio to "
             "flexible TIP3P at the same size and step; 2 ranks/1 rank = LAMMPS speedup (target >= 1.7 at "
-            f"{RANK_TARGET_WATERS} waters). Ghost counts are geometric estimates (halo = receptive field + "
-            f"{LAMMPS_SKIN} A skin, uniform density). LAMMPS rows use {args.threads} thread(s) per rank.\n",
+            f"{RANK_TARGET_WATERS} waters). Halo node counts are geometric estimates (nodes with edges: other-rank "
+            "atoms within (layers - 1) x cutoff of a rank's domain, uniform density). LAMMPS rows use "
+            f"{args.threads} thread(s) per rank.\n",
             markdown_table(HEADER, table_rows(ranked))]
     atomic_write_text(out / "speed.md", "\n".join(text))
     save_json(out / "speed.json", {

@@ -70,14 +70,14 @@ def make_checkpoint(path: Path, backbone: str = "painn", dtype: str = "float64",
 
 @pytest.fixture(scope="session")
 def checkpoint_factory(tmp_path_factory):
-    """checkpoint_factory(backbone='painn', dtype='float64') -> path of a tiny finetuned-kind checkpoint."""
+    """checkpoint_factory(backbone='painn', dtype='float64', layers=2) -> path of a tiny finetuned-kind checkpoint."""
     cache: dict = {}
 
-    def get(backbone: str = "painn", dtype: str = "float64") -> Path:
-        if (backbone, dtype) not in cache:
-            out = tmp_path_factory.mktemp("ckpt") / f"{backbone}-{dtype}.ckpt"
-            cache[backbone, dtype] = make_checkpoint(out, backbone, dtype)
-        return cache[backbone, dtype]
+    def get(backbone: str = "painn", dtype: str = "float64", layers: int = 2) -> Path:
+        if (backbone, dtype, layers) not in cache:
+            out = tmp_path_factory.mktemp("ckpt") / f"{backbone}-{dtype}-{layers}.ckpt"
+            cache[backbone, dtype, layers] = make_checkpoint(out, backbone, dtype, layers=layers)
+        return cache[backbone, dtype, layers]
 
     return get
 

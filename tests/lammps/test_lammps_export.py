@@ -81,12 +81,14 @@ def test_python_module_matches_ase(backbone, dtype, units, water_atoms, water_fi
     assert pe_sum == pytest.approx(thermo["pe"], rel=1e-12)
 
 
-def run0_lmp(data: Path, model: Path, plugin: Path, tmp: Path, nprocs: int) -> tuple[dict, np.ndarray, str]:
+def run0_lmp(data: Path, model: Path, plugin: Path, tmp: Path, nprocs: int,
+             before_box: str = "") -> tuple[dict, np.ndarray, str]:
     """`run 0` through `lmp` / `mpirun -np 2 lmp`: thermo (lower-case keys) and forces dumped by atom ID."""
     tmp.mkdir(parents=True, exist_ok=True)
     deck = f"""
 units metal
 atom_style atomic
+{before_box}
 read_data {data}
 plugin load {plugin}
 pair_style maskpot
@@ -118,3 +120,20 @@ def test_lmp_one_and_two_ranks_match_ase(backbone, dtype, water_atoms, water_fil
         assert two["poteng"] == pytest.approx(one["poteng"], rel=1e-12)
         assert np.abs(f_two - f_one).max() <= 1e-10 * np.abs(f_one).max()
         assert np.abs(tensor(two) - tensor(one)).max() <= 1e-10 * max(np.abs(tensor(one)).max(), 1.0)
+
+
+def test_three_layers_two_ranks_partial_halo(water_atoms, checkpoint_factory, plugin, tmp_path):
+    """A 3-layer PaiNN (receptive field 12 A) on a box long enough in x that each of 2 ranks (`processors 2 1 1`)
+    holds only part of the other rank's atoms: the breadth-first graph (edges for nodes within 2 hops, species
+    only at 3 hops) equals ASE on the whole periodic box."""
+    from maskpot.export import export_checkpoint
+
+    ckpt = checkpoint_factory("painn", "float64", layers=3)
+    model = export_checkpoint(ckpt, "lammps", tmp_path / "painn3-lammps.pt")
+    reps = int(np.ceil(2 * 2 * 14.0 / water_atoms.cell[0, 0])) + 1  # slab wider than its two 14 A ghost shells
+    atoms = water_atoms.repeat((reps, 1, 1))
+    data = write_data(atoms, tmp_path / "long.data", "O,H")
+    ref = ase_reference(atoms, export_checkpoint(ckpt, "ase", tmp_path / "painn3-ase.pt"))
+    two, forces, log = run0_lmp(data, model, plugin, tmp_path / "np2", 2, before_box="processors 2 1 1")
+    assert "communication cutoff set to 14 A" in log and "2 by 1 by 1 MPI processor grid" in log
+    assert_close(two["poteng"], forces, tensor(two), ref, "metal", RTOL["float64"])
