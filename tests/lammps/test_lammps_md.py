@@ -82,3 +82,13 @@ def test_nve_trained_model_conserves_energy(trained_water_checkpoint, water_atom
     assert total.std() < 0.05 * kinetic.std(), (total.std(), kinetic.std())
     drift = abs(total[-5:].mean() - total[:5].mean())
     assert drift < 0.01 * kinetic.mean(), (drift, kinetic.mean())
+
+
+def test_run_lammps_md_rejects_negative_warmup(export_factory, water_atoms, tmp_path):
+    from maskpot.data import Frame
+    from maskpot.lammps.md import run_lammps_md
+
+    with pytest.raises(ValueError, match=r"warmup_steps \(-1\) >= 0"):
+        run_lammps_md(export_factory("lammps"), Frame.from_atoms(water_atoms), steps=10, warmup_steps=-1,
+                      out_prefix=tmp_path / "md")
+    assert not list(tmp_path.iterdir())
