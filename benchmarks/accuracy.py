@@ -2,7 +2,7 @@
 
 Usage (repository root, venv active):
 
-    python benchmarks/accuracy.py             # full comparison (hours; see benchmarks/README.md)
+    python benchmarks/accuracy.py             # full comparison (~12 h of CPU here; resumable, see below)
     python benchmarks/accuracy.py --quick     # tiny end-to-end check (~3 min on 2 cores), same output files
 
 For each dataset and backbone: pretrain once with ``objective=mask`` and once with ``objective=denoise`` on the
@@ -10,16 +10,21 @@ training positions; finetune ``scratch`` / ``mask`` / ``denoise`` at each traini
 budget (epochs, patience, --max-minutes); evaluate on the held-out test split (energy MAE/RMSE in meV/atom, force
 MAE/RMSE in meV/A). Datasets:
   deepmd  ../shared/data/water/deepmd_water: data_0..data_2 train (validation split off them), data_3 test.
-  tip3p   flexible TIP3P from maskpot.data.tip3p (258 waters, 20 A box): training frames from independent runs
-          (seeds 0..3), test frames from another run (seed 100); cached in <out>/accuracy_data/.
+  tip3p   flexible TIP3P from maskpot.data.tip3p (64 waters in a 12.42 A box, the DeePMD set's size, so both
+          datasets cost the same): training frames from independent runs (seeds 0..3), test frames from another
+          run (seed 100), on OpenMM's Reference platform so that every machine makes the same frames; cached in
+          <out>/accuracy_data/.
 MD quality: the best finetuned PaiNN per dataset runs NVT at 300 K in LAMMPS (export + run_lammps_md, 0.5 fs) for
 --md-ps; O-O and O-H radial distribution functions are compared with the dataset's, and molecules that
 dissociated by the end are counted (an O without exactly two H within 1.3 A).
 
-Outputs in --out: accuracy.md, accuracy.json, accuracy_force_mae.png, learning_curves.png, rdf.png; per-run
-checkpoints, CSV logs and MD trajectories under <out>/accuracy_runs/ (``--resume`` reuses finished runs).
-Budgets: every finetuning run of a size gets the same epochs and patience; ``--max-minutes 0`` removes the
-wall-clock cap so that runs are compared at equal epochs.
+Outputs in --out: accuracy.md, accuracy.json, accuracy_force_mae.png, learning_curves.png, rdf.png, rewritten
+after every finished run (unfinished rows show as pending). Under <out>/accuracy_runs/ each run leaves its record
+(JSON) and CSV log, each pretraining its checkpoint, each MD its record and model: these are kept in git, so the
+full matrix accumulates across machines and sessions: run the same command again and finished runs with the same
+budget are reused (``--no-resume`` starts over). Runs go smallest training sets first, every backbone at a size
+before the next size. Budgets: every finetuning run gets the same epochs and patience and no wall-clock cap
+(default), so runs are compared at equal epochs; ``--max-minutes`` sets a cap.
 """
 
 from __future__ import annotations
@@ -67,8 +72,8 @@ def load_tip3p(quick: bool, cache: Path):
     if quick:
         spec = dict(n_molecules=32, box=10.0, n_frames=12, interval=20, equilibration_steps=200)
         train_seeds, test_seed = (0, 1), 100
-    else:  # the paper's system: 258 molecules in a 20 A box
-        spec = dict(n_molecules=258, box=20.0, n_frames=60, interval=50, equilibration_steps=2000)
+    else:  # 64 molecules at 1 g/cm3, as the DeePMD set: 4 x 75 training frames, 100 test frames
+        spec = dict(n_molecules=64, box=12.42, n_frames=75, interval=50, equilibration_steps=2000)
         train_seeds, test_seed = (0, 1, 2, 3), 100
     tag = "-".join(f"{k[0]}{v}" for k, v in spec.items())
 
@@ -76,7 +81,8 @@ def load_tip3p(quick: bool, cache: Path):
         path = cache / f"tip3p-{tag}-seed{seed}.extxyz"
         if path.is_file():
             return read(path)
-        frames = generate_tip3p(seed=seed, **spec)
+        n = dict(spec, n_frames=100) if seed == test_seed and not quick else spec
+        frames = generate_tip3p(seed=seed, platform="Reference", **n)
         write_extxyz(frames, path)
         return frames
 
@@ -94,14 +100,30 @@ def model_config(backbone: str, quick: bool):
     return ModelConfig(backbone=backbone)
 
 
+def budget(args) -> dict:
+    """What makes two runs comparable: a finished run is reused only under the same budget."""
+    return {"epochs": args.epochs, "patience": args.patience, "pretrain_epochs": args.pretrain_epochs,
+            "max_minutes": args.max_minutes, "quick": args.quick}
+
+
+def reusable(record_path: Path, args) -> dict | None:
+    """The JSON record at ``record_path`` if --resume and it was made under this budget, else None."""
+    if not (args.resume and record_path.is_file()):
+        return None
+    record = json.loads(record_path.read_text())
+    return record if record.get("budget") == budget(args) else None
+
+
 def pretrain_run(frames, folder: Path, config, objective: str, args) -> Path:
     from maskpot.pretrain.loop import PretrainConfig, pretrain
     from maskpot.pretrain.objective import PretrainTask
 
     path = folder / f"pretrain-{objective}.ckpt"
-    if not (args.resume and path.is_file()):
+    if not (path.is_file() and reusable(path.with_suffix(".json"), args)):
+        t0 = time.perf_counter()
         pretrain(frames, path, config, PretrainTask(objective=objective),
                  PretrainConfig(epochs=args.pretrain_epochs, seed=0, max_minutes=args.max_minutes), show_progress=False)
+        save_json(path.with_suffix(".json"), {"budget": budget(args), "seconds": time.perf_counter() - t0})
     return path
 
 
@@ -110,15 +132,17 @@ def finetune_run(frames, test, folder: Path, config, init: str, init_path: Path 
 
     name = f"{init}-n{size}-s{seed}"
     record_path = folder / f"{name}.json"
-    if args.resume and record_path.is_file():
-        return json.loads(record_path.read_text())
+    record = reusable(record_path, args)
+    if record is not None:  # paths as seen from this --out (the record may come from another machine)
+        return {**record, "checkpoint": str(folder / f"{name}.ckpt"), "log": str(folder / f"{name}.log.csv"),
+                "reused": True}
     cfg = FinetuneConfig(epochs=args.epochs, patience=args.patience, seed=seed, max_minutes=args.max_minutes,
                          train_frames=None if size == "all" else int(size))
     t0 = time.perf_counter()
     result = finetune(frames, folder / f"{name}.ckpt", cfg, model_config=config if init_path is None else None,
                       init=None if init_path is None else str(init_path), test_frames=test, show_progress=False)
     rows = result.rows
-    record = {"n_train": n_train(folder / f"{name}.ckpt"), "best_epoch": result.best_epoch,
+    record = {"budget": budget(args), "n_train": n_train(folder / f"{name}.ckpt"), "best_epoch": result.best_epoch,
               "epochs_run": rows[-1]["epoch"], "seconds": time.perf_counter() - t0,
               "checkpoint": str(folder / f"{name}.ckpt"), "log": str(result.log_path), **(result.test_metrics or {})}
     save_json(record_path, record)
@@ -177,20 +201,33 @@ def dissociated(positions, numbers, cell) -> int:
     return bad
 
 
-def md_quality(record: dict, start, reference, folder: Path, args) -> dict:
-    """NVT 300 K with the finetuned model in LAMMPS (one rank, 0.5 fs) for --md-ps; RDFs and dissociation."""
+def md_quality(record: dict, name: str, start, reference, folder: Path, args) -> dict:
+    """NVT 300 K with the finetuned model ``name`` in LAMMPS (one rank, 0.5 fs) for --md-ps; RDFs and
+    dissociation. The record (md.json) and the model's checkpoint (model.ckpt) stay in ``folder``; an MD of the
+    same model, budget and length is reused."""
+    import shutil
+
     from ase.io import read as ase_read
 
     from maskpot.export import export_checkpoint
     from maskpot.lammps.md import run_lammps_md
 
     folder.mkdir(parents=True, exist_ok=True)
-    model = export_checkpoint(record["checkpoint"], "lammps", folder / "md-model-lammps.pt")
+    record_path = folder / "md.json"
+    old = reusable(record_path, args)
+    if old is not None and old.get("model") == name and old.get("ps_requested") == args.md_ps:
+        return old
+    if not Path(record["checkpoint"]).is_file():
+        raise FileNotFoundError(f"checkpoint of {name} is not on this machine (finetuned elsewhere; only records "
+                                "are kept): rerun that finetuning with --no-resume")
+    shutil.copyfile(record["checkpoint"], folder / "model.ckpt.tmp")
+    os.replace(folder / "model.ckpt.tmp", folder / "model.ckpt")
+    model = export_checkpoint(folder / "model.ckpt", "lammps", folder / "md-model-lammps.pt")
     steps = max(2, int(round(args.md_ps * 1000 / 0.5)))
     interval = max(1, steps // 200)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # torch threads inside lmp
     info = run_lammps_md(model, start, steps=steps, timestep_fs=0.5, temperature=300.0, ensemble="nvt",
-                         report_interval=interval, out_prefix=folder / "md", nprocs=1, seed=0)
+                         report_interval=interval, out_prefix=folder / "md", nprocs=1, seed=0,
+                         threads=args.threads)
     traj = np.array([a.positions for a in ase_read(info["trajectory"], index=":", format="lammps-dump-text")])
     cell = np.asarray(start.cell)
     rmax = min(6.0, 0.5 * float(np.min(np.linalg.norm(cell, axis=1))))
@@ -204,6 +241,8 @@ def md_quality(record: dict, start, reference, folder: Path, args) -> dict:
         _, g_ref = rdf(ref_pos, reference[0].numbers, np.asarray(reference[0].cell), pair, rmax)
         out["rdf"][name] = {"r": r.tolist(), "model": g_model.tolist(), "reference": g_ref.tolist(),
                             "rmse": float(np.sqrt(np.mean((g_model - g_ref) ** 2)))}
+    out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
+    save_json(record_path, out)
     return out
 
 
@@ -211,6 +250,10 @@ def md_quality(record: dict, start, reference, folder: Path, args) -> dict:
 
 METRICS = (("energy_mae", "E MAE meV/atom"), ("energy_rmse", "E RMSE meV/atom"),
            ("force_mae", "F MAE meV/A"), ("force_rmse", "F RMSE meV/A"))
+
+
+def finished(record: dict) -> bool:
+    return not record.get("error") and not record.get("pending")
 
 
 def mean_std(values) -> tuple[float, float, int]:
@@ -226,9 +269,11 @@ def pm(values) -> str:
 
 
 def summarise(records: list[dict]) -> list[dict]:
-    """One row per (dataset, backbone, size, init): mean/std over seeds of every metric."""
+    """One row per (dataset, backbone, size, init) with a finished or failed run: mean/std over seeds."""
     groups: dict = {}
     for r in records:
+        if r.get("pending"):
+            continue
         groups.setdefault((r["dataset"], r["backbone"], str(r["size"]), r["init"]), []).append(r)
     out = []
     for (ds, bb, size, init), rs in groups.items():
@@ -255,13 +300,16 @@ def accuracy_tables(records: list[dict]) -> str:
                 rs = [r for r in records if (r["dataset"], r["backbone"], r["size"], r["init"]) == (ds, bb, size, init)]
                 if not rs:
                     continue
-                ok = [r for r in rs if not r.get("error")]
-                if not ok:
-                    rows.append([size, "-", init, "-"] + ["-"] * 4 + [f"failed: {rs[0]['error']}"])
-                    continue
+                ok = [r for r in rs if finished(r)]
                 errors = [r["error"] for r in rs if r.get("error")]
+                pending = sum(bool(r.get("pending")) for r in rs)
+                note = "; ".join(([f"failed ({len(errors)}): {errors[0]}"] if errors else [])
+                                 + ([f"{pending} seed(s) pending"] if pending else []))
+                if not ok:
+                    rows.append([size, "-", init, "-"] + ["-"] * 4 + [note])
+                    continue
                 rows.append([size, ok[0]["n_train"], init, len(ok)] + [pm([r.get(k) for r in ok]) for k, _ in METRICS]
-                            + [f"failed ({len(errors)}): {errors[0]}" if errors else ""])
+                            + [note])
         text.append(f"### {ds}, {bb}\n")
         text.append(markdown_table(["size", "train frames", "init", "seeds"] + [m for _, m in METRICS] + ["note"], rows))
     return "\n".join(text)
@@ -308,7 +356,7 @@ def plot_learning_curves(records: list[dict], datasets, backbones, path: Path) -
     for i, ds in enumerate(datasets):
         for j, bb in enumerate(backbones):
             ax = axes[i][j]
-            ok = [r for r in records if (r["dataset"], r["backbone"]) == (ds, bb) and not r.get("error")]
+            ok = [r for r in records if (r["dataset"], r["backbone"]) == (ds, bb) and finished(r)]
             if ok:
                 seed = min(r["seed"] for r in ok)
                 ns = sorted({r["n_train"] for r in ok})
@@ -361,14 +409,15 @@ def parse_args(argv=None):
     ap.add_argument("--backbones", default="painn,egnn,gns")
     ap.add_argument("--sizes", default="10,25,50,100,all", help="training frames per finetuning run ('all' = pool)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--epochs", type=int, default=100, help="finetuning epochs (max)")
+    ap.add_argument("--epochs", type=int, default=20, help="finetuning epochs (max)")
     ap.add_argument("--patience", type=int, default=20, help="finetuning early-stopping patience (epochs)")
-    ap.add_argument("--pretrain-epochs", type=int, default=50)
-    ap.add_argument("--max-minutes", type=float, default=15.0,
+    ap.add_argument("--pretrain-epochs", type=int, default=20)
+    ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="wall-clock budget per pretraining/finetuning run (0: none, runs end at --epochs)")
     ap.add_argument("--md-ps", type=float, default=20.0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--resume", action="store_true", help="reuse finished runs found under <out>/accuracy_runs")
+    ap.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                    help="reuse finished runs with the same budget found under <out>/accuracy_runs (default)")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
     if args.max_minutes is not None and args.max_minutes <= 0:
@@ -379,6 +428,12 @@ def parse_args(argv=None):
         # one thread: on a loaded machine torch's OpenMP threads spin-wait and small models run 10-100x slower
         args.threads = args.threads or 1
     return args
+
+
+def planned_runs(datasets, backbones, sizes, seeds) -> list[dict]:
+    """Every finetuning run, in the order they run: per dataset, smallest size first, all backbones at a size."""
+    return [{"dataset": ds, "backbone": bb, "size": size, "seed": seed, "init": init}
+            for ds in datasets for size in sizes for bb in backbones for seed in seeds for init in INITS]
 
 
 def main(argv=None) -> int:
@@ -398,13 +453,21 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown dataset(s) {', '.join(sorted(unknown))}; choose deepmd, tip3p")
     console = Console(stderr=True)
     started = time.perf_counter()
-    records: list[dict] = []
+    plan = planned_runs(datasets, backbones, sizes, seeds)
+    done: dict = {}  # (dataset, backbone, size, seed, init) -> record
     md: dict = {}
     failures: dict = {}
-    n_total = len(datasets) * len(backbones) * (2 + len(INITS) * len(sizes) * len(seeds)) + len(datasets)
+
+    def key(r):
+        return r["dataset"], r["backbone"], r["size"], r["seed"], r["init"]
+
+    def write():
+        records = [done.get(key(r), {**r, "pending": True}) for r in plan]
+        write_outputs(records, md, failures, args, datasets, backbones, out, time.perf_counter() - started)
+
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
-        task = bar.add_task("accuracy", total=n_total)
+        task = bar.add_task("accuracy", total=len(plan) + len(datasets) * (2 * len(backbones) + 1))
         for ds in datasets:
             bar.update(task, description=f"{ds}: data")
             try:
@@ -412,63 +475,74 @@ def main(argv=None) -> int:
             except Exception as exc:
                 failures[ds] = f"data: {one_line(exc)}"
                 console.print(f"[red]{ds}: {failures[ds]}")
-                for bb in backbones:
-                    for size in sizes:
-                        for seed in seeds:
-                            for init in INITS:
-                                records.append({"dataset": ds, "backbone": bb, "size": size, "seed": seed, "init": init,
-                                                "error": failures[ds]})
-                bar.advance(task, len(backbones) * (2 + len(INITS) * len(sizes) * len(seeds)) + 1)
+                for r in plan:
+                    if r["dataset"] == ds:
+                        done[key(r)] = {**r, "error": failures[ds]}
+                bar.advance(task, sum(r["dataset"] == ds for r in plan) + 2 * len(backbones) + 1)
                 continue
+            inits: dict = {}
             for bb in backbones:
-                folder = runs / ds / bb
-                folder.mkdir(parents=True, exist_ok=True)
-                config = model_config(bb, args.quick)
-                inits: dict = {"scratch": None}
+                inits[bb] = {"scratch": None}
                 for objective in ("mask", "denoise"):
                     bar.update(task, description=f"{ds} {bb}: pretrain {objective}")
                     try:
-                        inits[objective] = pretrain_run(train, folder, config, objective, args)
+                        inits[bb][objective] = pretrain_run(train, runs / ds / bb, model_config(bb, args.quick),
+                                                            objective, args)
                     except Exception as exc:
-                        inits[objective] = f"pretraining failed: {one_line(exc)}"
-                        console.print(f"[red]{ds} {bb} {objective}: {inits[objective]}")
+                        inits[bb][objective] = f"pretraining failed: {one_line(exc)}"
+                        console.print(f"[red]{ds} {bb} {objective}: {inits[bb][objective]}")
                     bar.advance(task)
-                for size in sizes:
-                    for seed in seeds:
-                        for init in INITS:
-                            bar.update(task, description=f"{ds} {bb}: {init}, {size} frames, seed {seed}")
-                            rec = {"dataset": ds, "backbone": bb, "size": size, "seed": seed, "init": init}
-                            try:
-                                if isinstance(inits[init], str):
-                                    raise RuntimeError(inits[init])
-                                rec.update(finetune_run(train, test, folder, config, init, inits[init], size, seed, args))
-                            except Exception as exc:
-                                rec["error"] = one_line(exc)
-                                console.print(f"[red]{ds} {bb} {init} n={size} seed {seed}: {rec['error']}")
-                            records.append(rec)
-                            bar.advance(task)
+            for r in plan:
+                if r["dataset"] != ds:
+                    continue
+                bb, size, seed, init = r["backbone"], r["size"], r["seed"], r["init"]
+                bar.update(task, description=f"{ds} {bb}: {init}, {size} frames, seed {seed}")
+                rec = dict(r)
+                try:
+                    if isinstance(inits[bb][init], str):
+                        raise RuntimeError(inits[bb][init])
+                    rec.update(finetune_run(train, test, runs / ds / bb, model_config(bb, args.quick), init,
+                                            inits[bb][init], size, seed, args))
+                except Exception as exc:
+                    rec["error"] = one_line(exc)
+                    console.print(f"[red]{ds} {bb} {init} n={size} seed {seed}: {rec['error']}")
+                done[key(r)] = rec
+                bar.advance(task)
+                if not rec.get("reused"):
+                    write()
             bar.update(task, description=f"{ds}: MD with the best PaiNN")
-            painn = [r for r in records if r["dataset"] == ds and r["backbone"] == "painn" and not r.get("error")]
+            painn = [r for r in done.values() if r["dataset"] == ds and r["backbone"] == "painn" and not r.get("error")]
             if painn:
                 best = min(painn, key=lambda r: r["force_mae"])
+                name = f"painn {best['init']}, {best['n_train']} frames, seed {best['seed']}"
                 try:
-                    md[ds] = {"model": f"painn {best['init']}, {best['n_train']} frames, seed {best['seed']}",
-                              **md_quality(best, test[0], train + test, runs / ds / "md", args)}
+                    md[ds] = md_quality(best, name, test[0], train + test, runs / ds / "md", args)
                 except Exception as exc:
                     md[ds] = {"error": one_line(exc)}
             elif "painn" in backbones:
                 md[ds] = {"error": "no successful PaiNN run"}
             bar.advance(task)
-    write_outputs(records, md, failures, args, datasets, backbones, out, time.perf_counter() - started)
+            write()
     console.print(f"[green]wrote {out / 'accuracy.md'} ({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def progress(records: list[dict]) -> str:
+    n_done = sum(finished(r) for r in records)
+    n_pending = sum(bool(r.get("pending")) for r in records)
+    hours = sum(r.get("seconds", 0.0) for r in records if finished(r)) / 3600
+    text = f"{n_done} of {len(records)} finetuning runs finished, {hours:.1f} h of finetuning"
+    if n_pending:
+        text += f"; {n_pending} pending: run the same command again to continue (finished runs are reused)"
+    return text
 
 
 def write_outputs(records, md, failures, args, datasets, backbones, out: Path, seconds: float) -> None:
     summary = summarise(records)
     machine = machine_description(args.threads)
     command = command_line()
-    md_rows = []
+    md_rows = [[ds, "-", "-", "-", "-", "-", "-", "pending (after the dataset's finetuning runs)"]
+               for ds in datasets if ds not in md]
     for ds, m in md.items():
         if "error" in m:
             md_rows.append([ds, "-", "-", "-", "-", "-", "-", f"failed: {m['error']}"])
@@ -480,7 +554,7 @@ def write_outputs(records, md, failures, args, datasets, backbones, out: Path, s
     text = ["# maskpot accuracy: scratch vs masked vs denoising pretraining\n",
             "Generated by `benchmarks/accuracy.py`" + (" in --quick mode (a functional check: tiny data, few epochs; "
                                                        "the numbers mean nothing)" if args.quick else "")
-            + f" in {seconds / 60:.1f} min. Test-set errors, mean +- std over seeds "
+            + f" ({progress(records)}; this invocation {seconds / 60:.1f} min). Test-set errors, mean +- std over seeds "
             f"({args.seeds}); finetuning budget {args.epochs} epochs (patience {args.patience}), pretraining "
             f"{args.pretrain_epochs} epochs, " + (f"at most {args.max_minutes} min per run.\n" if args.max_minutes
                                                   else "no wall-clock cap.\n"),

@@ -32,7 +32,6 @@ speedup from one core to two.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 import tempfile
@@ -107,7 +106,7 @@ def water_box(waters: int, seed: int = 0):
 def model_config(backbone: str, dtype: str, quick: bool):
     from maskpot.models import ModelConfig
 
-    if quick:  # small model so the quick check finishes in seconds (LAMMPS' halo grows with layers x cutoff)
+    if quick:  # small model so the quick check finishes in seconds
         return ModelConfig(backbone=backbone, dtype=dtype, hidden=16, layers=2, cutoff=4.0, num_rbf=8)
     return ModelConfig(backbone=backbone, dtype=dtype)
 
@@ -245,33 +244,14 @@ def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path) -> t
     a warm-up run; LAMMPS' "Loop time" of the timed run only), and the last run's timing breakdown (%)."""
     from maskpot.lammps.md import run_lammps_md
 
-    old = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(threads)  # torch threads inside each lmp rank
-    try:
-        times, log = [], ""
-        for k in range(repeats):
-            result = run_lammps_md(files["lammps"], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
-                                   out_prefix=scratch / f"md-{ranks}", nprocs=ranks, seed=k,
-                                   warmup_steps=max(5, steps // 5))
-            times.append(result["ms_per_step"])
-            log = Path(result["log"]).read_text()
-        return times, lammps_breakdown(log)
-    finally:
-        if old is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = old
-
-
-def halo_nodes_per_local(box: float, ranks: int, depth: float) -> float:
-    """Geometric estimate of the graph nodes with edges a rank evaluates beyond its local atoms, per local atom:
-    the other ranks' atoms within ``depth`` = (layers - 1) x cutoff of its domain (pair_maskpot grows the graph
-    breadth-first from the local atoms and gives edges only to nodes within layers - 1 hops; periodic images fold
-    onto one node). Ranks split the cubic box along x, as LAMMPS does for 2 ranks. 0 on one rank."""
-    if ranks == 1:
-        return 0.0
-    sub = box / ranks
-    return float(min(2.0 * depth, box - sub) / sub)
+    times, log = [], ""
+    for k in range(repeats):
+        result = run_lammps_md(files["lammps"], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
+                               out_prefix=scratch / f"md-{ranks}", nprocs=ranks, seed=k,
+                               warmup_steps=max(5, steps // 5), threads=threads)
+        times.append(result["ms_per_step"])
+        log = Path(result["log"]).read_text()
+    return times, lammps_breakdown(log)
 
 
 TIMING_LINE = re.compile(r"^(Pair|Neigh|Comm|Modify|Output|Other)\s*\|.*\|\s*([0-9.]+)\s*$", re.M)
@@ -284,7 +264,7 @@ def lammps_breakdown(log: str) -> dict:
 
 # ---- ratios, targets and output -------------------------------------------------------------------------------
 
-def assess(rows: list[Row], edge_depth: dict) -> None:
+def assess(rows: list[Row]) -> None:
     """Ratios measured in this run, whether targets are met, and a short reason when not."""
     def find(waters, engine, backbone="-", dtype="-", ranks=1):
         for r in rows:
@@ -310,10 +290,6 @@ def assess(rows: list[Row], edge_depth: dict) -> None:
                 r.note = (f"{r.ms - bound.ms:.2f} ms/step outside the model (integrator, TorchForce data copies); "
                           f"neighbour search {100 * bound.extra['neighbour_share']:.0f}% of the bound")
         if r.engine == "lammps":
-            depth = edge_depth[r.backbone, r.dtype]
-            box = float(np.cbrt(r.waters * VOLUME_PER_WATER))
-            g = halo_nodes_per_local(box, r.ranks, depth)
-            r.extra["halo_nodes_per_local_est"] = g
             pair = r.extra.get("lammps_breakdown_pct", {}).get("Pair")
             one = find(r.waters, "lammps", r.backbone, r.dtype, 1)
             if r.ranks > 1 and one is not None:
@@ -326,8 +302,10 @@ def assess(rows: list[Row], edge_depth: dict) -> None:
                               f"model call, data copies) {pair:.0f}% of the step" if pair is not None else
                               f"{r.ms - bound.ms:.2f} ms/step more than the bound")
             elif r.ranks > 1 and r.ratio_ranks is not None:
-                r.note = (f"each rank's graph: its atoms + ~{g:.2f} per atom from the other rank within {depth:.0f} A "
-                          f"(est.); ideal speedup {r.ranks / (1 + g):.2f}")
+                shares = r.extra.get("lammps_breakdown_pct", {})
+                r.note = (f"node states exchanged between layers: each rank's network runs on its own atoms; "
+                          f"Pair {shares.get('Pair', float('nan')):.0f}% (incl. the exchanges), "
+                          f"Comm {shares.get('Comm', float('nan')):.0f}% of the step")
                 if r.waters != RANK_TARGET_WATERS:
                     r.target = f"n/a (target at {RANK_TARGET_WATERS} waters)"
                 else:
@@ -459,7 +437,6 @@ def main(argv=None) -> int:
     sizes = sorted({c[0] for c in combos})
     console = Console(stderr=True)
     rows: list[Row] = []
-    edge_depth: dict = {}
     started = time.perf_counter()
 
     def steps_for(atoms):  # about the same work per row: --atom-steps, between 10 and 200 steps
@@ -503,8 +480,6 @@ def main(argv=None) -> int:
                     ckpt = Path(given[backbone]) if backbone in given else random_checkpoint(
                         folder / "model.ckpt", backbone, dtype, args.quick)
                     model_files[key] = (ckpt, exports(ckpt, dtype, folder))
-                    meta = torch.jit.load(str(model_files[key][1]["ase"]))
-                    edge_depth[key] = float(meta.receptive_field) - float(meta.cutoff)  # (layers - 1) x cutoff
                 except Exception as exc:
                     model_files[key] = one_line(exc)
             setup = model_files[key]
@@ -526,9 +501,7 @@ def main(argv=None) -> int:
                     elif engine == "openmm":
                         run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads))
                     else:
-                        # each rank evaluates its local atoms + nearby other-rank atoms: size the run by that
-                        g = halo_nodes_per_local(float(np.cbrt(waters * VOLUME_PER_WATER)), nr, edge_depth[key])
-                        lsteps = steps_for(n_atoms * (1 + g) / nr)
+                        lsteps = steps_for(n_atoms / nr)  # each rank evaluates its own atoms
 
                         def fn(row=row, nr=nr, lsteps=lsteps):
                             times, breakdown = lammps_row(frame, setup[1], lsteps, args.repeats, nr, args.threads, scratch)
@@ -537,7 +510,7 @@ def main(argv=None) -> int:
                         run(row, fn)
                     bar.advance(task)
 
-    assess(rows, edge_depth)
+    assess(rows)
     write_outputs(rows, args, out, combos, time.perf_counter() - started)
     console.print(f"[green]wrote {out / 'speed.md'} ({time.perf_counter() - started:.0f} s)")
     return 0
@@ -558,8 +531,9 @@ def write_outputs(rows, args, out: Path, combos, seconds: float) -> None:
             "\n## Results\n",
             "engine/bound = model-only ms/step / engine ms/step (target >= 0.95); maskpot/TIP3P-flex = ns/day ratio to "
             "flexible TIP3P at the same size and step; 2 ranks/1 rank = LAMMPS speedup (target >= 1.7 at "
-            f"{RANK_TARGET_WATERS} waters). Halo node counts are geometric estimates (nodes with edges: other-rank "
-            "atoms within (layers - 1) x cutoff of a rank's domain, uniform density). LAMMPS rows use "
+            f"{RANK_TARGET_WATERS} waters); on several ranks pair_maskpot exchanges the node states of ghost atoms "
+            "between layers (`ghosts exchange`, the default), so each rank's network runs on its own atoms. LAMMPS "
+            "rows use "
             f"{args.threads} thread(s) per rank.\n",
             markdown_table(HEADER, table_rows(ranked))]
     atomic_write_text(out / "speed.md", "\n".join(text))

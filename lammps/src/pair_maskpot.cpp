@@ -12,7 +12,7 @@
 #include "neighbor.h"
 #include "update.h"
 
-#include <torch/script.h>
+#include "maskpot_model.h"
 
 #include <dlfcn.h>
 
@@ -50,14 +50,6 @@ int atomic_number(const std::string &symbol)
   return 0;
 }
 
-// c10::Error messages carry a C++ backtrace; LAMMPS error lines should be one line.
-std::string first_line(const char *what)
-{
-  std::string s(what);
-  auto end = s.find('\n');
-  return end == std::string::npos ? s : s.substr(0, end);
-}
-
 // liblammps.so exports a reference (unoptimised) dgemm_. When lmp loads it before libtorch, every call that
 // libtorch makes to dgemm_ binds to it, and float64 models run 2-4x slower (measured: benchmarks/speed.py).
 // Returns {library whose dgemm_ is in use, libtorch_cpu's path} when that is not torch's own, else {"", ""}.
@@ -76,21 +68,6 @@ std::pair<std::string, std::string> shadowing_blas()
 
 }    // namespace
 
-namespace LAMMPS_NS {
-
-// The loaded module and the metadata read from its attributes (see the export contract).
-struct MaskpotModel {
-  torch::jit::Module module;
-  std::string path;
-  double cutoff = 0.0;             // Angstrom: graph edges are pairs closer than this
-  double receptive_field = 0.0;    // Angstrom: layers x cutoff, the ghost halo the energy depends on
-  int layers = 1;                  // message-passing steps: receptive_field / cutoff
-  std::vector<int64_t> species;    // atomic numbers the model knows
-  bool energy_centric = true;
-  std::string dtype;
-};
-
-}    // namespace LAMMPS_NS
 
 /* ---------------------------------------------------------------------- */
 
@@ -129,12 +106,12 @@ void PairMaskpot::allocate()
 
 void PairMaskpot::settings(int narg, char **arg)
 {
-  // pair_style maskpot [ghosts auto|fold|halo]; the model file goes in pair_coeff
+  // pair_style maskpot [ghosts auto|fold|halo|exchange]; the model file goes in pair_coeff
   ghost_mode = GhostMode::AUTO;
   if (narg == 0) return;
   if (narg != 2 || strcmp(arg[0], "ghosts") != 0)
-    error->all(FLERR, "pair_style maskpot takes no arguments or 'ghosts auto|fold|halo' (got '{}'): the model "
-               "file goes in pair_coeff", arg[0]);
+    error->all(FLERR, "pair_style maskpot takes no arguments or 'ghosts auto|fold|halo|exchange' (got '{}'): the "
+               "model file goes in pair_coeff", arg[0]);
   const std::string mode = arg[1];
   if (mode == "auto")
     ghost_mode = GhostMode::AUTO;
@@ -142,8 +119,10 @@ void PairMaskpot::settings(int narg, char **arg)
     ghost_mode = GhostMode::FOLD;
   else if (mode == "halo")
     ghost_mode = GhostMode::HALO;
+  else if (mode == "exchange")
+    ghost_mode = GhostMode::EXCHANGE;
   else
-    error->all(FLERR, "pair_style maskpot ghosts must be auto, fold or halo, not '{}'", mode);
+    error->all(FLERR, "pair_style maskpot ghosts must be auto, fold, halo or exchange, not '{}'", mode);
 }
 
 /* ----------------------------------------------------------------------
@@ -200,6 +179,17 @@ void PairMaskpot::coeff(int narg, char **arg)
     error->all(FLERR, "maskpot model file {}: invalid cutoff {} / receptive_field {}", m->path, m->cutoff,
                m->receptive_field);
   m->layers = static_cast<int>(std::lround(m->receptive_field / m->cutoff));
+  // exports since the layer-wise interface also run one layer at a time (ghosts exchange)
+  m->layerwise = m->module.hasattr("state_width") && m->module.hasattr("n_layers");
+  for (const char *method : {"edge_features", "initial_state", "layer_step", "readout"})
+    m->layerwise = m->layerwise && m->module.find_method(method).has_value();
+  if (m->layerwise) {
+    m->state_width = static_cast<int>(m->module.attr("state_width").toInt());
+    if (m->module.attr("n_layers").toInt() != m->layers || m->state_width < 1)
+      error->all(FLERR, "maskpot model file {}: n_layers {} / state_width {} do not match its receptive field "
+                 "{} A / cutoff {} A", m->path, m->module.attr("n_layers").toInt(), m->state_width,
+                 m->receptive_field, m->cutoff);
+  }
 
   std::string known;
   for (auto z : m->species) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z < N_ELEMENTS ? z : 0];
@@ -251,7 +241,28 @@ void PairMaskpot::init_style()
 
   if (ghost_mode == GhostMode::FOLD && comm->nprocs > 1)
     error->all(FLERR, "pair_style maskpot ghosts fold needs one MPI rank (running on {})", comm->nprocs);
+  if (ghost_mode == GhostMode::EXCHANGE && !model->layerwise)
+    error->all(FLERR, "pair_style maskpot ghosts exchange: model {} has no layer-wise interface; re-export it "
+               "with this maskpot version (or use ghosts halo)", model->path);
   folded = ghost_mode == GhostMode::FOLD || (ghost_mode == GhostMode::AUTO && comm->nprocs == 1);
+  exchange = ghost_mode == GhostMode::EXCHANGE ||
+             (ghost_mode == GhostMode::AUTO && comm->nprocs > 1 && model->layerwise);
+  comm_forward = comm_reverse = exchange ? model->state_width : 0;
+
+  if (exchange) {
+    // One layer at a time: local atoms receive messages from neighbours within the cutoff, ghost atoms get
+    // their node states from their owners between layers (forward communication) and return their gradients
+    // in the backward pass (reverse communication). So the default ghost cutoff (cutoff + skin) is enough.
+    // Forces on ghosts reach their owners by LAMMPS' reverse communication, done for pair forces with newton on.
+    if (force->newton_pair == 0)
+      error->all(FLERR, "pair_style maskpot ghosts exchange requires newton pair on (forces land on ghost atoms)");
+    ghostneigh = 0;
+    neighbor->add_request(this, NeighConst::REQ_FULL);
+    if (comm->me == 0)
+      utils::logmesg(lmp, "maskpot: {} rank(s), node states of ghost atoms exchanged between the {} layers "
+                     "({} values per atom)\n", comm->nprocs, model->layers, model->state_width);
+    return;
+  }
 
   if (folded) {
     // One rank: every ghost is an image of a local atom. The graph holds the local atoms only; an edge to a
@@ -297,6 +308,10 @@ void PairMaskpot::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
   if (vflag_atom || cvflag_atom)
     error->all(FLERR, "pair_style maskpot does not compute per-atom virials (compute stress/atom)");
+  if (exchange) {
+    compute_exchange();
+    return;
+  }
 
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;

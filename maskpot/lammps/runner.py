@@ -70,9 +70,11 @@ def _error_line(text: str) -> str | None:
 
 
 def run_lammps(deck: str | os.PathLike, nprocs: int = 1, variables: dict[str, object] | None = None,
-               cwd: str | os.PathLike | None = None, timeout: float | None = None) -> LammpsRun:
+               cwd: str | os.PathLike | None = None, timeout: float | None = None,
+               threads: int | None = None) -> LammpsRun:
     """Run a LAMMPS input (a path, or the input text itself if ``deck`` is a str with a newline) with the venv's
-    ``lmp``, through ``mpirun -np nprocs`` when nprocs > 1. ``variables`` become ``-var name value``.
+    ``lmp``, through ``mpirun -np nprocs`` when nprocs > 1. ``variables`` become ``-var name value``;
+    ``threads``: torch threads per rank (default: OMP_NUM_THREADS as set, one per rank under MPI).
 
     Raises RuntimeError with LAMMPS' ERROR line (or the exit status) when the run fails.
     """
@@ -89,7 +91,7 @@ def run_lammps(deck: str | os.PathLike, nprocs: int = 1, variables: dict[str, ob
             command += ["-var", str(name), str(value)]
         if nprocs > 1:
             command = [executable("mpirun"), "-np", str(nprocs)] + command
-        done = subprocess.run(command, cwd=cwd, env=engine_environment(nprocs), capture_output=True, text=True,
+        done = subprocess.run(command, cwd=cwd, env=engine_environment(nprocs, threads), capture_output=True, text=True,
                               timeout=timeout)
     output = done.stdout + done.stderr
     error = _error_line(output)

@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from maskpot.models.backbone import ScalarVectorBackbone
 from maskpot.models.embedding import SpeciesEmbedding
 from maskpot.models.radial import EdgeGeometry
 
@@ -26,35 +27,47 @@ class EGNNLayer(nn.Module):
         self.phi_v = nn.Linear(hidden, hidden)
 
     def forward(self, h: Tensor, v: Tensor, radial: Tensor, fcut: Tensor, edge_vec: Tensor,
-                i: Tensor, j: Tensor, norm: float) -> tuple[Tensor, Tensor]:
-        m = self.phi_e(self.w_i(h)[i] + self.w_j(h)[j] + self.w_r(radial)) * fcut.unsqueeze(-1)
-        agg = torch.zeros_like(h).index_add(0, i, m) * norm
+                i: Tensor, j: Tensor, norm: float, n_recv: int) -> tuple[Tensor, Tensor]:
+        h_recv = h[:n_recv]
+        m = self.phi_e(self.w_i(h_recv)[i] + self.w_j(h)[j] + self.w_r(radial)) * fcut.unsqueeze(-1)
+        agg = torch.zeros_like(h_recv).index_add(0, i, m) * norm
         dv = edge_vec.unsqueeze(-1) * (self.phi_v(m) * (fcut * norm).unsqueeze(-1)).unsqueeze(1)
-        v = v.index_add(0, i, dv)
-        h = h + self.phi_h(torch.cat([h, agg], dim=-1))
+        v = v[:n_recv].index_add(0, i, dv)
+        h = h_recv + self.phi_h(torch.cat([h_recv, agg], dim=-1))
         return h, v
 
 
-class EGNN(nn.Module):
-    """``(species, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``."""
+class EGNN(ScalarVectorBackbone):
+    """EGNN as a MessagePassing backbone (see maskpot.models.backbone): node state = [h | v] (N, 4F), no edge
+    state; edge features = [radial basis, r^2/rc^2 | envelope | edge vector] (E, num_rbf + 5)."""
 
     def __init__(self, n_species: int, cutoff: float = 5.0, hidden: int = 64, layers: int = 3,
                  num_rbf: int = 16, avg_neighbors: float = 32.0) -> None:
         super().__init__()
         self.hidden = hidden
+        self.num_rbf = num_rbf
+        self.n_layers = layers
+        self.state_width = 4 * hidden
         self.cutoff = cutoff
         self.norm = 1.0 / avg_neighbors
         self.embedding = SpeciesEmbedding(n_species, hidden)
         self.geometry = EdgeGeometry(cutoff, num_rbf)
         self.layers = nn.ModuleList([EGNNLayer(hidden, num_rbf) for _ in range(layers)])
 
-    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
-                mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        i, j = edge_index[0], edge_index[1]
+    def edge_features(self, edge_vec: Tensor) -> Tensor:
         r, _, rbf, fcut = self.geometry(edge_vec)
-        radial = torch.cat([rbf, (r * r / (self.cutoff * self.cutoff)).unsqueeze(-1)], dim=-1)
-        h = self.embedding(species, mask_flag).to(edge_vec.dtype)
-        v = torch.zeros((h.shape[0], 3, self.hidden), dtype=h.dtype, device=h.device)
-        for layer in self.layers:
-            h, v = layer(h, v, radial, fcut, edge_vec, i, j, self.norm)
-        return h, v
+        radial2 = (r * r / (self.cutoff * self.cutoff)).unsqueeze(-1)
+        return torch.cat([rbf, radial2, fcut.unsqueeze(-1), edge_vec], dim=-1)
+
+    def initial_state(self, species: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        return self.start(self.embedding(species, mask_flag).to(feat.dtype), feat)
+
+    def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
+                   n_recv: int) -> tuple[Tensor, Tensor]:
+        h, v = self.unpack(node)
+        nr = self.num_rbf
+        radial, fcut, edge_vec = feat[:, :nr + 1], feat[:, nr + 1], feat[:, nr + 2:]
+        for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
+            if idx == k:
+                h, v = layer(h, v, radial, fcut, edge_vec, i, j, self.norm, n_recv)
+        return self.pack(h, v), edge

@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from maskpot.models.backbone import MessagePassing
 from maskpot.models.embedding import SpeciesEmbedding
 from maskpot.models.radial import EdgeGeometry
 
@@ -32,19 +33,26 @@ class GNSLayer(nn.Module):
         self.edge_rest = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.LayerNorm(hidden))
         self.node = _mlp(2 * hidden, hidden, hidden)
 
-    def forward(self, h: Tensor, e: Tensor, fcut: Tensor, i: Tensor, j: Tensor, norm: float) -> tuple[Tensor, Tensor]:
-        e = e + self.edge_rest(self.e_e(e) + self.e_i(h)[i] + self.e_j(h)[j])
-        agg = torch.zeros_like(h).index_add(0, i, e * (fcut * norm).unsqueeze(-1))
-        h = h + self.node(torch.cat([h, agg], dim=-1))
+    def forward(self, h: Tensor, e: Tensor, fcut: Tensor, i: Tensor, j: Tensor, norm: float,
+                n_recv: int) -> tuple[Tensor, Tensor]:
+        h_recv = h[:n_recv]
+        e = e + self.edge_rest(self.e_e(e) + self.e_i(h_recv)[i] + self.e_j(h)[j])
+        agg = torch.zeros_like(h_recv).index_add(0, i, e * (fcut * norm).unsqueeze(-1))
+        h = h_recv + self.node(torch.cat([h_recv, agg], dim=-1))
         return h, e
 
 
-class GNS(nn.Module):
-    """``(species, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``; forces come from a VectorHead on v."""
+class GNS(MessagePassing):
+    """GNS as a MessagePassing backbone (see maskpot.models.backbone): node state = h (N, F), edge state = e
+    (E, F); edge features = [unit vector | radial basis | envelope] (E, num_rbf + 4). Forces come from a
+    VectorHead on v."""
 
     def __init__(self, n_species: int, cutoff: float = 5.0, hidden: int = 64, layers: int = 3,
                  num_rbf: int = 16, avg_neighbors: float = 32.0) -> None:
         super().__init__()
+        self.num_rbf = num_rbf
+        self.n_layers = layers
+        self.state_width = hidden
         self.norm = 1.0 / avg_neighbors
         self.embedding = SpeciesEmbedding(n_species, hidden)
         self.node_encoder = _mlp(hidden, hidden, hidden)
@@ -53,15 +61,24 @@ class GNS(nn.Module):
         self.layers = nn.ModuleList([GNSLayer(hidden) for _ in range(layers)])
         self.decoder = _mlp(hidden, hidden, hidden, layer_norm=False)
 
-    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
-                mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        i, j = edge_index[0], edge_index[1]
+    def edge_features(self, edge_vec: Tensor) -> Tensor:
         _, unit, rbf, fcut = self.geometry(edge_vec)
-        h = self.node_encoder(self.embedding(species, mask_flag).to(edge_vec.dtype))
-        e = self.edge_encoder(rbf)
-        for layer in self.layers:
-            h, e = layer(h, e, fcut, i, j, self.norm)
-        w = self.decoder(e) * (fcut * self.norm).unsqueeze(-1)
-        v = torch.zeros((h.shape[0], 3, w.shape[1]), dtype=h.dtype, device=h.device)
-        v = v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))
-        return h, v
+        return torch.cat([unit, rbf, fcut.unsqueeze(-1)], dim=-1)
+
+    def initial_state(self, species: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        h = self.node_encoder(self.embedding(species, mask_flag).to(feat.dtype))
+        return h, self.edge_encoder(feat[:, 3:3 + self.num_rbf])
+
+    def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
+                   n_recv: int) -> tuple[Tensor, Tensor]:
+        fcut = feat[:, 3 + self.num_rbf]
+        for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
+            if idx == k:
+                node, edge = layer(node, edge, fcut, i, j, self.norm, n_recv)
+        return node, edge
+
+    def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n: int) -> tuple[Tensor, Tensor]:
+        unit, fcut = feat[:, :3], feat[:, 3 + self.num_rbf]
+        w = self.decoder(edge) * (fcut * self.norm).unsqueeze(-1)
+        v = torch.zeros((n, 3, w.shape[1]), dtype=w.dtype, device=w.device)
+        return node[:n], v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))

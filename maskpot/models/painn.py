@@ -8,6 +8,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from maskpot.models.backbone import ScalarVectorBackbone
 from maskpot.models.embedding import SpeciesEmbedding
 from maskpot.models.radial import EdgeGeometry
 
@@ -23,13 +24,13 @@ class PaiNNMessage(nn.Module):
         self.filter = nn.Linear(num_rbf, 3 * hidden, bias=False)
 
     def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
-                first: bool) -> tuple[Tensor, Tensor]:
+                first: bool, n_recv: int) -> tuple[Tensor, Tensor]:
         x = torch.index_select(self.phi(s), 0, j) * self.filter(rbf_cut)
         ds, dvv, dvs = torch.split(x, self.hidden, dim=-1)
         dv = unit.unsqueeze(-1) * dvs.unsqueeze(1)
         if not first:  # v is zero before the first layer
             dv = dv + torch.index_select(v, 0, j) * dvv.unsqueeze(1)
-        return s.index_add(0, i, ds), v.index_add(0, i, dv)
+        return s[:n_recv].index_add(0, i, ds), v[:n_recv].index_add(0, i, dv)
 
 
 class PaiNNUpdate(nn.Module):
@@ -61,32 +62,39 @@ class PaiNNLayer(nn.Module):
         self.update = PaiNNUpdate(hidden)
 
     def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
-                first: bool) -> tuple[Tensor, Tensor]:
-        s, v = self.message(s, v, rbf_cut, unit, i, j, first)
+                first: bool, n_recv: int) -> tuple[Tensor, Tensor]:
+        s, v = self.message(s, v, rbf_cut, unit, i, j, first, n_recv)
         return self.update(s, v)
 
 
-class PaiNN(nn.Module):
-    """``(species, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``; see maskpot.models for the contract."""
+class PaiNN(ScalarVectorBackbone):
+    """PaiNN as a MessagePassing backbone (see maskpot.models.backbone): node state = [s | v] (N, 4F), no edge
+    state; edge features = [rbf * envelope / avg_neighbors | unit vector] (E, num_rbf + 3)."""
 
     def __init__(self, n_species: int, cutoff: float = 5.0, hidden: int = 64, layers: int = 3,
                  num_rbf: int = 16, avg_neighbors: float = 32.0) -> None:
         super().__init__()
         self.hidden = hidden
+        self.num_rbf = num_rbf
+        self.n_layers = layers
+        self.state_width = 4 * hidden
         self.norm = 1.0 / avg_neighbors
         self.embedding = SpeciesEmbedding(n_species, hidden)
         self.geometry = EdgeGeometry(cutoff, num_rbf)
         self.layers = nn.ModuleList([PaiNNLayer(hidden, num_rbf) for _ in range(layers)])
 
-    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
-                mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        i, j = edge_index[0], edge_index[1]
+    def edge_features(self, edge_vec: Tensor) -> Tensor:
         _, unit, rbf, fcut = self.geometry(edge_vec)
-        rbf_cut = rbf * (fcut * self.norm).unsqueeze(-1)
-        s = self.embedding(species, mask_flag).to(edge_vec.dtype)
-        v = torch.zeros((s.shape[0], 3, self.hidden), dtype=s.dtype, device=s.device)
-        first = True
-        for layer in self.layers:
-            s, v = layer(s, v, rbf_cut, unit, i, j, first)
-            first = False
-        return s, v
+        return torch.cat([rbf * (fcut * self.norm).unsqueeze(-1), unit], dim=-1)
+
+    def initial_state(self, species: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        return self.start(self.embedding(species, mask_flag).to(feat.dtype), feat)
+
+    def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
+                   n_recv: int) -> tuple[Tensor, Tensor]:
+        s, v = self.unpack(node)
+        rbf_cut, unit = feat[:, :self.num_rbf], feat[:, self.num_rbf:]
+        for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
+            if idx == k:
+                s, v = layer(s, v, rbf_cut, unit, i, j, k == 0, n_recv)
+        return self.pack(s, v), edge

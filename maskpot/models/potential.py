@@ -68,13 +68,19 @@ class Potential(nn.Module):
     def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         s, v = self.backbone(species, edge_index, edge_vec, mask_flag)
+        return self.readout(s, v, species)
+
+    @torch.jit.export
+    def readout(self, s: Tensor, v: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
+        """Backbone features of n atoms (s (n,F), v (n,3,F)) and their species -> (node_energy (n,) eV,
+        node_vector (n,3) eV/A), as ``forward``."""
         n = species.shape[0]
         if self.energy_centric:
             node_energy = self.energy_scale * self.head(s) + self.energy_shift[species]
-            node_vector = torch.zeros((n, 3), dtype=edge_vec.dtype, device=edge_vec.device)
+            node_vector = torch.zeros((n, 3), dtype=s.dtype, device=s.device)
         else:
             node_vector = self.energy_scale * self.head(v)
-            node_energy = torch.zeros((n,), dtype=edge_vec.dtype, device=edge_vec.device)
+            node_energy = torch.zeros((n,), dtype=s.dtype, device=s.device)
         return node_energy, node_vector
 
     @torch.jit.export

@@ -213,7 +213,8 @@ def save_old_interface_model(path: Path) -> Path:
     ("newton off", r"pair_style maskpot requires newton pair on with the ghost halo"),
     ("too few elements", r"expected '\* \* model.pt' and 2 element names"),
     ("per-atom virial", r"pair_style maskpot does not compute per-atom virials"),
-    ("bad ghosts mode", r"pair_style maskpot ghosts must be auto, fold or halo, not 'all'"),
+    ("bad ghosts mode", r"pair_style maskpot ghosts must be auto, fold, halo or exchange, not 'all'"),
+    ("exchange without layers", r"ghosts exchange: model \S*toy\S*\.pt has no layer-wise interface; re-export"),
     ("fold on two ranks", r"pair_style maskpot ghosts fold needs one MPI rank \(running on 2\)"),
     ("old interface", r"old-interface\.pt: its forward takes 5 arguments, this pair style passes 6 .*re-export"),
 ])
@@ -241,6 +242,8 @@ def test_bad_input_is_a_lammps_error(case, pattern, water_data, toy_model, toy_m
         body = "compute s all stress/atom NULL\ncompute p all reduce sum c_s[1]\nthermo_style custom step c_p\nrun 0"
     elif case == "bad ghosts mode":
         style = "maskpot ghosts all"
+    elif case == "exchange without layers":  # the toy model has only the one-call forward
+        style = "maskpot ghosts exchange"
     elif case == "fold on two ranks":
         style, nprocs = "maskpot ghosts fold", 2
     elif case == "old interface":

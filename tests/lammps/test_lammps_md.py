@@ -65,17 +65,19 @@ def test_md_cli_lammps_bad_input(export_factory, water_atoms, plugin, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
-def test_nve_trained_model_conserves_energy(trained_water_checkpoint, water_atoms, plugin, tmp_path):
-    """400 steps of 0.25 fs (100 fs, ~11 O-H vibrations) on 64 waters, float64, one rank (ghosts folded), with
-    a model that has learned the O-H bonds. Same bounds as the OpenMM NVE test: the total energy fluctuates by
-    less than 5% of the kinetic energy's fluctuation and drifts by less than 1% of the mean kinetic energy."""
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_nve_trained_model_conserves_energy(nprocs, trained_water_checkpoint, water_atoms, plugin, tmp_path):
+    """400 steps of 0.25 fs (100 fs, ~11 O-H vibrations) on 64 waters, float64, one rank (ghosts folded) or two
+    (node states exchanged between layers, atoms migrating between ranks), with a model that has learned the
+    O-H bonds. Same bounds as the OpenMM NVE test: the total energy fluctuates by less than 5% of the kinetic
+    energy's fluctuation and drifts by less than 1% of the mean kinetic energy."""
     from maskpot.data.frame import Frame
     from maskpot.export import export_checkpoint
     from maskpot.lammps.md import run_lammps_md
 
     model = export_checkpoint(trained_water_checkpoint, "lammps", tmp_path / "m.pt", dtype="float64")
     result = run_lammps_md(model, Frame.from_atoms(water_atoms), steps=400, timestep_fs=0.25, ensemble="nve",
-                           report_interval=10, out_prefix=tmp_path / "nve", nprocs=1)
+                           report_interval=10, out_prefix=tmp_path / "nve", nprocs=nprocs)
     data = np.genfromtxt(result["thermo"], delimiter=",", names=True)
     total, kinetic = data["total_energy_eV"], data["kinetic_energy_eV"]
     assert len(total) == 41 and np.all(np.isfinite(total)) and kinetic.mean() > 0

@@ -32,6 +32,22 @@ def test_plugin_path_env_override(monkeypatch, plugin, tmp_path):
         plugin_path()
 
 
+def test_engine_environment_threads(monkeypatch):
+    """Torch threads per rank: as the caller set them, one per rank under MPI, or the explicit ``threads``."""
+    from maskpot.lammps.plugin import engine_environment
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert "OMP_NUM_THREADS" not in engine_environment(1)
+    assert engine_environment(2)["OMP_NUM_THREADS"] == "1"
+    assert engine_environment(2, threads=3)["OMP_NUM_THREADS"] == "3"
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert engine_environment(1)["OMP_NUM_THREADS"] == "2"
+    assert engine_environment(1, threads=1)["OMP_NUM_THREADS"] == "1"
+    assert os.environ["OMP_NUM_THREADS"] == "2"  # the caller's environment is left alone
+    with pytest.raises(ValueError, match="threads per rank must be >= 1"):
+        engine_environment(1, threads=0)
+
+
 def test_write_data_type_map_and_errors(tmp_path):
     atoms = generated_water(n_side=2)
     path = write_data(Frame.from_atoms(atoms, source="box"), tmp_path / "w.data", "H,O")

@@ -1,0 +1,42 @@
+"""benchmarks/accuracy.py's bookkeeping: the run order, reuse of finished runs only under the same budget, and
+tables that show unfinished rows as pending (the full matrix accumulates across sessions)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import accuracy  # noqa: E402
+
+
+def test_runs_go_smallest_size_first_across_backbones():
+    plan = accuracy.planned_runs(["deepmd"], ["painn", "egnn"], ["10", "all"], [0, 1])
+    assert len(plan) == 2 * 2 * 2 * 3
+    assert [r["size"] for r in plan[:12]] == ["10"] * 12 and {r["backbone"] for r in plan[:12]} == {"painn", "egnn"}
+    assert [r["init"] for r in plan[:3]] == ["scratch", "mask", "denoise"]
+
+
+def test_finished_runs_are_reused_only_under_the_same_budget(tmp_path):
+    args = accuracy.parse_args(["--epochs", "20"])
+    assert args.resume and args.max_minutes is None  # the defaults: reuse, no wall-clock cap
+    record = tmp_path / "scratch-n10-s0.json"
+    record.write_text(json.dumps({"budget": accuracy.budget(args), "force_mae": 1.0}))
+    assert accuracy.reusable(record, args)["force_mae"] == 1.0
+    assert accuracy.reusable(record, accuracy.parse_args(["--epochs", "30"])) is None
+    assert accuracy.reusable(record, accuracy.parse_args(["--epochs", "20", "--no-resume"])) is None
+    record.write_text(json.dumps({"force_mae": 1.0}))  # no budget recorded: not comparable
+    assert accuracy.reusable(record, args) is None
+
+
+def test_tables_show_pending_rows():
+    done = {"dataset": "deepmd", "backbone": "painn", "size": "10", "seed": 0, "init": "scratch", "n_train": 10,
+            "seconds": 7200.0, **{k: 1.0 for k, _ in accuracy.METRICS}}
+    pending = [{**r, "pending": True} for r in accuracy.planned_runs(["deepmd"], ["painn"], ["10"], [0])[1:]]
+    text = accuracy.accuracy_tables([done] + pending)
+    assert "| 10 | 10 | scratch | 1 |" in text and "| 10 | - | mask | - |" in text and "1 seed(s) pending" in text
+    assert accuracy.progress([done] + pending).startswith("1 of 3 finetuning runs finished, 2.0 h")
+    assert [s["init"] for s in accuracy.summarise([done] + pending)] == ["scratch"]
