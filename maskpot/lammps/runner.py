@@ -74,7 +74,7 @@ def run_lammps(deck: str | os.PathLike, nprocs: int = 1, variables: dict[str, ob
                threads: int | None = None) -> LammpsRun:
     """Run a LAMMPS input (a path, or the input text itself if ``deck`` is a str with a newline) with the venv's
     ``lmp``, through ``mpirun -np nprocs`` when nprocs > 1. ``variables`` become ``-var name value``;
-    ``threads``: torch threads per rank (default: OMP_NUM_THREADS as set, one per rank under MPI).
+    ``threads``: torch threads per rank (default: OMP_NUM_THREADS or all cores, capped at cores / nprocs).
 
     Raises RuntimeError with LAMMPS' ERROR line (or the exit status) when the run fails.
     """

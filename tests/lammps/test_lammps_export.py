@@ -180,3 +180,20 @@ def test_exchange_needs_newton_on(water_atoms, export_factory, plugin, tmp_path)
     with pytest.raises(RuntimeError, match=r"LAMMPS failed: ERROR.*ghosts exchange requires newton pair on"):
         run0_lmp(data, export_factory("lammps", "painn", "float64"), plugin, tmp_path / "np2", 2,
                  before_box="newton off")
+
+
+@pytest.mark.parametrize("backbone", ["painn", "gns"])
+def test_exchange_with_a_rank_without_atoms(backbone, water_atoms, export_factory, plugin, tmp_path):
+    """A box twice as long as the water slab, `processors 2 1 1`: one rank owns no atom but still takes part in
+    every exchange (sending zeros back): energy, forces and pressure equal ASE's."""
+    import re
+
+    atoms = water_atoms.copy()
+    atoms.wrap()
+    atoms.set_cell(atoms.cell.array * [[2], [1], [1]], scale_atoms=False)
+    data = write_data(atoms, tmp_path / "slab.data", "O,H")
+    ref = ase_reference(atoms, export_factory("ase", backbone, "float64"))
+    thermo, forces, log = run0_lmp(data, export_factory("lammps", backbone, "float64"), plugin, tmp_path / "np2", 2,
+                                   before_box="processors 2 1 1")
+    assert float(re.search(r"Nlocal:\s+\S+ ave\s+\S+ max\s+(\S+) min", log).group(1)) == 0
+    assert_close(thermo["poteng"], forces, tensor(thermo), ref, "metal", RTOL["float64"])

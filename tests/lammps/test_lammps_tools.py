@@ -33,19 +33,21 @@ def test_plugin_path_env_override(monkeypatch, plugin, tmp_path):
 
 
 def test_engine_environment_threads(monkeypatch):
-    """Torch threads per rank: as the caller set them, one per rank under MPI, or the explicit ``threads``."""
-    from maskpot.lammps.plugin import engine_environment
+    """Torch threads per rank: ``threads`` if given, else the caller's OMP_NUM_THREADS (or all cores) capped at
+    cores / ranks, so ranks never oversubscribe the machine."""
+    from maskpot.lammps import plugin
 
+    monkeypatch.setattr(plugin, "available_cores", lambda: 4)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert "OMP_NUM_THREADS" not in engine_environment(1)
-    assert engine_environment(2)["OMP_NUM_THREADS"] == "1"
-    assert engine_environment(2, threads=3)["OMP_NUM_THREADS"] == "3"
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    assert engine_environment(1)["OMP_NUM_THREADS"] == "2"
-    assert engine_environment(1, threads=1)["OMP_NUM_THREADS"] == "1"
-    assert os.environ["OMP_NUM_THREADS"] == "2"  # the caller's environment is left alone
+    assert [plugin.engine_environment(n)["OMP_NUM_THREADS"] for n in (1, 2, 4, 8)] == ["4", "2", "1", "1"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # as setup.sh exports it
+    assert [plugin.engine_environment(n)["OMP_NUM_THREADS"] for n in (1, 2)] == ["4", "2"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert plugin.engine_environment(2)["OMP_NUM_THREADS"] == "1"
+    assert plugin.engine_environment(2, threads=3)["OMP_NUM_THREADS"] == "3"
+    assert os.environ["OMP_NUM_THREADS"] == "1"  # the caller's environment is left alone
     with pytest.raises(ValueError, match="threads per rank must be >= 1"):
-        engine_environment(1, threads=0)
+        plugin.engine_environment(1, threads=0)
 
 
 def test_write_data_type_map_and_errors(tmp_path):
