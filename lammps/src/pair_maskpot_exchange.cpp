@@ -91,7 +91,8 @@ void PairMaskpot::compute_exchange()
   std::copy(dst.begin(), dst.end(), edge_index.data_ptr<int64_t>() + nedges);
   Tensor edge_vec = torch::from_blob(vec.data(), {nedges, 3}, torch::TensorOptions().dtype(torch::kFloat64)).clone();
   Tensor numbers = torch::empty({nall}, i64);
-  for (int a = 0; a < nall; ++a) numbers.data_ptr<int64_t>()[a] = type_to_z[type[a]];
+  int64_t *z = numbers.data_ptr<int64_t>();
+  for (int a = 0; a < nall; ++a) z[a] = type_to_z[type[a]];
   comm_rows.assign(static_cast<size_t>(nall) * width, 0.0);
 
   // A rank without atoms still takes part in every exchange (its neighbours wait for it) with zero rows.

@@ -81,7 +81,6 @@ class LammpsModel(_Target):
         # summed in float64: a float32 sum of 10^4 atom energies of ~100 eV each would be off by ~0.1 eV
         return node_energy.sum(), node_energy, forces.double(), virial.double()
 
-
     # ---- one message-passing layer at a time (pair_maskpot on several MPI ranks; see maskpot.models.backbone):
     # the pair style exchanges the node states of border atoms between layers and runs the backward pass
     # layer by layer, so each rank needs ghosts within one cutoff only. Edges go from every local atom i
