@@ -100,18 +100,29 @@ def model_config(backbone: str, quick: bool):
     return ModelConfig(backbone=backbone)
 
 
+PRETRAIN_BUDGET = ("pretrain_epochs", "max_minutes", "quick")
+
+
 def budget(args) -> dict:
-    """What makes two runs comparable: a finished run is reused only under the same budget."""
+    """What makes two runs comparable: a finished run is reused only under the same budget (the finetuning
+    loss weights are maskpot's FinetuneConfig defaults and are recorded too)."""
+    from maskpot.train.finetune import FinetuneConfig
+
+    defaults = FinetuneConfig()
     return {"epochs": args.epochs, "patience": args.patience, "pretrain_epochs": args.pretrain_epochs,
-            "max_minutes": args.max_minutes, "quick": args.quick}
+            "max_minutes": args.max_minutes, "quick": args.quick, "energy_weight": defaults.energy_weight,
+            "force_weight": defaults.force_weight}
 
 
-def reusable(record_path: Path, args) -> dict | None:
-    """The JSON record at ``record_path`` if --resume and it was made under this budget, else None."""
+def reusable(record_path: Path, args, keys: tuple[str, ...] | None = None) -> dict | None:
+    """The JSON record at ``record_path`` if --resume and it was made under this budget (or under the same
+    values of ``keys`` of it), else None."""
     if not (args.resume and record_path.is_file()):
         return None
     record = json.loads(record_path.read_text())
-    return record if record.get("budget") == budget(args) else None
+    made, now = record.get("budget") or {}, budget(args)
+    same = all(made.get(k) == now[k] for k in keys) if keys else made == now
+    return record if same else None
 
 
 def pretrain_run(frames, folder: Path, config, objective: str, args) -> Path:
@@ -119,7 +130,7 @@ def pretrain_run(frames, folder: Path, config, objective: str, args) -> Path:
     from maskpot.pretrain.objective import PretrainTask
 
     path = folder / f"pretrain-{objective}.ckpt"
-    if not (path.is_file() and reusable(path.with_suffix(".json"), args)):
+    if not (path.is_file() and reusable(path.with_suffix(".json"), args, PRETRAIN_BUDGET)):
         t0 = time.perf_counter()
         pretrain(frames, path, config, PretrainTask(objective=objective),
                  PretrainConfig(epochs=args.pretrain_epochs, seed=0, max_minutes=args.max_minutes), show_progress=False)

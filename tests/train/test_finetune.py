@@ -66,10 +66,11 @@ def test_finetune_refuses_a_different_architecture(tmp_path, water_set, pretrain
 
 def test_finetune_learns_and_checkpoint_round_trips(tmp_path, water_set):
     out = tmp_path / "model.ckpt"
-    result = finetune(water_set, out, dataclasses.replace(FAST, epochs=6), model_config=TINY,
+    # 10 epochs: with the force-heavy default weights the loss falls after a slower start (6 epochs: -23 %)
+    result = finetune(water_set, out, dataclasses.replace(FAST, epochs=10), model_config=TINY,
                       test_frames=water_set[:3], show_progress=False)
     rows = result.rows
-    assert rows[0]["epoch"] == 0 and len(rows) == 7
+    assert rows[0]["epoch"] == 0 and len(rows) == 11
     assert min(r["val_loss"] for r in rows[1:]) < 0.7 * rows[0]["val_loss"]
     pot = load_potential(out)
     again = evaluate(pot, water_set[:3])
