@@ -138,15 +138,28 @@ def pretrain_run(frames, folder: Path, config, objective: str, args) -> Path:
     return path
 
 
+def run_name(init: str, size, seed) -> str:
+    return f"{init}-n{size}-s{seed}"
+
+
+def finished_run(folder: Path, name: str, args) -> dict | None:
+    """The record of a finished run under this budget, with paths as seen from this --out (the record may come
+    from another machine), or None."""
+    record = reusable(folder / f"{name}.json", args)
+    if record is None:
+        return None
+    return {**record, "checkpoint": str(folder / f"{name}.ckpt"), "log": str(folder / f"{name}.log.csv"),
+            "reused": True}
+
+
 def finetune_run(frames, test, folder: Path, config, init: str, init_path: Path | None, size, seed, args) -> dict:
     from maskpot.train.finetune import FinetuneConfig, finetune
 
-    name = f"{init}-n{size}-s{seed}"
+    name = run_name(init, size, seed)
     record_path = folder / f"{name}.json"
-    record = reusable(record_path, args)
-    if record is not None:  # paths as seen from this --out (the record may come from another machine)
-        return {**record, "checkpoint": str(folder / f"{name}.ckpt"), "log": str(folder / f"{name}.log.csv"),
-                "reused": True}
+    record = finished_run(folder, name, args)
+    if record is not None:
+        return record
     cfg = FinetuneConfig(epochs=args.epochs, patience=args.patience, seed=seed, max_minutes=args.max_minutes,
                          train_frames=None if size == "all" else int(size))
     t0 = time.perf_counter()
@@ -429,6 +442,8 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                     help="reuse finished runs with the same budget found under <out>/accuracy_runs (default)")
+    ap.add_argument("--report", action="store_true",
+                    help="run nothing: rewrite the tables and plots from the finished runs under <out>/accuracy_runs")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
     if args.max_minutes is not None and args.max_minutes <= 0:
@@ -475,6 +490,16 @@ def main(argv=None) -> int:
     def write():
         records = [done.get(key(r), {**r, "pending": True}) for r in plan]
         write_outputs(records, md, failures, args, datasets, backbones, out, time.perf_counter() - started)
+
+    if args.report:  # tables and plots from the finished runs and MD records only
+        for r in plan:
+            record = finished_run(runs / r["dataset"] / r["backbone"], run_name(r["init"], r["size"], r["seed"]), args)
+            if record is not None:
+                done[key(r)] = {**r, **record}
+        md.update({ds: rec for ds in datasets if (rec := reusable(runs / ds / "md" / "md.json", args)) is not None})
+        write()
+        console.print(f"[green]wrote {out / 'accuracy.md'} from {len(done)} finished runs")
+        return 0
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:

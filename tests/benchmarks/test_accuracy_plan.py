@@ -46,3 +46,19 @@ def test_tables_show_pending_rows():
     assert "| 10 | 10 | scratch | 1 |" in text and "| 10 | - | mask | - |" in text and "1 seed(s) pending" in text
     assert accuracy.progress([done] + pending).startswith("1 of 3 finetuning runs finished, 2.0 h")
     assert [s["init"] for s in accuracy.summarise([done] + pending)] == ["scratch"]
+
+
+def test_report_rewrites_tables_from_records_without_running(tmp_path):
+    """--report: the tables come from the records on disk (another session's, say); nothing is trained."""
+    args = accuracy.parse_args(["--out", str(tmp_path)])
+    folder = tmp_path / "accuracy_runs" / "deepmd" / "gns"
+    folder.mkdir(parents=True)
+    record = {"budget": accuracy.budget(args), "n_train": 10, "seconds": 60.0, "energy_mae": None,
+              "energy_rmse": None, "force_mae": 123.0, "force_rmse": 150.0}
+    (folder / "mask-n10-s1.json").write_text(json.dumps(record))
+    (folder / "scratch-n10-s1.json").write_text(json.dumps({**record, "budget": {}}))  # another budget: ignored
+    assert accuracy.main(["--report", "--data", "deepmd", "--backbones", "gns", "--sizes", "10", "--seeds", "1",
+                          "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "accuracy.md").read_text()
+    assert "1 of 3 finetuning runs finished" in text and "| 10 | 10 | mask | 1 | - | - | 123 |" in text
+    assert "| 10 | - | scratch | - |" in text and not list(folder.glob("*.ckpt"))
