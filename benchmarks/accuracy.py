@@ -260,10 +260,10 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args) ->
            "dissociated_at_end": dissociated(traj[-1], start.numbers, cell),
            "molecules": int(np.sum(start.numbers == 8)), "rmax": rmax, "rdf": {}}
     ref_pos = [f.positions for f in reference]
-    for name, pair in (("O-O", (8, 8)), ("O-H", (8, 1))):
+    for pair_name, pair in (("O-O", (8, 8)), ("O-H", (8, 1))):
         r, g_model = rdf(used, start.numbers, cell, pair, rmax)
         _, g_ref = rdf(ref_pos, reference[0].numbers, np.asarray(reference[0].cell), pair, rmax)
-        out["rdf"][name] = {"r": r.tolist(), "model": g_model.tolist(), "reference": g_ref.tolist(),
+        out["rdf"][pair_name] = {"r": r.tolist(), "model": g_model.tolist(), "reference": g_ref.tolist(),
                             "rmse": float(np.sqrt(np.mean((g_model - g_ref) ** 2)))}
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
     save_json(record_path, out)

@@ -91,6 +91,7 @@ def test_accuracy_quick(tmp_path):
             assert r["n_train"] == 4 or r["size"] == "all"
         md = report["md"][ds]
         assert "error" not in md, md
+        assert md["model"].split(",")[0] in ("painn scratch", "painn mask", "painn denoise"), md["model"]
         assert finite(md["ns_per_day"]) and md["frames"] >= 2
         assert 0 <= md["dissociated_at_end"] <= md["molecules"]
         for pair in ("O-O", "O-H"):
