@@ -438,7 +438,8 @@ def parse_args(argv=None):
     ap.add_argument("--pretrain-epochs", type=int, default=20)
     ap.add_argument("--max-minutes", type=float, default=0.0,
                     help="wall-clock budget per pretraining/finetuning run (0: none, runs end at --epochs)")
-    ap.add_argument("--md-ps", type=float, default=20.0)
+    ap.add_argument("--md-ps", type=float, default=20.0,
+                    help="NVT length with the best PaiNN after a dataset's runs (0: skip; the stored MD record stays)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
                     help="reuse finished runs with the same budget found under <out>/accuracy_runs (default)")
@@ -547,6 +548,12 @@ def main(argv=None) -> int:
                 if not rec.get("reused"):
                     write()
             bar.update(task, description=f"{ds}: MD with the best PaiNN")
+            if args.md_ps <= 0:  # e.g. a worker that finishes part of a dataset: keep the stored MD record
+                if (rec := reusable(runs / ds / "md" / "md.json", args)) is not None:
+                    md[ds] = rec
+                bar.advance(task)
+                write()
+                continue
             painn = [r for r in done.values() if r["dataset"] == ds and r["backbone"] == "painn" and not r.get("error")]
             if painn:
                 best = min(painn, key=lambda r: r["force_mae"])

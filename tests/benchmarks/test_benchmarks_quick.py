@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 DEEPMD = ROOT.parent / "shared" / "data" / "water" / "deepmd_water" / "data_3" / "type.raw"
 
 
-def run_script(name: str, out: Path, timeout: float) -> subprocess.CompletedProcess:
+def run_script(name: str, out: Path, timeout: float, *extra: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--quick", "--out", str(out)], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / name), "--quick", "--out", str(out), *extra],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -72,7 +72,7 @@ def test_speed_quick(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(900)
 def test_accuracy_quick(tmp_path):
     out = tmp_path / "results"
     run_script("accuracy.py", out, timeout=580)
@@ -104,3 +104,13 @@ def test_accuracy_quick(tmp_path):
         assert f"### {ds}, painn" in table
         assert any(ln.startswith(f"| {ds} |") for ln in table.splitlines())  # MD quality row
     assert " nan" not in table.lower()
+    # run again with MD off: every finetuning is reused (nothing retrained), the stored MD record is kept and reported
+    md_record = out / "accuracy_runs" / "tip3p" / "md" / "md.json"
+    before = md_record.read_bytes()
+    ckpts = {p: p.stat().st_mtime_ns for p in (out / "accuracy_runs").rglob("*.ckpt")}
+    run_script("accuracy.py", out, 300, "--md-ps", "0")
+    assert md_record.read_bytes() == before
+    assert {p: p.stat().st_mtime_ns for p in (out / "accuracy_runs").rglob("*.ckpt")} == ckpts
+    again = json.loads((out / "accuracy.json").read_text())
+    assert again["md"]["tip3p"]["model"] == report["md"]["tip3p"]["model"]
+    assert all(r.get("reused") for r in again["runs"] if not r.get("error"))
