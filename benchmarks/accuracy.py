@@ -225,6 +225,11 @@ def dissociated(positions, numbers, cell) -> int:
     return bad
 
 
+def stored_md(runs: Path, dataset: str, args) -> dict | None:
+    """The MD record kept for ``dataset`` under this budget (by an earlier run or session), or None."""
+    return reusable(runs / dataset / "md" / "md.json", args)
+
+
 def md_quality(record: dict, name: str, start, reference, folder: Path, args) -> dict:
     """NVT 300 K with the finetuned model ``name`` in LAMMPS (one rank, 0.5 fs) for --md-ps; RDFs and
     dissociation. The record (md.json) and the model's checkpoint (model.ckpt) stay in ``folder``; an MD of the
@@ -497,7 +502,7 @@ def main(argv=None) -> int:
             record = finished_run(runs / r["dataset"] / r["backbone"], run_name(r["init"], r["size"], r["seed"]), args)
             if record is not None:
                 done[key(r)] = {**r, **record}
-        md.update({ds: rec for ds in datasets if (rec := reusable(runs / ds / "md" / "md.json", args)) is not None})
+        md.update({ds: rec for ds in datasets if (rec := stored_md(runs, ds, args)) is not None})
         write()
         console.print(f"[green]wrote {out / 'accuracy.md'} from {len(done)} finished runs")
         return 0
@@ -549,7 +554,7 @@ def main(argv=None) -> int:
                     write()
             bar.update(task, description=f"{ds}: MD with the best PaiNN")
             if args.md_ps <= 0:  # e.g. a worker that finishes part of a dataset: keep the stored MD record
-                if (rec := reusable(runs / ds / "md" / "md.json", args)) is not None:
+                if (rec := stored_md(runs, ds, args)) is not None:
                     md[ds] = rec
                 bar.advance(task)
                 write()
