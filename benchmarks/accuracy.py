@@ -225,9 +225,10 @@ def dissociated(positions, numbers, cell) -> int:
     return bad
 
 
-def stored_md(runs: Path, dataset: str, args) -> dict | None:
-    """The MD record kept for ``dataset`` under this budget (by an earlier run or session), or None."""
-    return reusable(runs / dataset / "md" / "md.json", args)
+def stored_md(folder: Path, args) -> dict | None:
+    """The MD record (md.json) kept in a dataset's MD ``folder`` under this budget (by an earlier run or session),
+    or None."""
+    return reusable(folder / "md.json", args)
 
 
 def md_quality(record: dict, name: str, start, reference, folder: Path, args) -> dict:
@@ -242,8 +243,7 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args) ->
     from maskpot.lammps.md import run_lammps_md
 
     folder.mkdir(parents=True, exist_ok=True)
-    record_path = folder / "md.json"
-    old = reusable(record_path, args)
+    old = stored_md(folder, args)
     if old is not None and old.get("model") == name and old.get("ps_requested") == args.md_ps:
         return old
     if not Path(record["checkpoint"]).is_file():
@@ -269,9 +269,9 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args) ->
         r, g_model = rdf(used, start.numbers, cell, pair, rmax)
         _, g_ref = rdf(ref_pos, reference[0].numbers, np.asarray(reference[0].cell), pair, rmax)
         out["rdf"][pair_name] = {"r": r.tolist(), "model": g_model.tolist(), "reference": g_ref.tolist(),
-                            "rmse": float(np.sqrt(np.mean((g_model - g_ref) ** 2)))}
+                                 "rmse": float(np.sqrt(np.mean((g_model - g_ref) ** 2)))}
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
-    save_json(record_path, out)
+    save_json(folder / "md.json", out)
     return out
 
 
@@ -502,7 +502,7 @@ def main(argv=None) -> int:
             record = finished_run(runs / r["dataset"] / r["backbone"], run_name(r["init"], r["size"], r["seed"]), args)
             if record is not None:
                 done[key(r)] = {**r, **record}
-        md.update({ds: rec for ds in datasets if (rec := stored_md(runs, ds, args)) is not None})
+        md.update({ds: rec for ds in datasets if (rec := stored_md(runs / ds / "md", args)) is not None})
         write()
         console.print(f"[green]wrote {out / 'accuracy.md'} from {len(done)} finished runs")
         return 0
@@ -554,7 +554,7 @@ def main(argv=None) -> int:
                     write()
             bar.update(task, description=f"{ds}: MD with the best PaiNN")
             if args.md_ps <= 0:  # e.g. a worker that finishes part of a dataset: keep the stored MD record
-                if (rec := stored_md(runs, ds, args)) is not None:
+                if (rec := stored_md(runs / ds / "md", args)) is not None:
                     md[ds] = rec
                 bar.advance(task)
                 write()
