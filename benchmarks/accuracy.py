@@ -31,23 +31,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402  (before openmm: the Torch plugin needs torch's libraries)
 
-from benchmarks.common import (REPO_ROOT, atomic_write_text, command_line, csv_list, machine_description,  # noqa: E402
-                               machine_markdown, markdown_table, one_line, save_figure, save_json)
+from benchmarks.accuracy_md import nvt_quality  # noqa: E402
+from benchmarks.accuracy_report import INITS, write_outputs  # noqa: E402
+from benchmarks.common import REPO_ROOT, csv_list, one_line, save_json  # noqa: E402
 
-INITS = ("scratch", "mask", "denoise")
 DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
-OH_BOND_MAX = 1.3  # A: an intact water has exactly two H within this distance of its O
 
 
 # ---- data -----------------------------------------------------------------------------------------------------
@@ -182,49 +178,6 @@ def n_train(checkpoint: Path) -> int:
 
 # ---- MD quality -----------------------------------------------------------------------------------------------
 
-def rdf(frames_positions, numbers, cell, pair, rmax, nbins=120):
-    """g(r) of an element pair averaged over frames (minimum image via ase.geometry.get_distances).
-
-    Hand-made histogram rather than ase.geometry.analysis.Analysis.get_rdf because that one builds Atoms and a
-    neighbour list per frame; here a cubic cell and rmax <= half the box make the minimum image exact and cheap.
-    """
-    from ase.geometry import get_distances
-
-    a = np.flatnonzero(numbers == pair[0])
-    b = np.flatnonzero(numbers == pair[1])
-    edges = np.linspace(0.0, rmax, nbins + 1)
-    hist = np.zeros(nbins)
-    volume = abs(np.linalg.det(cell))
-    for pos in frames_positions:
-        _, d = get_distances(pos[a], pos[b], cell=cell, pbc=True)
-        d = d[d > 1e-8]
-        hist += np.histogram(d, bins=edges)[0]
-    pairs = len(a) * (len(b) - (1 if pair[0] == pair[1] else 0))
-    shell = 4.0 / 3.0 * np.pi * (edges[1:] ** 3 - edges[:-1] ** 3)
-    g = hist / (len(frames_positions) * pairs / volume * shell)
-    return 0.5 * (edges[1:] + edges[:-1]), g
-
-
-def dissociated(positions, numbers, cell) -> int:
-    """Number of O atoms without exactly two H within 1.3 A (H assigned to their nearest O, minimum image)."""
-    from ase.geometry import get_distances
-
-    from maskpot.data import Frame
-    from maskpot.data.molecules import hydrogen_parents
-
-    frame = Frame(positions=positions, numbers=numbers, cell=cell, pbc=True)
-    parents = hydrogen_parents(frame)
-    bad = 0
-    for o in np.flatnonzero(numbers == 8):
-        hs = np.flatnonzero(parents == o)
-        if len(hs) != 2:
-            bad += 1
-            continue
-        _, d = get_distances(positions[hs], positions[[o]], cell=cell, pbc=True)
-        bad += int(np.any(d > OH_BOND_MAX))
-    return bad
-
-
 def stored_md(folder: Path, args) -> dict | None:
     """The MD record (md.json) kept in a dataset's MD ``folder`` under this budget (by an earlier run or session),
     or None."""
@@ -232,198 +185,18 @@ def stored_md(folder: Path, args) -> dict | None:
 
 
 def md_quality(record: dict, name: str, start, reference, folder: Path, args) -> dict:
-    """NVT 300 K with the finetuned model ``name`` in LAMMPS (one rank, 0.5 fs) for --md-ps; RDFs and
-    dissociation. The record (md.json) and the model's checkpoint (model.ckpt) stay in ``folder``; an MD of the
-    same model, budget and length is reused."""
-    import shutil
-
-    from ase.io import read as ase_read
-
-    from maskpot.export import export_checkpoint
-    from maskpot.lammps.md import run_lammps_md
-
-    folder.mkdir(parents=True, exist_ok=True)
+    """benchmarks.accuracy_md.nvt_quality of the finetuned model ``name`` for --md-ps, kept in ``folder`` as
+    md.json (with the model's checkpoint, model.ckpt); an MD of the same model, budget and length is reused."""
     old = stored_md(folder, args)
     if old is not None and old.get("model") == name and old.get("ps_requested") == args.md_ps:
         return old
     if not Path(record["checkpoint"]).is_file():
         raise FileNotFoundError(f"checkpoint of {name} is not on this machine (finetuned elsewhere; only records "
                                 "are kept): rerun that finetuning with --no-resume")
-    shutil.copyfile(record["checkpoint"], folder / "model.ckpt.tmp")
-    os.replace(folder / "model.ckpt.tmp", folder / "model.ckpt")
-    model = export_checkpoint(folder / "model.ckpt", "lammps", folder / "md-model-lammps.pt")
-    steps = max(2, int(round(args.md_ps * 1000 / 0.5)))
-    interval = max(1, steps // 200)
-    info = run_lammps_md(model, start, steps=steps, timestep_fs=0.5, temperature=300.0, ensemble="nvt",
-                         report_interval=interval, out_prefix=folder / "md", nprocs=1, seed=0,
-                         threads=args.threads)
-    traj = np.array([a.positions for a in ase_read(info["trajectory"], index=":", format="lammps-dump-text")])
-    cell = np.asarray(start.cell)
-    rmax = min(6.0, 0.5 * float(np.min(np.linalg.norm(cell, axis=1))))
-    used = traj[len(traj) // 5:] if len(traj) >= 5 else traj  # first 20% as equilibration
-    out = {"steps": steps, "ps": steps * 0.5e-3, "ns_per_day": info["ns_per_day"], "frames": len(traj),
-           "dissociated_at_end": dissociated(traj[-1], start.numbers, cell),
-           "molecules": int(np.sum(start.numbers == 8)), "rmax": rmax, "rdf": {}}
-    ref_pos = [f.positions for f in reference]
-    for pair_name, pair in (("O-O", (8, 8)), ("O-H", (8, 1))):
-        r, g_model = rdf(used, start.numbers, cell, pair, rmax)
-        _, g_ref = rdf(ref_pos, reference[0].numbers, np.asarray(reference[0].cell), pair, rmax)
-        out["rdf"][pair_name] = {"r": r.tolist(), "model": g_model.tolist(), "reference": g_ref.tolist(),
-                                 "rmse": float(np.sqrt(np.mean((g_model - g_ref) ** 2)))}
+    out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads)
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
     save_json(folder / "md.json", out)
     return out
-
-
-# ---- summaries, tables and plots ------------------------------------------------------------------------------
-
-METRICS = (("energy_mae", "E MAE meV/atom"), ("energy_rmse", "E RMSE meV/atom"),
-           ("force_mae", "F MAE meV/A"), ("force_rmse", "F RMSE meV/A"))
-
-
-def finished(record: dict) -> bool:
-    return not record.get("error") and not record.get("pending")
-
-
-def mean_std(values) -> tuple[float, float, int]:
-    v = [x for x in values if x is not None and math.isfinite(x)]
-    if not v:
-        return float("nan"), float("nan"), 0
-    return float(np.mean(v)), float(np.std(v)), len(v)
-
-
-def pm(values) -> str:
-    m, s, n = mean_std(values)
-    return "-" if n == 0 else (f"{m:.3g} +- {s:.2g}" if n > 1 else f"{m:.3g}")
-
-
-def summarise(records: list[dict]) -> list[dict]:
-    """One row per (dataset, backbone, size, init) with a finished or failed run: mean/std over seeds."""
-    groups: dict = {}
-    for r in records:
-        if r.get("pending"):
-            continue
-        groups.setdefault((r["dataset"], r["backbone"], str(r["size"]), r["init"]), []).append(r)
-    out = []
-    for (ds, bb, size, init), rs in groups.items():
-        ok = [r for r in rs if not r.get("error")]
-        row = {"dataset": ds, "backbone": bb, "size": size, "init": init, "seeds": len(ok),
-               "n_train": ok[0]["n_train"] if ok else None, "errors": [r["error"] for r in rs if r.get("error")]}
-        for key, _ in METRICS:
-            row[key], row[key + "_std"], _ = mean_std([r.get(key) for r in ok])
-        out.append(row)
-    return out
-
-
-def accuracy_tables(records: list[dict]) -> str:
-    text = []
-    keys = sorted({(r["dataset"], r["backbone"]) for r in records})
-    for ds, bb in keys:
-        rows = []
-        sizes = []
-        for r in records:
-            if (r["dataset"], r["backbone"]) == (ds, bb) and r["size"] not in sizes:
-                sizes.append(r["size"])
-        for size in sizes:
-            for init in INITS:
-                rs = [r for r in records if (r["dataset"], r["backbone"], r["size"], r["init"]) == (ds, bb, size, init)]
-                if not rs:
-                    continue
-                ok = [r for r in rs if finished(r)]
-                errors = [r["error"] for r in rs if r.get("error")]
-                pending = sum(bool(r.get("pending")) for r in rs)
-                note = "; ".join(([f"failed ({len(errors)}): {errors[0]}"] if errors else [])
-                                 + ([f"{pending} seed(s) pending"] if pending else []))
-                if not ok:
-                    rows.append([size, "-", init, "-"] + ["-"] * 4 + [note])
-                    continue
-                rows.append([size, ok[0]["n_train"], init, len(ok)] + [pm([r.get(k) for r in ok]) for k, _ in METRICS]
-                            + [note])
-        text.append(f"### {ds}, {bb}\n")
-        text.append(markdown_table(["size", "train frames", "init", "seeds"] + [m for _, m in METRICS] + ["note"], rows))
-    return "\n".join(text)
-
-
-def plot_force_mae(summary: list[dict], datasets, backbones, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(datasets), len(backbones), figsize=(4 * len(backbones), 3.3 * len(datasets)),
-                             squeeze=False)
-    for i, ds in enumerate(datasets):
-        for j, bb in enumerate(backbones):
-            ax = axes[i][j]
-            for init in INITS:
-                rs = sorted([r for r in summary if (r["dataset"], r["backbone"], r["init"]) == (ds, bb, init)
-                             and r["seeds"] > 0], key=lambda r: r["n_train"])
-                if rs:
-                    ax.errorbar([r["n_train"] for r in rs], [r["force_mae"] for r in rs],
-                                yerr=[r["force_mae_std"] for r in rs], marker="o", capsize=3, label=init)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{ds}, {bb}")
-            ax.set_xlabel("training frames")
-            ax.set_ylabel("test force MAE (meV/A)")
-            ax.legend(fontsize=7)
-    save_figure(fig, path)
-
-
-def plot_learning_curves(records: list[dict], datasets, backbones, path: Path) -> None:
-    """Validation force MAE vs epoch from the runs' CSV logs: seed = first seed, smallest (dashed) and largest size."""
-    import csv
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(datasets), len(backbones), figsize=(4 * len(backbones), 3.3 * len(datasets)),
-                             squeeze=False)
-    colors = dict(zip(INITS, ("tab:gray", "tab:blue", "tab:orange")))
-    for i, ds in enumerate(datasets):
-        for j, bb in enumerate(backbones):
-            ax = axes[i][j]
-            ok = [r for r in records if (r["dataset"], r["backbone"]) == (ds, bb) and finished(r)]
-            if ok:
-                seed = min(r["seed"] for r in ok)
-                ns = sorted({r["n_train"] for r in ok})
-                for r in ok:
-                    if r["seed"] != seed or r["n_train"] not in (ns[0], ns[-1]) or not Path(r["log"]).is_file():
-                        continue
-                    with open(r["log"]) as handle:
-                        rows = [row for row in csv.DictReader(handle) if row["val_force_mae"]]
-                    ax.plot([int(row["epoch"]) for row in rows], [float(row["val_force_mae"]) for row in rows],
-                            color=colors[r["init"]], ls="-" if r["n_train"] == ns[-1] else "--",
-                            label=f"{r['init']}, {r['n_train']} frames")
-            ax.set_yscale("log")
-            ax.set_title(f"{ds}, {bb}")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("validation force MAE (meV/A)")
-            ax.legend(fontsize=6)
-    save_figure(fig, path)
-
-
-def plot_rdf(md: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [ds for ds in md if "rdf" in md[ds]] or ["(none)"]
-    fig, axes = plt.subplots(len(names), 2, figsize=(9, 3.3 * len(names)), squeeze=False)
-    for i, ds in enumerate(names):
-        for j, pair in enumerate(("O-O", "O-H")):
-            ax = axes[i][j]
-            if ds in md:
-                d = md[ds]["rdf"][pair]
-                ax.plot(d["r"], d["reference"], "k-", label="reference data")
-                ax.plot(d["r"], d["model"], "tab:blue", label=f"PaiNN MD ({md[ds]['ps']:g} ps)")
-            ax.set_title(f"{ds}: g(r) {pair}")
-            ax.set_xlabel("r (A)")
-            ax.legend(fontsize=7)
-    save_figure(fig, path)
 
 
 # ---- driver ---------------------------------------------------------------------------------------------------
@@ -574,51 +347,6 @@ def main(argv=None) -> int:
     console.print(f"[green]wrote {out / 'accuracy.md'} ({time.perf_counter() - started:.0f} s)")
     return 0
 
-
-def progress(records: list[dict]) -> str:
-    n_done = sum(finished(r) for r in records)
-    n_pending = sum(bool(r.get("pending")) for r in records)
-    hours = sum(r.get("seconds", 0.0) for r in records if finished(r)) / 3600
-    text = f"{n_done} of {len(records)} finetuning runs finished, {hours:.1f} h of finetuning"
-    if n_pending:
-        text += f"; {n_pending} pending: run the same command again to continue (finished runs are reused)"
-    return text
-
-
-def write_outputs(records, md, failures, args, datasets, backbones, out: Path, seconds: float) -> None:
-    summary = summarise(records)
-    machine = machine_description(args.threads)
-    command = command_line()
-    md_rows = [[ds, "-", "-", "-", "-", "-", "-", "pending (after the dataset's finetuning runs)"]
-               for ds in datasets if ds not in md]
-    for ds, m in md.items():
-        if "error" in m:
-            md_rows.append([ds, "-", "-", "-", "-", "-", "-", f"failed: {m['error']}"])
-            continue
-        md_rows.append([ds, m["model"], f"{m['ps']:g}", f"{m['ns_per_day']:.3g}",
-                        f"{m['dissociated_at_end']} of {m['molecules']}",
-                        f"{m['rdf']['O-O']['rmse']:.3g}", f"{m['rdf']['O-H']['rmse']:.3g}",
-                        "no dissociation" if m["dissociated_at_end"] == 0 else "molecules dissociated"])
-    text = ["# maskpot accuracy: scratch vs masked vs denoising pretraining\n",
-            "Generated by `benchmarks/accuracy.py`" + (" in --quick mode (a functional check: tiny data, few epochs; "
-                                                       "the numbers mean nothing)" if args.quick else "")
-            + f" ({progress(records)}; this invocation {seconds / 60:.1f} min). Test-set errors, mean +- std over seeds "
-            f"({args.seeds}); finetuning budget {args.epochs} epochs (patience {args.patience}), pretraining "
-            f"{args.pretrain_epochs} epochs, " + (f"at most {args.max_minutes} min per run.\n" if args.max_minutes
-                                                  else "no wall-clock cap.\n"),
-            "## Machine\n", machine_markdown(machine, command), "\n## Test errors\n", accuracy_tables(records),
-            "\n## MD quality (best finetuned PaiNN, LAMMPS NVT 300 K, 0.5 fs)\n",
-            "RDF RMSE = root-mean-square difference of g(r) from the reference data's over 0..rmax (first 20% of the "
-            "trajectory discarded); dissociated = O atoms without exactly two H within 1.3 A at the end.\n",
-            markdown_table(["dataset", "model", "ps", "ns/day", "dissociated at end", "g_OO RMSE", "g_OH RMSE", "note"],
-                           md_rows)]
-    atomic_write_text(out / "accuracy.md", "\n".join(text))
-    save_json(out / "accuracy.json", {"machine": machine, "command": command, "options": vars(args),
-                                      "seconds": seconds, "failures": failures, "runs": records,
-                                      "summary": summary, "md": md})
-    plot_force_mae(summary, datasets, backbones, out / "accuracy_force_mae.png")
-    plot_learning_curves(records, datasets, backbones, out / "learning_curves.png")
-    plot_rdf(md, out / "rdf.png")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """benchmarks/accuracy.py's bookkeeping: the run order, reuse of finished runs only under the same budget, and
-tables that show unfinished rows as pending (the full matrix accumulates across sessions)."""
+--report rewriting the tables from the records alone (the full matrix accumulates across sessions)."""
 
 from __future__ import annotations
 
@@ -36,16 +36,6 @@ def test_finished_runs_are_reused_only_under_the_same_budget(tmp_path):
     assert accuracy.reusable(pretrain, accuracy.parse_args(["--pretrain-epochs", "5"]), accuracy.PRETRAIN_BUDGET) is None
     record.write_text(json.dumps({"force_mae": 1.0}))  # no budget recorded: not comparable
     assert accuracy.reusable(record, args) is None
-
-
-def test_tables_show_pending_rows():
-    done = {"dataset": "deepmd", "backbone": "painn", "size": "10", "seed": 0, "init": "scratch", "n_train": 10,
-            "seconds": 7200.0, **{k: 1.0 for k, _ in accuracy.METRICS}}
-    pending = [{**r, "pending": True} for r in accuracy.planned_runs(["deepmd"], ["painn"], ["10"], [0])[1:]]
-    text = accuracy.accuracy_tables([done] + pending)
-    assert "| 10 | 10 | scratch | 1 |" in text and "| 10 | - | mask | - |" in text and "1 seed(s) pending" in text
-    assert accuracy.progress([done] + pending).startswith("1 of 3 finetuning runs finished, 2.0 h")
-    assert [s["init"] for s in accuracy.summarise([done] + pending)] == ["scratch"]
 
 
 def test_report_rewrites_tables_from_records_without_running(tmp_path):
