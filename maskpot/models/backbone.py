@@ -21,6 +21,9 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from maskpot.models.embedding import SpeciesEmbedding
+from maskpot.models.radial import EdgeGeometry
+
 
 class MessagePassing(nn.Module):
     """Base of the backbones: ``forward(species, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``."""
@@ -41,9 +44,19 @@ class MessagePassing(nn.Module):
 
 class ScalarVectorBackbone(MessagePassing):
     """Node state [s | v] (N, 4F) of scalar features s (N, F) and vector features v (N, 3, F), no edge state:
-    the packing PaiNN and EGNN share. Subclasses set ``hidden`` (F) and ``state_width`` = 4F."""
+    the packing PaiNN and EGNN share, with their common parts: a species embedding of width F, the edge geometry
+    (radial basis and envelope) and a neighbour-sum normalisation 1/avg_neighbors. Subclasses add ``layers``."""
 
-    hidden: int
+    def __init__(self, n_species: int, cutoff: float, hidden: int, layers: int, num_rbf: int,
+                 avg_neighbors: float) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.num_rbf = num_rbf
+        self.n_layers = layers
+        self.state_width = 4 * hidden
+        self.norm = 1.0 / avg_neighbors
+        self.embedding = SpeciesEmbedding(n_species, hidden)
+        self.geometry = EdgeGeometry(cutoff, num_rbf)
 
     def start(self, s: Tensor, feat: Tensor) -> tuple[Tensor, Tensor]:
         """Initial state from scalar features s (N, F): vectors zero, and an empty (E, 0) edge state."""

@@ -11,8 +11,6 @@ import torch
 from torch import Tensor, nn
 
 from maskpot.models.backbone import ScalarVectorBackbone
-from maskpot.models.embedding import SpeciesEmbedding
-from maskpot.models.radial import EdgeGeometry
 
 
 class EGNNLayer(nn.Module):
@@ -43,15 +41,8 @@ class EGNN(ScalarVectorBackbone):
 
     def __init__(self, n_species: int, cutoff: float = 5.0, hidden: int = 64, layers: int = 3,
                  num_rbf: int = 16, avg_neighbors: float = 32.0) -> None:
-        super().__init__()
-        self.hidden = hidden
-        self.num_rbf = num_rbf
-        self.n_layers = layers
-        self.state_width = 4 * hidden
+        super().__init__(n_species, cutoff, hidden, layers, num_rbf, avg_neighbors)
         self.cutoff = cutoff
-        self.norm = 1.0 / avg_neighbors
-        self.embedding = SpeciesEmbedding(n_species, hidden)
-        self.geometry = EdgeGeometry(cutoff, num_rbf)
         self.layers = nn.ModuleList([EGNNLayer(hidden, num_rbf) for _ in range(layers)])
 
     def edge_features(self, edge_vec: Tensor) -> Tensor:

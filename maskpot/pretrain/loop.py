@@ -24,7 +24,8 @@ from maskpot.train.batch import batches
 from maskpot.train.checkpoint import save_checkpoint
 from maskpot.models.build import torch_dtype
 from maskpot.train.plots import learning_curve
-from maskpot.train.runlog import RunLog, check_finite, progress, sibling
+from maskpot.train.epoch import train_epoch
+from maskpot.train.runlog import RunLog, progress, sibling
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_mask", "val_denoise", "lr", "seconds"]
 
@@ -92,22 +93,16 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
                 val_denoise=untrained.get("denoise"), lr=opt.param_groups[0]["lr"], seconds=0.0)
         for epoch in range(1, cfg.epochs + 1):
             model.train()
-            losses = []
-            for b_i, idx in enumerate(batches(len(train), cfg.batch_size, rng), start=1):
-                loss = pretrain_loss(model, [train[k] for k in idx], task, rng, parents, dtype)["loss"]
-                check_finite(loss, epoch, b_i, "pretrain")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
+            train_loss = train_epoch(
+                lambda idx: pretrain_loss(model, [train[k] for k in idx], task, rng, parents, dtype)["loss"],
+                len(train), cfg.batch_size, rng, opt, sched, epoch, "pretrain")
             model.eval()
             val_losses = _evaluate(model, val, task, cfg, parents, dtype)
             if not math.isfinite(val_losses["loss"]):
                 raise ValueError(f"pretrain: validation loss is {val_losses['loss']} at epoch {epoch} "
                                  f"(no checkpoint written)")
             seconds = time.perf_counter() - start
-            log.add(epoch=epoch, train_loss=float(np.mean(losses)), val_loss=val_losses["loss"],
+            log.add(epoch=epoch, train_loss=train_loss, val_loss=val_losses["loss"],
                     val_mask=val_losses.get("mask"), val_denoise=val_losses.get("denoise"),
                     lr=opt.param_groups[0]["lr"], seconds=round(seconds, 2))
             if val_losses["loss"] < best[0]:

@@ -20,14 +20,15 @@ import torch
 
 from maskpot.data.frame import Frame
 from maskpot.models.config import ModelConfig
-from maskpot.train.batch import NeighborCache, batches, collate
+from maskpot.train.batch import NeighborCache, collate
 from maskpot.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from maskpot.train.loss import LossWeights, energy_force_loss
 from maskpot.models.build import torch_dtype
 from maskpot.train.metrics import error_metrics, predict, predict_batch
 from maskpot.train.normalization import Normalization, fit_normalization
 from maskpot.train.plots import learning_curve
-from maskpot.train.runlog import RunLog, check_finite, progress, sibling
+from maskpot.train.epoch import train_epoch
+from maskpot.train.runlog import RunLog, progress, sibling
 
 LOG_COLUMNS = ["epoch", "train_loss", "val_loss", "val_energy_mae", "val_force_mae", "lr", "seconds"]
 
@@ -161,6 +162,12 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
     train_cache, val_cache = NeighborCache(), NeighborCache()
     rng = np.random.default_rng(cfg.seed)
     log = RunLog(sibling(out, ".log.csv"), LOG_COLUMNS)
+
+    def batch_loss(idx: np.ndarray) -> torch.Tensor:
+        batch = collate([train[k] for k in idx], config.cutoff, config.species, dtype, train_cache)
+        energy, forces = predict_batch(potential, batch, create_graph=True)
+        return energy_force_loss(energy, forces, batch.energy, batch.forces, batch.n_atoms, norm.scale, weights)
+
     best = (math.inf, -1, None, None)  # val loss, epoch, state, metrics
     start = time.perf_counter()
 
@@ -171,25 +178,14 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
                 val_force_mae=untrained["force_mae"], lr=opt.param_groups[0]["lr"], seconds=0.0)
         for epoch in range(1, cfg.epochs + 1):
             potential.train()
-            losses = []
-            for b_i, idx in enumerate(batches(len(train), cfg.batch_size, rng), start=1):
-                batch = collate([train[k] for k in idx], config.cutoff, config.species, dtype, train_cache)
-                energy, forces = predict_batch(potential, batch, create_graph=True)
-                loss = energy_force_loss(energy, forces, batch.energy, batch.forces, batch.n_atoms, norm.scale,
-                                         weights)
-                check_finite(loss, epoch, b_i, "finetune")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                losses.append(float(loss.detach()))
+            train_loss = train_epoch(batch_loss, len(train), cfg.batch_size, rng, opt, sched, epoch, "finetune")
             potential.eval()
             metrics = error_metrics(predict(potential, val, cfg.batch_size, val_cache), config.energy_centric)
             val_loss = _val_loss(metrics, norm.scale, cfg)
             if not math.isfinite(val_loss):
                 raise ValueError(f"finetune: validation loss is {val_loss} at epoch {epoch} (no checkpoint written)")
             seconds = time.perf_counter() - start
-            log.add(epoch=epoch, train_loss=float(np.mean(losses)), val_loss=val_loss,
+            log.add(epoch=epoch, train_loss=train_loss, val_loss=val_loss,
                     val_energy_mae=metrics["energy_mae"], val_force_mae=metrics["force_mae"],
                     lr=opt.param_groups[0]["lr"], seconds=round(seconds, 2))
             if val_loss < best[0]:
