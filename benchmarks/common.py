@@ -11,6 +11,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -109,3 +110,17 @@ def one_line(exc: BaseException) -> str:
 
 def csv_list(text: str, cast=str) -> list:
     return [cast(t.strip()) for t in text.split(",") if t.strip()]
+
+
+def timed_calls(fn, calls: int, repeats: int, warmup: int = 3) -> list[float]:
+    """ms per call of ``fn`` for each repeat (median of a repeat's total / calls); warm-up calls first
+    (TorchScript's profiling executor specialises during the first calls)."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        out.append(1e3 * (time.perf_counter() - t0) / calls)
+    return out

@@ -45,7 +45,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402  (import torch before openmm: the Torch plugin needs torch's libraries)
 
 from benchmarks.common import (command_line, csv_list, fmt, machine_description, machine_markdown,  # noqa: E402
-                               markdown_table, one_line, save_figure, save_json, atomic_write_text)
+                               markdown_table, one_line, save_figure, save_json, atomic_write_text, timed_calls)
 
 VOLUME_PER_WATER = 29.9  # A^3, liquid water at 300 K
 TIMESTEP_FS = 0.5
@@ -133,20 +133,6 @@ def exports(checkpoint: Path, dtype: str, folder: Path) -> dict[str, Path]:
 
 
 # ---- timing of each row ---------------------------------------------------------------------------------------
-
-def timed_calls(fn, calls: int, repeats: int, warmup: int = 3) -> list[float]:
-    """ms per call of ``fn`` for each repeat (median of a repeat's total / calls); warm-up calls first
-    (TorchScript's profiling executor specialises during the first calls)."""
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        out.append(1e3 * (time.perf_counter() - t0) / calls)
-    return out
-
 
 def model_only(frame, files, steps, repeats) -> tuple[list[float], dict]:
     """The exported module (ASE target) called directly, and its neighbour search alone (share of the step)."""

@@ -114,3 +114,16 @@ def test_accuracy_quick(tmp_path):
     again = json.loads((out / "accuracy.json").read_text())
     assert again["md"]["tip3p"]["model"] == report["md"]["tip3p"]["model"]
     assert all(r.get("reused") for r in again["runs"] if not r.get("error"))
+
+
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "water" / "deepmd_water" / "data_0").is_dir(),
+                    reason="needs ../shared/data")
+def test_models_speed_probe_runs(capsys):
+    """benchmarks/models_speed.py (a developer's probe) still runs: one line per dtype and per neighbour search."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import models_speed
+
+    assert models_speed.main(["--backbone", "gns", "--repeat", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in lines[:2]] == ["float32", "float64"] and "192 atoms" in lines[0]
+    assert "12288 atoms" in lines[-1] and all(" ms" in line for line in lines)
