@@ -32,11 +32,9 @@ speedup from one core to two.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,53 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402  (import torch before openmm: the Torch plugin needs torch's libraries)
 
-from benchmarks.common import (command_line, csv_list, fmt, machine_description, machine_markdown,  # noqa: E402
-                               markdown_table, one_line, save_figure, save_json, atomic_write_text, timed_calls)
+from benchmarks.common import csv_list, one_line  # noqa: E402
+from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_row, model_only,  # noqa: E402
+                                      openmm_model, tip3p)
+from benchmarks.speed_report import MODEL_ENGINES, Row, assess, write_outputs  # noqa: E402
 
 VOLUME_PER_WATER = 29.9  # A^3, liquid water at 300 K
-TIMESTEP_FS = 0.5
-RIGID_TIMESTEP_FS = 2.0
-BOUND_TARGET = 0.95  # each engine >= 0.95 of the model-only bound
-RANK_TARGET = 1.7  # 2 ranks >= 1.7 x one rank ...
-RANK_TARGET_WATERS = 4096  # ... at this size
-MODEL_ENGINES = ("model-only", "eager", "openmm", "lammps")
 ALL_ENGINES = MODEL_ENGINES + ("tip3p",)
-ROW_ORDER = ("tip3p-flex", "tip3p-rigid") + MODEL_ENGINES
-
-
-@dataclass
-class Row:
-    waters: int
-    atoms: int
-    engine: str
-    backbone: str = "-"
-    dtype: str = "-"
-    ranks: int = 1
-    timestep_fs: float = TIMESTEP_FS
-    times_ms: list = field(default_factory=list)  # ms/step of every repeat
-    error: str | None = None
-    extra: dict = field(default_factory=dict)  # ghost estimates, neighbour-search share, ...
-    ratio_bound: float | None = None
-    ratio_tip3p: float | None = None
-    ratio_ranks: float | None = None
-    target: str = "-"
-    note: str = ""
-
-    @property
-    def ms(self) -> float:
-        return float(np.median(self.times_ms)) if self.times_ms and self.error is None else float("nan")
-
-    @property
-    def ns_day(self) -> float:
-        return self.timestep_fs * 1e-6 * 86400e3 / self.ms
-
-    @property
-    def us_atom_step(self) -> float:
-        return 1e3 * self.ms / self.atoms
-
-    @property
-    def label(self) -> str:
-        return self.engine if self.backbone == "-" else f"{self.backbone} {self.dtype} {self.engine}"
 
 
 # ---- structures and models ------------------------------------------------------------------------------------
@@ -130,239 +88,6 @@ def exports(checkpoint: Path, dtype: str, folder: Path) -> dict[str, Path]:
     from maskpot.export import export_checkpoint
 
     return {t: export_checkpoint(checkpoint, t, folder / f"model-{t}.pt", dtype=dtype) for t in ("ase", "openmm", "lammps")}
-
-
-# ---- timing of each row ---------------------------------------------------------------------------------------
-
-def model_only(frame, files, steps, repeats) -> tuple[list[float], dict]:
-    """The exported module (ASE target) called directly, and its neighbour search alone (share of the step)."""
-    from maskpot.models.neighbors import neighbor_pairs
-
-    module = torch.jit.load(str(files["ase"]))
-    pos = torch.tensor(frame.positions, dtype=torch.float64)
-    numbers = torch.tensor(frame.numbers, dtype=torch.long)
-    cell = torch.tensor(np.asarray(frame.cell), dtype=torch.float64)
-    pbc = torch.tensor([True, True, True])
-    times = timed_calls(lambda: module(pos, numbers, cell, pbc), steps, repeats)
-    search = torch.jit.script(neighbor_pairs)
-    model_dtype = torch.float64 if module.dtype == "float64" else torch.float32  # the attribute of the export
-    p, c = pos.to(model_dtype), cell.to(model_dtype)
-    nbr = timed_calls(lambda: search(p, c, pbc, float(module.cutoff)), steps, repeats)
-    edges = int(search(p, c, pbc, float(module.cutoff))[0].shape[1])
-    return times, {"neighbour_ms": float(np.median(nbr)), "neighbour_share": float(np.median(nbr) / np.median(times)),
-                   "edges": edges}
-
-
-def eager(frame, checkpoint, steps, repeats) -> list[float]:
-    """The same Potential in eager PyTorch: torch neighbour search + energy_forces (no TorchScript)."""
-    from maskpot.models.compute import energy_forces
-    from maskpot.models.neighbors import neighbor_pairs
-    from maskpot.models.potential import species_indices
-    from maskpot.train.checkpoint import load_potential
-
-    potential = load_potential(checkpoint).eval()
-    dtype = potential.energy_shift.dtype
-    pos = torch.tensor(frame.positions, dtype=dtype)
-    cell = torch.tensor(np.asarray(frame.cell), dtype=dtype)
-    pbc = torch.tensor([True, True, True])
-    species = torch.tensor(species_indices(frame.numbers, potential.species))
-    batch = torch.zeros(len(frame), dtype=torch.long)
-
-    def step():
-        edge_index, shifts = neighbor_pairs(pos, cell, pbc, potential.cutoff)
-        return energy_forces(potential, pos, species, edge_index, shifts @ cell, batch, 1, False)
-
-    return timed_calls(step, steps, repeats)
-
-
-def openmm_steps(context, integrator, steps, repeats, warmup: int = 5) -> list[float]:
-    integrator.step(warmup)
-    out = []
-    for _ in range(repeats):
-        context.getState(getEnergy=False)  # synchronise
-        t0 = time.perf_counter()
-        integrator.step(steps)
-        context.getState(getPositions=True)
-        out.append(1e3 * (time.perf_counter() - t0) / steps)
-    return out
-
-
-def cpu_context(system, integrator, threads):
-    import openmm
-
-    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": str(threads)})
-
-
-def openmm_model(frame, files, steps, repeats, threads) -> list[float]:
-    import openmm
-    from openmm import unit
-
-    from maskpot.openmm.system import system_from_frame
-
-    system, _, positions = system_from_frame(frame, str(files["openmm"]))
-    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, TIMESTEP_FS * unit.femtosecond)
-    context = cpu_context(system, integrator, threads)
-    context.setPositions(positions)
-    context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
-    return openmm_steps(context, integrator, steps, repeats)
-
-
-def tip3p(frame, rigid: bool, steps, repeats, threads) -> list[float]:
-    import openmm
-    from openmm import unit
-
-    from maskpot.data.tip3p import tip3p_system
-    from maskpot.data.units import NM_TO_ANGSTROM
-
-    _, system = tip3p_system(len(frame) // 3, float(frame.cell[0, 0]), rigid=rigid)
-    dt = RIGID_TIMESTEP_FS if rigid else TIMESTEP_FS
-    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, dt * unit.femtosecond)
-    context = cpu_context(system, integrator, threads)
-    context.setPositions(frame.positions / NM_TO_ANGSTROM)
-    if rigid:
-        context.applyConstraints(1e-6)
-    context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
-    return openmm_steps(context, integrator, steps, repeats)
-
-
-def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path) -> tuple[list[float], dict]:
-    """ms/step of the timed run of ``repeats`` separate ``maskpot md --engine lammps`` runs (NVT 300 K, each after
-    a warm-up run; LAMMPS' "Loop time" of the timed run only), and the last run's timing breakdown (%)."""
-    from maskpot.lammps.md import run_lammps_md
-
-    times, log = [], ""
-    for k in range(repeats):
-        result = run_lammps_md(files["lammps"], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
-                               out_prefix=scratch / f"md-{ranks}", nprocs=ranks, seed=k,
-                               warmup_steps=max(5, steps // 5), threads=threads)
-        times.append(result["ms_per_step"])
-        log = Path(result["log"]).read_text()
-    return times, lammps_breakdown(log)
-
-
-TIMING_LINE = re.compile(r"^(Pair|Neigh|Comm|Modify|Output|Other)\s*\|.*\|\s*([0-9.]+)\s*$", re.M)
-
-
-def lammps_breakdown(log: str) -> dict:
-    """LAMMPS' MPI task timing breakdown of the last run: {section: % of the loop time}."""
-    return {name: float(pct) for name, pct in TIMING_LINE.findall(log.split("Loop time of")[-1])}
-
-
-# ---- ratios, targets and output -------------------------------------------------------------------------------
-
-def assess(rows: list[Row]) -> None:
-    """Ratios measured in this run, whether targets are met, and a short reason when not."""
-    def find(waters, engine, backbone="-", dtype="-", ranks=1):
-        for r in rows:
-            if (r.waters, r.engine, r.backbone, r.dtype, r.ranks) == (waters, engine, backbone, dtype, ranks) and r.error is None:
-                return r
-        return None
-
-    for r in rows:
-        if r.error is not None:
-            continue
-        flex = find(r.waters, "tip3p-flex")
-        if r.backbone != "-" and flex is not None:
-            r.ratio_tip3p = flex.ms / r.ms
-        bound = find(r.waters, "model-only", r.backbone, r.dtype)
-        if r.engine == "model-only":
-            r.note = f"neighbour search {100 * r.extra['neighbour_share']:.0f}% of the step ({r.extra['edges']} edges)"
-        if r.engine in ("openmm", "lammps") and bound is not None:
-            r.ratio_bound = bound.ms / r.ms
-        if r.engine == "openmm" and r.ratio_bound is not None:
-            ok = r.ratio_bound >= BOUND_TARGET
-            r.target = "met" if ok else "not met"
-            if not ok:
-                r.note = (f"{r.ms - bound.ms:.2f} ms/step outside the model (integrator, TorchForce data copies); "
-                          f"neighbour search {100 * bound.extra['neighbour_share']:.0f}% of the bound")
-        if r.engine == "lammps":
-            pair = r.extra.get("lammps_breakdown_pct", {}).get("Pair")
-            one = find(r.waters, "lammps", r.backbone, r.dtype, 1)
-            if r.ranks > 1 and one is not None:
-                r.ratio_ranks = one.ms / r.ms
-            if r.ranks == 1 and r.ratio_bound is not None:
-                ok = r.ratio_bound >= BOUND_TARGET
-                r.target = "met" if ok else "not met"
-                if not ok:
-                    r.note = (f"{r.ms - bound.ms:.2f} ms/step more than the bound; pair style (graph building, "
-                              f"model call, data copies) {pair:.0f}% of the step" if pair is not None else
-                              f"{r.ms - bound.ms:.2f} ms/step more than the bound")
-            elif r.ranks > 1 and r.ratio_ranks is not None:
-                shares = r.extra.get("lammps_breakdown_pct", {})
-                r.note = (f"node states exchanged between layers: each rank's network runs on its own atoms; "
-                          f"Pair {shares.get('Pair', float('nan')):.0f}% (incl. the exchanges), "
-                          f"Comm {shares.get('Comm', float('nan')):.0f}% of the step")
-                if r.waters != RANK_TARGET_WATERS:
-                    r.target = f"n/a (target at {RANK_TARGET_WATERS} waters)"
-                else:
-                    ok = r.ratio_ranks >= RANK_TARGET
-                    r.target = "met" if ok else "not met"
-
-
-HEADER = ["waters", "atoms", "model", "engine", "ns/day", "ms/step", "us/atom-step", "engine/bound",
-          "maskpot/TIP3P-flex", "2 ranks/1 rank", "target", "note"]
-
-
-def table_rows(rows: list[Row]) -> list[list[str]]:
-    out = []
-    for r in rows:
-        engine = f"lammps {r.ranks} rank{'s' if r.ranks > 1 else ''}" if r.engine == "lammps" else r.engine
-        if r.engine == "tip3p-rigid":
-            engine += f" ({RIGID_TIMESTEP_FS:g} fs)"
-        model = "-" if r.backbone == "-" else f"{r.backbone} {r.dtype}"
-        if r.error is not None:
-            out.append([r.waters, r.atoms, model, engine] + ["-"] * 7 + [f"failed: {r.error}"])
-            continue
-        out.append([r.waters, r.atoms, model, engine, fmt(r.ns_day), fmt(r.ms), fmt(r.us_atom_step),
-                    fmt(r.ratio_bound), fmt(r.ratio_tip3p), fmt(r.ratio_ranks), r.target, r.note])
-    return out
-
-
-def plot_nsday(rows: list[Row], waters: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    chosen = [r for r in rows if r.waters == waters and r.error is None and r.engine != "eager"]
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(chosen) + 1.5))
-    labels = [r.label + (f" {r.ranks}r" if r.engine == "lammps" else "") for r in chosen]
-    colors = ["tab:gray" if r.backbone == "-" else "tab:blue" for r in chosen]
-    ax.barh(range(len(chosen)), [r.ns_day for r in chosen], color=colors)
-    ax.set_yticks(range(len(chosen)), labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("ns/day")
-    ax.set_title(f"{waters} waters ({3 * waters} atoms); TIP3P rigid at 2 fs, all others 0.5 fs")
-    save_figure(fig, path)
-
-
-def plot_scaling(rows: list[Row], backbone: str, dtype: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    series: dict[str, list[Row]] = {}
-    for r in rows:
-        if r.error is None and (r.backbone, r.dtype) in ((backbone, dtype), ("-", "-")):
-            key = r.engine + (f" {r.ranks} rank(s)" if r.engine == "lammps" else "")
-            series.setdefault(key, []).append(r)
-    for key, rs in series.items():
-        rs = sorted(rs, key=lambda r: r.atoms)
-        ax.plot([r.atoms for r in rs], [r.ms for r in rs], marker="o", label=key)
-    ref = sorted(series.get("model-only", []), key=lambda r: r.atoms)
-    if ref:
-        n = np.array([ref[0].atoms, max(r.atoms for rs in series.values() for r in rs)])
-        ax.plot(n, ref[0].ms * n / n[0], "k--", lw=1, label="linear scaling")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("atoms")
-    ax.set_ylabel("ms/step")
-    ax.set_title(f"{backbone} {dtype}")
-    ax.legend(fontsize=7)
-    save_figure(fig, path)
 
 
 # ---- driver ---------------------------------------------------------------------------------------------------
@@ -500,36 +225,6 @@ def main(argv=None) -> int:
     write_outputs(rows, args, out, combos, time.perf_counter() - started)
     console.print(f"[green]wrote {out / 'speed.md'} ({time.perf_counter() - started:.0f} s)")
     return 0
-
-
-def write_outputs(rows, args, out: Path, combos, seconds: float) -> None:
-    machine = machine_description(args.threads)
-    command = command_line()
-    scan_b, scan_d = csv_list(args.scan)
-    ranked = sorted(rows, key=lambda r: (r.waters, r.backbone != "-", r.backbone, r.dtype, ROW_ORDER.index(r.engine),
-                                         r.ranks))
-    text = ["# maskpot MD speed\n",
-            "Generated by `benchmarks/speed.py`" + (" in --quick mode (a functional check, not a measurement)" if args.quick else "")
-            + f" in {seconds:.0f} s. Medians of {args.repeats} repeat(s). All MD rows use a {TIMESTEP_FS} fs step "
-            f"(rigid TIP3P: {RIGID_TIMESTEP_FS} fs) so ns/day compare. Models have random weights unless a checkpoint "
-            "was given: speed does not depend on the weight values.\n",
-            "## Machine\n", machine_markdown(machine, command),
-            "\n## Results\n",
-            "engine/bound = model-only ms/step / engine ms/step (target >= 0.95); maskpot/TIP3P-flex = ns/day ratio to "
-            "flexible TIP3P at the same size and step; 2 ranks/1 rank = LAMMPS speedup (target >= 1.7 at "
-            f"{RANK_TARGET_WATERS} waters); on several ranks pair_maskpot exchanges the node states of ghost atoms "
-            "between layers (`ghosts exchange`, the default), so each rank's network runs on its own atoms. LAMMPS "
-            "rows use "
-            f"{args.threads} thread(s) per rank.\n",
-            markdown_table(HEADER, table_rows(ranked))]
-    atomic_write_text(out / "speed.md", "\n".join(text))
-    save_json(out / "speed.json", {
-        "machine": machine, "command": command, "options": vars(args), "seconds": seconds,
-        "rows": [dict(asdict(r), label=r.label, ms_per_step=r.ms, ns_per_day=r.ns_day,
-                      us_per_atom_step=r.us_atom_step) for r in ranked]})
-    variant = args.variant_size if any(c[0] == args.variant_size for c in combos) else combos[0][0]
-    plot_nsday(ranked, variant, out / "speed_nsday.png")
-    plot_scaling(ranked, scan_b, scan_d, out / "speed_scaling.png")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,132 @@
+"""Timing of each row of benchmarks/speed.py: the exported model called from PyTorch (the model-only bound), the
+same model eager, OpenMM with the TorchForce export, LAMMPS with the pair_style plugin on N ranks, and classical
+TIP3P in OpenMM. Every function returns ms per MD step (or per call) for each repeat.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks.common import timed_calls
+
+TIMESTEP_FS = 0.5  # every MD row, so that ns/day compare
+RIGID_TIMESTEP_FS = 2.0  # rigid TIP3P at its usual step
+
+
+def model_only(frame, files, steps, repeats) -> tuple[list[float], dict]:
+    """The exported module (ASE target) called directly, and its neighbour search alone (share of the step)."""
+    from maskpot.models.neighbors import neighbor_pairs
+
+    module = torch.jit.load(str(files["ase"]))
+    pos = torch.tensor(frame.positions, dtype=torch.float64)
+    numbers = torch.tensor(frame.numbers, dtype=torch.long)
+    cell = torch.tensor(np.asarray(frame.cell), dtype=torch.float64)
+    pbc = torch.tensor([True, True, True])
+    times = timed_calls(lambda: module(pos, numbers, cell, pbc), steps, repeats)
+    search = torch.jit.script(neighbor_pairs)
+    model_dtype = torch.float64 if module.dtype == "float64" else torch.float32  # the attribute of the export
+    p, c = pos.to(model_dtype), cell.to(model_dtype)
+    nbr = timed_calls(lambda: search(p, c, pbc, float(module.cutoff)), steps, repeats)
+    edges = int(search(p, c, pbc, float(module.cutoff))[0].shape[1])
+    return times, {"neighbour_ms": float(np.median(nbr)), "neighbour_share": float(np.median(nbr) / np.median(times)),
+                   "edges": edges}
+
+
+def eager(frame, checkpoint, steps, repeats) -> list[float]:
+    """The same Potential in eager PyTorch: torch neighbour search + energy_forces (no TorchScript)."""
+    from maskpot.models.compute import energy_forces
+    from maskpot.models.neighbors import neighbor_pairs
+    from maskpot.models.potential import species_indices
+    from maskpot.train.checkpoint import load_potential
+
+    potential = load_potential(checkpoint).eval()
+    dtype = potential.energy_shift.dtype
+    pos = torch.tensor(frame.positions, dtype=dtype)
+    cell = torch.tensor(np.asarray(frame.cell), dtype=dtype)
+    pbc = torch.tensor([True, True, True])
+    species = torch.tensor(species_indices(frame.numbers, potential.species))
+    batch = torch.zeros(len(frame), dtype=torch.long)
+
+    def step():
+        edge_index, shifts = neighbor_pairs(pos, cell, pbc, potential.cutoff)
+        return energy_forces(potential, pos, species, edge_index, shifts @ cell, batch, 1, False)
+
+    return timed_calls(step, steps, repeats)
+
+
+def openmm_steps(context, integrator, steps, repeats, warmup: int = 5) -> list[float]:
+    integrator.step(warmup)
+    out = []
+    for _ in range(repeats):
+        context.getState(getEnergy=False)  # synchronise
+        t0 = time.perf_counter()
+        integrator.step(steps)
+        context.getState(getPositions=True)
+        out.append(1e3 * (time.perf_counter() - t0) / steps)
+    return out
+
+
+def cpu_context(system, integrator, threads):
+    import openmm
+
+    return openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": str(threads)})
+
+
+def openmm_model(frame, files, steps, repeats, threads) -> list[float]:
+    import openmm
+    from openmm import unit
+
+    from maskpot.openmm.system import system_from_frame
+
+    system, _, positions = system_from_frame(frame, str(files["openmm"]))
+    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, TIMESTEP_FS * unit.femtosecond)
+    context = cpu_context(system, integrator, threads)
+    context.setPositions(positions)
+    context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    return openmm_steps(context, integrator, steps, repeats)
+
+
+def tip3p(frame, rigid: bool, steps, repeats, threads) -> list[float]:
+    import openmm
+    from openmm import unit
+
+    from maskpot.data.tip3p import tip3p_system
+    from maskpot.data.units import NM_TO_ANGSTROM
+
+    _, system = tip3p_system(len(frame) // 3, float(frame.cell[0, 0]), rigid=rigid)
+    dt = RIGID_TIMESTEP_FS if rigid else TIMESTEP_FS
+    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, dt * unit.femtosecond)
+    context = cpu_context(system, integrator, threads)
+    context.setPositions(frame.positions / NM_TO_ANGSTROM)
+    if rigid:
+        context.applyConstraints(1e-6)
+    context.setVelocitiesToTemperature(300 * unit.kelvin, 1)
+    return openmm_steps(context, integrator, steps, repeats)
+
+
+def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path) -> tuple[list[float], dict]:
+    """ms/step of the timed run of ``repeats`` separate ``maskpot md --engine lammps`` runs (NVT 300 K, each after
+    a warm-up run; LAMMPS' "Loop time" of the timed run only), and the last run's timing breakdown (%)."""
+    from maskpot.lammps.md import run_lammps_md
+
+    times, log = [], ""
+    for k in range(repeats):
+        result = run_lammps_md(files["lammps"], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
+                               out_prefix=scratch / f"md-{ranks}", nprocs=ranks, seed=k,
+                               warmup_steps=max(5, steps // 5), threads=threads)
+        times.append(result["ms_per_step"])
+        log = Path(result["log"]).read_text()
+    return times, lammps_breakdown(log)
+
+
+TIMING_LINE = re.compile(r"^(Pair|Neigh|Comm|Modify|Output|Other)\s*\|.*\|\s*([0-9.]+)\s*$", re.M)
+
+
+def lammps_breakdown(log: str) -> dict:
+    """LAMMPS' MPI task timing breakdown of the last run: {section: % of the loop time}."""
+    return {name: float(pct) for name, pct in TIMING_LINE.findall(log.split("Loop time of")[-1])}
