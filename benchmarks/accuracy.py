@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402  (before openmm: the Torch plugin needs torch's libraries)
 
-from benchmarks.accuracy_md import nvt_quality  # noqa: E402
+from benchmarks.accuracy_md import TIMESTEP_FS, nvt_quality, oo_contacts, read_trajectory  # noqa: E402
 from benchmarks.accuracy_report import INITS, write_outputs  # noqa: E402
 from benchmarks.common import REPO_ROOT, csv_list, one_line, save_json  # noqa: E402
 
@@ -180,20 +180,38 @@ def n_train(checkpoint: Path) -> int:
 
 def stored_md(folder: Path, args) -> dict | None:
     """The MD record (md.json) kept in a dataset's MD ``folder`` under this budget (by an earlier run or session),
-    or None."""
-    return reusable(folder / "md.json", args)
+    or None; completed by with_contacts."""
+    return with_contacts(reusable(folder / "md.json", args), folder)
+
+
+def with_contacts(record: dict | None, folder: Path) -> dict | None:
+    """An MD record made before the overlap check (accuracy_md.oo_contacts) gains it from its trajectory where
+    that is still on this machine (trajectories are not kept in git); saved back to md.json."""
+    traj_path = folder / "md.lammpstrj"
+    if record is None or "oo_min" in record or "error" in record or not traj_path.is_file():
+        return record
+    traj, numbers, cell = read_trajectory(traj_path)
+    interval = record["steps"] // (len(traj) - 1)  # frames at steps 0, interval, ..., steps
+    record = {**record, "report_interval": interval,
+              **oo_contacts(traj, numbers, cell, interval * TIMESTEP_FS * 1e-3)}
+    save_json(folder / "md.json", record)
+    return record
 
 
 def md_quality(record: dict, name: str, start, reference, folder: Path, args) -> dict:
     """benchmarks.accuracy_md.nvt_quality of the finetuned model ``name`` for --md-ps, kept in ``folder`` as
-    md.json (with the model's checkpoint, model.ckpt); an MD of the same model, budget and length is reused."""
+    md.json (with the model's checkpoint, model.ckpt); an MD of the same model, budget and length is reused. An MD
+    that fails (LAMMPS stops, e.g. on overlapping atoms) is recorded with its error and reused the same way."""
     old = stored_md(folder, args)
     if old is not None and old.get("model") == name and old.get("ps_requested") == args.md_ps:
         return old
     if not Path(record["checkpoint"]).is_file():
         raise FileNotFoundError(f"checkpoint of {name} is not on this machine (finetuned elsewhere; only records "
                                 "are kept): rerun that finetuning with --no-resume")
-    out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads)
+    try:
+        out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads)
+    except Exception as exc:  # e.g. LAMMPS stops on overlapping atoms: the failure is the result, kept as such
+        out = {"error": one_line(exc)}
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
     save_json(folder / "md.json", out)
     return out
@@ -340,6 +358,8 @@ def main(argv=None) -> int:
                     md[ds] = md_quality(best, name, test[0], train + test, runs / ds / "md", args)
                 except Exception as exc:
                     md[ds] = {"error": one_line(exc)}
+                if "error" in md[ds]:
+                    console.print(f"[red]{ds} MD with {name}: {md[ds]['error']}")
             elif "painn" in backbones:
                 md[ds] = {"error": "no successful PaiNN run"}
             bar.advance(task)

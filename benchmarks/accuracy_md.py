@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 OH_BOND_MAX = 1.3  # A: an intact water has exactly two H within this distance of its O
+OO_CONTACT = 2.2  # A: two water O this close overlap (closest O-O in the DeePMD set 2.35 A, in the TIP3P set 2.43 A)
 TIMESTEP_FS = 0.5
 PAIRS = (("O-O", (8, 8)), ("O-H", (8, 1)))
 
@@ -60,13 +61,33 @@ def dissociated(positions, numbers, cell) -> int:
     return bad
 
 
+def oo_contacts(traj, numbers, cell, ps_per_frame: float) -> dict:
+    """Overlapping molecules in a trajectory ``traj`` (F, N, 3) A: the closest O-O distance over all frames, the
+    O-O pairs closer than OO_CONTACT in the last frame, and when the first such pair appeared (ps, None if never).
+    Intact molecules can still overlap, which the dissociation count does not see."""
+    from ase.geometry import get_distances
+
+    oxygens = np.flatnonzero(numbers == 8)
+    upper = np.triu_indices(len(oxygens), 1)
+    closest = [get_distances(pos[oxygens], cell=cell, pbc=True)[1][upper] for pos in traj]
+    first = next((k for k, d in enumerate(closest) if d.min() < OO_CONTACT), None)
+    return {"oo_min": float(min(d.min() for d in closest)), "oo_close_at_end": int(np.sum(closest[-1] < OO_CONTACT)),
+            "oo_first_close_ps": None if first is None else first * ps_per_frame}
+
+
+def read_trajectory(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Positions (F, N, 3) A, atomic numbers (N,) and cell (3, 3) A of a LAMMPS text dump with an element column."""
+    from ase.io import read as ase_read
+
+    frames = ase_read(path, index=":", format="lammps-dump-text")
+    return np.array([a.positions for a in frames]), frames[0].numbers, np.asarray(frames[0].cell)
+
+
 def nvt_quality(checkpoint: Path, start, reference, folder: Path, ps: float, threads: int) -> dict:
     """NVT at 300 K with the finetuned ``checkpoint`` in LAMMPS (one rank, 0.5 fs) for ``ps`` from the frame
     ``start``; g(r) of the trajectory (first 20 % discarded as equilibration) against that of the ``reference``
-    frames, and the molecules dissociated at the end. A copy of the checkpoint (model.ckpt), its export and the
+    frames, the molecules dissociated at the end and the overlapping ones (oo_contacts). A copy of the checkpoint (model.ckpt), its export and the
     trajectory stay in ``folder``."""
-    from ase.io import read as ase_read
-
     from maskpot.export import export_checkpoint
     from maskpot.lammps.md import run_lammps_md
 
@@ -75,16 +96,17 @@ def nvt_quality(checkpoint: Path, start, reference, folder: Path, ps: float, thr
     os.replace(folder / "model.ckpt.tmp", folder / "model.ckpt")
     model = export_checkpoint(folder / "model.ckpt", "lammps", folder / "md-model-lammps.pt")
     steps = max(2, int(round(ps * 1000 / TIMESTEP_FS)))
+    interval = max(1, steps // 200)
     info = run_lammps_md(model, start, steps=steps, timestep_fs=TIMESTEP_FS, temperature=300.0, ensemble="nvt",
-                         report_interval=max(1, steps // 200), out_prefix=folder / "md", nprocs=1, seed=0,
-                         threads=threads)
-    traj = np.array([a.positions for a in ase_read(info["trajectory"], index=":", format="lammps-dump-text")])
+                         report_interval=interval, out_prefix=folder / "md", nprocs=1, seed=0, threads=threads)
+    traj = read_trajectory(info["trajectory"])[0]
     cell = np.asarray(start.cell)
     rmax = min(6.0, 0.5 * float(np.min(np.linalg.norm(cell, axis=1))))
     used = traj[len(traj) // 5:] if len(traj) >= 5 else traj
     out = {"steps": steps, "ps": steps * TIMESTEP_FS * 1e-3, "ns_per_day": info["ns_per_day"], "frames": len(traj),
            "dissociated_at_end": dissociated(traj[-1], start.numbers, cell),
-           "molecules": int(np.sum(start.numbers == 8)), "rmax": rmax, "rdf": {}}
+           "molecules": int(np.sum(start.numbers == 8)), "rmax": rmax, "rdf": {}, "report_interval": interval,
+           **oo_contacts(traj, start.numbers, cell, interval * TIMESTEP_FS * 1e-3)}
     ref_pos = [f.positions for f in reference]
     for pair_name, pair in PAIRS:
         r, g_model = rdf(used, start.numbers, cell, pair, rmax)

@@ -12,7 +12,7 @@ from ase.build import molecule
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.accuracy_md import dissociated, rdf  # noqa: E402
+from benchmarks.accuracy_md import dissociated, oo_contacts, rdf  # noqa: E402
 
 
 def test_rdf_of_an_ideal_gas_is_one_and_of_a_lattice_peaks_at_its_spacing():
@@ -47,3 +47,20 @@ def test_dissociated_counts_broken_waters_under_the_minimum_image():
     bond -= cell[0, 0] * np.round(bond / cell[0, 0])
     stretched[h] = positions[o] + bond * (1.5 / np.linalg.norm(bond))  # O-H 1.5 A > 1.3 A, still nearest its O
     assert dissociated(stretched, numbers, cell) == 1
+
+
+def test_oo_contacts_find_overlapping_molecules_that_are_still_intact():
+    positions, numbers, cell = water_box()
+    oxygens = np.flatnonzero(numbers == 8)
+    a, b = oxygens[0], oxygens[1]  # neighbours on the grid, 4 A apart
+    overlapped = positions.copy()
+    step = positions[b] - positions[a]
+    step -= cell[0, 0] * np.round(step / cell[0, 0])
+    overlapped[b:b + 3] -= step * (1.0 - 1.5 / np.linalg.norm(step))  # move molecule b whole: O-O 1.5 A
+    traj = np.stack([positions, positions, overlapped, overlapped])
+    found = oo_contacts(traj, numbers, cell, ps_per_frame=0.1)
+    assert abs(found["oo_min"] - 1.5) < 1e-9 and found["oo_close_at_end"] == 1
+    assert abs(found["oo_first_close_ps"] - 0.2) < 1e-12
+    assert dissociated(overlapped, numbers, cell) == 0  # what the dissociation count alone would miss
+    calm = oo_contacts(traj[:2], numbers, cell, ps_per_frame=0.1)
+    assert abs(calm["oo_min"] - 4.0) < 1e-9 and calm["oo_close_at_end"] == 0 and calm["oo_first_close_ps"] is None

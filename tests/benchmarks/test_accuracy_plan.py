@@ -52,3 +52,17 @@ def test_report_rewrites_tables_from_records_without_running(tmp_path):
     text = (tmp_path / "accuracy.md").read_text()
     assert "1 of 3 finetuning runs finished" in text and "| 10 | 10 | mask | 1 | - | - | 123 |" in text
     assert "| 10 | - | scratch | - |" in text and not list(folder.glob("*.ckpt"))
+
+
+def test_failed_md_is_recorded_with_its_error_and_reused(tmp_path):
+    """An MD that fails is a result (the model drove the engine to an error): recorded in md.json, shown, reused."""
+    args = accuracy.parse_args(["--out", str(tmp_path), "--md-ps", "0.01"])
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    folder = tmp_path / "md"
+    name = "painn scratch, 4 frames, seed 0"
+    out = accuracy.md_quality({"checkpoint": str(bad)}, name, None, [], folder, args)
+    stored = json.loads((folder / "md.json").read_text())
+    assert out["error"] and stored["error"] == out["error"] and stored["model"] == name
+    bad.unlink()  # reused: the failed MD is not run again (it would now fail differently)
+    assert accuracy.md_quality({"checkpoint": str(bad)}, name, None, [], folder, args) == stored

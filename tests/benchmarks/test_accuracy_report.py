@@ -35,3 +35,17 @@ def test_overview_marks_the_best_init_and_counts_wins():
     assert "| deepmd | all (288) | **60** / - / - | - / - / - |" in text
     assert text.index("| 10 |") < text.index("| all (288) |")
     assert "mask < scratch in 1 of 2, denoise < scratch in 2 of 2, mask < denoise in 1 of 2" in text
+
+
+def test_md_rows_say_whether_molecules_dissociated_or_overlap():
+    rdf = {"O-O": {"rmse": 0.1}, "O-H": {"rmse": 0.2}}
+    base = {"model": "painn scratch, 270 frames, seed 0", "ps": 20.0, "ns_per_day": 0.8, "molecules": 64, "rdf": rdf}
+    md = {"calm": {**base, "dissociated_at_end": 0, "oo_min": 2.41, "oo_close_at_end": 0, "oo_first_close_ps": None},
+          "overlap": {**base, "dissociated_at_end": 0, "oo_min": 1.43, "oo_close_at_end": 3, "oo_first_close_ps": 8.0},
+          "old": {**base, "dissociated_at_end": 6}}  # a record from before the overlap check
+    lines = accuracy_report.md_table(md, ["calm", "overlap", "old", "pending"]).splitlines()
+    row = {line.split(" | ")[0].strip("| "): line for line in lines[2:]}
+    assert row["calm"].endswith("| 2.41 | 0 | 0.1 | 0.2 | no dissociation, no overlap |")
+    assert row["overlap"].endswith("| 1.43 | 3 | 0.1 | 0.2 | molecules overlap (O-O < 2.2 A) from 8.0 ps |")
+    assert "| 6 of 64 | - | - |" in row["old"] and row["old"].endswith("| molecules dissociated |")
+    assert "pending" in row["pending"]

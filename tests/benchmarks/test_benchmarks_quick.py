@@ -94,6 +94,7 @@ def test_accuracy_quick(tmp_path):
         assert md["model"].split(",")[0] in ("painn scratch", "painn mask", "painn denoise"), md["model"]
         assert finite(md["ns_per_day"]) and md["frames"] >= 2
         assert 0 <= md["dissociated_at_end"] <= md["molecules"]
+        assert 0.5 < md["oo_min"] < 10.0 and 0 <= md["oo_close_at_end"] <= md["molecules"] ** 2 / 2
         for pair in ("O-O", "O-H"):
             ref = md["rdf"][pair]["reference"]
             assert all(finite(g) for g in ref) and max(ref) > 1.0  # a liquid's first peak
@@ -114,6 +115,13 @@ def test_accuracy_quick(tmp_path):
     again = json.loads((out / "accuracy.json").read_text())
     assert again["md"]["tip3p"]["model"] == report["md"]["tip3p"]["model"]
     assert all(r.get("reused") for r in again["runs"] if not r.get("error"))
+    # a record made before the overlap check gains it from its trajectory (--report here), with the same values
+    contact_keys = ("oo_min", "oo_close_at_end", "oo_first_close_ps")
+    old = {k: v for k, v in json.loads(before).items() if k not in contact_keys}
+    md_record.write_text(json.dumps(old))
+    run_script("accuracy.py", out, 120, "--report")
+    restored = json.loads(md_record.read_text())
+    assert {k: restored[k] for k in contact_keys} == {k: json.loads(before)[k] for k in contact_keys}
 
 
 @pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "water" / "deepmd_water" / "data_0").is_dir(),
