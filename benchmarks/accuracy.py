@@ -201,7 +201,7 @@ def with_contacts(record: dict | None, folder: Path) -> dict | None:
 def md_quality(record: dict, name: str, start, reference, folder: Path, args) -> dict:
     """benchmarks.accuracy_md.nvt_quality of the finetuned model ``name`` for --md-ps, kept in ``folder`` as
     md.json (with the model's checkpoint, model.ckpt); an MD of the same model, budget and length is reused. An MD
-    that fails (LAMMPS stops, e.g. on overlapping atoms) is recorded with its error and reused the same way."""
+    that fails (LAMMPS stops, e.g. on lost atoms) is recorded with its error and reused the same way."""
     old = stored_md(folder, args)
     if old is not None and old.get("model") == name and old.get("ps_requested") == args.md_ps:
         return old
@@ -210,7 +210,7 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args) ->
                                 "are kept): rerun that finetuning with --no-resume")
     try:
         out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads)
-    except Exception as exc:  # e.g. LAMMPS stops on overlapping atoms: the failure is the result, kept as such
+    except Exception as exc:  # e.g. LAMMPS "Lost atoms" when molecules collapse: the failure is the result
         out = {"error": one_line(exc)}
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
     save_json(folder / "md.json", out)

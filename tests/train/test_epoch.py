@@ -21,7 +21,7 @@ def test_steps_once_per_batch_and_returns_the_mean_loss():
     def batch_loss(idx):
         seen.extend(idx.tolist())
         loss = (w ** 2).sum() * len(idx)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         return loss
 
     mean = train_epoch(batch_loss, 10, 4, np.random.default_rng(0), opt, sched, epoch=1, stage="test")
