@@ -27,7 +27,7 @@ def test_steps_once_per_batch_and_returns_the_mean_loss():
     mean = train_epoch(batch_loss, 10, 4, np.random.default_rng(0), opt, sched, epoch=1, stage="test")
     assert sorted(seen) == list(range(10)) and len(losses) == 3  # batches of 4, 4, 2 cover every item once
     assert mean == pytest.approx(np.mean(losses))
-    assert sched.last_epoch == 3 and float(w) < 2.0  # three optimiser/scheduler steps moved w downhill
+    assert sched.last_epoch == 3 and float(w.detach()) < 2.0  # three optimiser/scheduler steps moved w downhill
 
 
 def test_non_finite_loss_names_stage_epoch_and_batch():
