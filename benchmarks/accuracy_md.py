@@ -1,16 +1,17 @@
 """MD quality of a finetuned model: NVT in LAMMPS, O-O / O-H radial distribution functions against the reference
-data's, and a count of the molecules that dissociated (used by benchmarks/accuracy.py).
+data's, and counts of the molecules that dissociated or overlap (used by benchmarks/accuracy.py).
 
 Lengths in A; the cell is a 3x3 matrix in A.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
+
+from maskpot.atomic import atomic_write
 
 OH_BOND_MAX = 1.3  # A: an intact water has exactly two H within this distance of its O
 OO_CONTACT = 2.2  # A: two water O this close overlap (closest O-O in the DeePMD set 2.35 A, in the TIP3P set 2.43 A)
@@ -86,14 +87,13 @@ def read_trajectory(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def nvt_quality(checkpoint: Path, start, reference, folder: Path, ps: float, threads: int) -> dict:
     """NVT at 300 K with the finetuned ``checkpoint`` in LAMMPS (one rank, 0.5 fs) for ``ps`` from the frame
     ``start``; g(r) of the trajectory (first 20 % discarded as equilibration) against that of the ``reference``
-    frames, the molecules dissociated at the end and the overlapping ones (oo_contacts). A copy of the checkpoint (model.ckpt), its export and the
-    trajectory stay in ``folder``."""
+    frames, the molecules dissociated at the end and the overlapping ones (oo_contacts). A copy of the checkpoint
+    (model.ckpt), its export and the trajectory stay in ``folder``."""
     from maskpot.export import export_checkpoint
     from maskpot.lammps.md import run_lammps_md
 
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(checkpoint, folder / "model.ckpt.tmp")
-    os.replace(folder / "model.ckpt.tmp", folder / "model.ckpt")
+    atomic_write(folder / "model.ckpt", lambda tmp: shutil.copyfile(checkpoint, tmp))
     model = export_checkpoint(folder / "model.ckpt", "lammps", folder / "md-model-lammps.pt")
     steps = max(2, int(round(ps * 1000 / TIMESTEP_FS)))
     interval = max(1, steps // 200)

@@ -113,7 +113,7 @@ def csv_list(text: str, cast=str) -> list:
 
 
 def timed_calls(fn, calls: int, repeats: int, warmup: int = 3) -> list[float]:
-    """ms per call of ``fn`` for each repeat (median of a repeat's total / calls); warm-up calls first
+    """ms per call of ``fn`` for each repeat (a repeat's total time / calls); warm-up calls first
     (TorchScript's profiling executor specialises during the first calls)."""
     for _ in range(warmup):
         fn()
