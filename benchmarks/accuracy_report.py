@@ -250,7 +250,8 @@ def write_outputs(records, md, failures, args, datasets, backbones, out: Path, s
             "RDF RMSE = root-mean-square difference of g(r) from the reference data's over 0..rmax (first 20% of the "
             "trajectory discarded); dissociated = O atoms without exactly two H within 1.3 A at the end; closest O-O "
             "over the whole trajectory, and O-O pairs closer than 2.2 A at the end (overlapping molecules: the "
-            "reference data's closest O-O is 2.35 A in the DeePMD set, 2.43 A in the TIP3P set).\n",
+            "reference data's closest O-O is 2.35 A in the DeePMD set, 2.43 A in the TIP3P set). Why molecules "
+            "overlap: `benchmarks/contact_scan.py` pushes pairs of them together with these models and TIP3P.\n",
             md_table(md, datasets)]
     atomic_write_text(out / "accuracy.md", "\n".join(text))
     save_json(out / "accuracy.json", {"machine": machine, "command": command, "options": vars(args),

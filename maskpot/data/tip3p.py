@@ -161,8 +161,9 @@ def generate_tip3p(n_molecules: int = 258, box: float = 20.0, temperature: float
     return frames
 
 
-def tip3p_energy_forces(frame: Frame, platform: str = "Reference") -> tuple[float, np.ndarray]:
-    """Flexible-TIP3P energy (eV) and forces (eV/A) of a water frame ordered O, H, H with a cubic cell.
+def tip3p_evaluator(frame: Frame, platform: str = "Reference"):
+    """A function ``positions (N,3) A -> (energy eV, forces (N,3) eV/A)`` in flexible TIP3P for the atoms and cubic
+    cell of ``frame`` (ordered O, H, H per molecule): one OpenMM Context made once, for many evaluations.
 
     The same force field as :func:`generate_tip3p`; used to check labels and as a classical reference.
     """
@@ -175,7 +176,17 @@ def tip3p_energy_forces(frame: Frame, platform: str = "Reference") -> tuple[floa
         raise ValueError(f"{frame.source or 'frame'}: TIP3P reference needs atoms ordered O, H, H per molecule")
     _, system = tip3p_system(len(frame) // 3, float(frame.cell[0, 0]))
     context = _context(system, openmm.VerletIntegrator(1e-3), platform)
-    context.setPositions(frame.positions / NM_TO_ANGSTROM)
-    result = _frame_from_state(context.getState(getPositions=True, getEnergy=True, getForces=True),
-                               frame.numbers, frame.source)
-    return result.energy, result.forces
+
+    def evaluate(positions: np.ndarray) -> tuple[float, np.ndarray]:
+        context.setPositions(np.asarray(positions) / NM_TO_ANGSTROM)
+        result = _frame_from_state(context.getState(getPositions=True, getEnergy=True, getForces=True),
+                                   frame.numbers, frame.source)
+        return result.energy, result.forces
+
+    return evaluate
+
+
+def tip3p_energy_forces(frame: Frame, platform: str = "Reference") -> tuple[float, np.ndarray]:
+    """Flexible-TIP3P energy (eV) and forces (eV/A) of a water frame ordered O, H, H with a cubic cell
+    (see :func:`tip3p_evaluator`)."""
+    return tip3p_evaluator(frame, platform)(frame.positions)

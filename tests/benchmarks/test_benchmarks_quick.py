@@ -122,6 +122,18 @@ def test_accuracy_quick(tmp_path):
     run_script("accuracy.py", out, 120, "--report")
     restored = json.loads(md_record.read_text())
     assert {k: restored[k] for k in contact_keys} == {k: json.loads(before)[k] for k in contact_keys}
+    # contact_scan.py reads the MD models just made: TIP3P must be a wall; the model's curves are finite
+    run_script("contact_scan.py", out, 200)
+    for name in ("contact_scan.md", "contact_scan.json", "contact_scan.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    scans = json.loads((out / "contact_scan.json").read_text())["results"]
+    for ds in datasets:
+        res = scans[ds]
+        assert "error" not in res, res
+        assert len(res["pairs"]) == 1 and res["distances"][0] == 3.2 and 2.0 < res["data_closest_oo"] < 3.0
+        assert res["curves"]["tip3p"]["false_minima"] == [None]
+        assert all(finite(e) for e in res["curves"]["model"]["energy"][0])
+        assert res["model"] == report["md"][ds]["model"]
 
 
 @pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "water" / "deepmd_water" / "data_0").is_dir(),
