@@ -43,6 +43,7 @@ from benchmarks.accuracy_md import TIMESTEP_FS, nvt_quality, oo_contacts, read_t
 from benchmarks.accuracy_report import INITS, write_outputs  # noqa: E402
 from benchmarks.common import REPO_ROOT, csv_list, one_line, save_json  # noqa: E402
 
+REPULSION_MD = " + repulsion"  # MD rows of the best PaiNN with maskpot.models.repulsion added
 DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
 
 
@@ -156,8 +157,10 @@ def finetune_run(frames, test, folder: Path, config, init: str, init_path: Path 
     record = finished_run(folder, name, args)
     if record is not None:
         return record
+    # repulsion off: the tables compare the networks; it is zero on training frames but not on every test frame
+    # (a small training set's closest contacts are farther apart), and the MD check adds it separately
     cfg = FinetuneConfig(epochs=args.epochs, patience=args.patience, seed=seed, max_minutes=args.max_minutes,
-                         train_frames=None if size == "all" else int(size))
+                         train_frames=None if size == "all" else int(size), repulsion=False)
     t0 = time.perf_counter()
     result = finetune(frames, folder / f"{name}.ckpt", cfg, model_config=config if init_path is None else None,
                       init=None if init_path is None else str(init_path), test_frames=test, show_progress=False)
@@ -184,6 +187,16 @@ def stored_md(folder: Path, args) -> dict | None:
     return with_contacts(reusable(folder / "md.json", args), folder)
 
 
+def stored_mds(runs: Path, datasets, args) -> dict:
+    """The stored MD records of ``datasets``: {ds: plain model, ds + REPULSION_MD: with the repulsion}."""
+    found = {}
+    for ds in datasets:
+        for key, folder in ((ds, "md"), (f"{ds}{REPULSION_MD}", "md-repulsion")):
+            if (rec := stored_md(runs / ds / folder, args)) is not None:
+                found[key] = rec
+    return found
+
+
 def with_contacts(record: dict | None, folder: Path) -> dict | None:
     """An MD record made before the overlap check (accuracy_md.oo_contacts) gains it from its trajectory where
     that is still on this machine (trajectories are not kept in git); saved back to md.json."""
@@ -198,10 +211,11 @@ def with_contacts(record: dict | None, folder: Path) -> dict | None:
     return record
 
 
-def md_quality(record: dict, name: str, start, reference, folder: Path, args) -> dict:
+def md_quality(record: dict, name: str, start, reference, folder: Path, args, repulsion_frames=None) -> dict:
     """benchmarks.accuracy_md.nvt_quality of the finetuned model ``name`` for --md-ps, kept in ``folder`` as
     md.json (with the model's checkpoint, model.ckpt); an MD of the same model, budget and length is reused. An MD
-    that fails (LAMMPS stops, e.g. on lost atoms) is recorded with its error and reused the same way."""
+    that fails (LAMMPS stops, e.g. on lost atoms) is recorded with its error and reused the same way. With
+    ``repulsion_frames`` the model gains maskpot's short-range repulsion from those frames first."""
     old = stored_md(folder, args)
     if old is not None and old.get("model") == name and old.get("ps_requested") == args.md_ps:
         return old
@@ -209,7 +223,8 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args) ->
         raise FileNotFoundError(f"checkpoint of {name} is not on this machine (finetuned elsewhere; only records "
                                 "are kept): rerun that finetuning with --no-resume")
     try:
-        out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads)
+        out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads,
+                          repulsion_frames)
     except Exception as exc:  # e.g. LAMMPS "Lost atoms" when molecules collapse: the failure is the result
         out = {"error": one_line(exc)}
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
@@ -293,7 +308,7 @@ def main(argv=None) -> int:
             record = finished_run(runs / r["dataset"] / r["backbone"], run_name(r["init"], r["size"], r["seed"]), args)
             if record is not None:
                 done[key(r)] = {**r, **record}
-        md.update({ds: rec for ds in datasets if (rec := stored_md(runs / ds / "md", args)) is not None})
+        md.update(stored_mds(runs, datasets, args))
         write()
         console.print(f"[green]wrote {out / 'accuracy.md'} from {len(done)} finished runs")
         return 0
@@ -344,9 +359,8 @@ def main(argv=None) -> int:
                 if not rec.get("reused"):
                     write()
             bar.update(task, description=f"{ds}: MD with the best PaiNN")
-            if args.md_ps <= 0:  # e.g. a worker that finishes part of a dataset: keep the stored MD record
-                if (rec := stored_md(runs / ds / "md", args)) is not None:
-                    md[ds] = rec
+            if args.md_ps <= 0:  # e.g. a worker that finishes part of a dataset: keep the stored MD records
+                md.update(stored_mds(runs, [ds], args))
                 bar.advance(task)
                 write()
                 continue
@@ -354,12 +368,18 @@ def main(argv=None) -> int:
             if painn:
                 best = min(painn, key=lambda r: r["force_mae"])
                 name = f"painn {best['init']}, {best['n_train']} frames, seed {best['seed']}"
-                try:
-                    md[ds] = md_quality(best, name, test[0], train + test, runs / ds / "md", args)
-                except Exception as exc:
-                    md[ds] = {"error": one_line(exc)}
-                if "error" in md[ds]:
-                    console.print(f"[red]{ds} MD with {name}: {md[ds]['error']}")
+                # the same model as finetuned (the tables' numbers), then with maskpot's short-range repulsion
+                # from its training frames (what `maskpot finetune` now adds by default)
+                for md_key, label, folder, extra in ((ds, name, "md", None),
+                                                     (f"{ds}{REPULSION_MD}", name + REPULSION_MD, "md-repulsion",
+                                                      train)):
+                    source = best if extra is None else {"checkpoint": str(runs / ds / "md" / "model.ckpt")}
+                    try:
+                        md[md_key] = md_quality(source, label, test[0], train + test, runs / ds / folder, args, extra)
+                    except Exception as exc:
+                        md[md_key] = {"error": one_line(exc)}
+                    if "error" in md[md_key]:
+                        console.print(f"[red]{ds} MD with {label}: {md[md_key]['error']}")
             elif "painn" in backbones:
                 md[ds] = {"error": "no successful PaiNN run"}
             bar.advance(task)

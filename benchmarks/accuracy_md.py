@@ -84,16 +84,22 @@ def read_trajectory(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array([a.positions for a in frames]), frames[0].numbers, np.asarray(frames[0].cell)
 
 
-def nvt_quality(checkpoint: Path, start, reference, folder: Path, ps: float, threads: int) -> dict:
+def nvt_quality(checkpoint: Path, start, reference, folder: Path, ps: float, threads: int,
+                repulsion_frames=None) -> dict:
     """NVT at 300 K with the finetuned ``checkpoint`` in LAMMPS (one rank, 0.5 fs) for ``ps`` from the frame
     ``start``; g(r) of the trajectory (first 20 % discarded as equilibration) against that of the ``reference``
     frames, the molecules dissociated at the end and the overlapping ones (oo_contacts). A copy of the checkpoint
-    (model.ckpt), its export and the trajectory stay in ``folder``."""
+    (model.ckpt; with ``repulsion_frames``, given maskpot's short-range repulsion from those frames), its export
+    and the trajectory stay in ``folder``."""
     from maskpot.export import export_checkpoint
     from maskpot.lammps.md import run_lammps_md
+    from maskpot.train.checkpoint import add_repulsion, load_checkpoint
 
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "model.ckpt", lambda tmp: shutil.copyfile(checkpoint, tmp))
+    if repulsion_frames is None:
+        atomic_write(folder / "model.ckpt", lambda tmp: shutil.copyfile(checkpoint, tmp))
+    else:
+        add_repulsion(checkpoint, repulsion_frames, folder / "model.ckpt")
     model = export_checkpoint(folder / "model.ckpt", "lammps", folder / "md-model-lammps.pt")
     steps = max(2, int(round(ps * 1000 / TIMESTEP_FS)))
     interval = max(1, steps // 200)
@@ -106,6 +112,7 @@ def nvt_quality(checkpoint: Path, start, reference, folder: Path, ps: float, thr
     out = {"steps": steps, "ps": steps * TIMESTEP_FS * 1e-3, "ns_per_day": info["ns_per_day"], "frames": len(traj),
            "dissociated_at_end": dissociated(traj[-1], start.numbers, cell),
            "molecules": int(np.sum(start.numbers == 8)), "rmax": rmax, "rdf": {}, "report_interval": interval,
+           "repulsion": load_checkpoint(folder / "model.ckpt").config.repulsion,
            **oo_contacts(traj, start.numbers, cell, interval * TIMESTEP_FS * 1e-3)}
     ref_pos = [f.positions for f in reference]
     for pair_name, pair in PAIRS:

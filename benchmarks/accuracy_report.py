@@ -215,7 +215,7 @@ def plot_rdf(md: dict, path: Path) -> None:
             if ds in md:
                 d = md[ds]["rdf"][pair]
                 ax.plot(d["r"], d["reference"], "k-", label="reference data")
-                ax.plot(d["r"], d["model"], "tab:blue", label=f"PaiNN MD ({md[ds]['ps']:g} ps)")
+                ax.plot(d["r"], d["model"], "tab:blue", label=f"{md[ds]['model']} ({md[ds]['ps']:g} ps)")
             ax.set_title(f"{ds}: g(r) {pair}")
             ax.set_xlabel("r (A)")
             ax.legend(fontsize=7)

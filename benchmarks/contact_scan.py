@@ -3,8 +3,9 @@
 The MD check of accuracy.py finds the molecules of the finetuned models falling into each other. This shows why
 without MD: in the MD start frame (each dataset's first test frame) each of the ``--pairs`` closest O-O pairs is
 pushed together, the second molecule moved rigidly along the O-O axis from ``--start`` to ``--stop`` A, and the
-energy of the whole box is evaluated at every distance with the MD model's ASE export (the deployed code path) and
-with flexible TIP3P (OpenMM Reference platform, PME), relative to the unperturbed frame. A physical curve rises as
+energy of the whole box is evaluated at every distance with the MD model's ASE export (the deployed code path), with
+the same model given maskpot's short-range repulsion from its training frames (maskpot.models.repulsion), and with
+flexible TIP3P (OpenMM Reference platform, PME), relative to the unperturbed frame. A physical curve rises as
 the molecules overlap; a dip below the data's closest O-O distance is a false minimum an MD can fall into.
 
     python benchmarks/contact_scan.py        # -> benchmarks/results/contact_scan.{md,json,png}
@@ -109,13 +110,29 @@ def first_false_minimum(distances, energies, below: float, dip: float = DIP) -> 
     return None
 
 
-def curves_for(dataset: str, frames, checkpoint: Path, args) -> dict:
-    """Scan the first test frame with the dataset's MD model and TIP3P; summary as in the table."""
+def model_energy(checkpoint: Path, frame: Frame):
+    """positions -> energy (eV) of ``frame``'s atoms with the checkpoint's ASE export (what MaskpotCalculator
+    users run)."""
     from ase import Atoms
 
     from maskpot.ase import MaskpotCalculator
     from maskpot.export import export_checkpoint
+
+    with tempfile.TemporaryDirectory() as tmp:  # the calculator holds the loaded module, not the file
+        calc = MaskpotCalculator(str(export_checkpoint(checkpoint, "ase", Path(tmp) / "scan-model-ase.pt")))
+    atoms = Atoms(numbers=frame.numbers, cell=frame.cell, pbc=True)
+
+    def energy(positions):
+        atoms.positions = positions
+        return float(calc.get_potential_energy(atoms))
+    return energy
+
+
+def curves_for(frames, checkpoint: Path, args) -> dict:
+    """Scan the first test frame with the dataset's MD model as finetuned, with maskpot's short-range repulsion
+    from its training frames added (maskpot.train.checkpoint.add_repulsion), and with TIP3P."""
     from maskpot.data.tip3p import tip3p_evaluator
+    from maskpot.train.checkpoint import add_repulsion
 
     train, test = frames
     frame = as_waters(test[0])
@@ -123,16 +140,12 @@ def curves_for(dataset: str, frames, checkpoint: Path, args) -> dict:
     distances = [round(float(d), 3) for d in np.arange(args.start, args.stop - 1e-9, -args.step)]
     data_oo = closest_oo(list(train) + list(test))
     with tempfile.TemporaryDirectory() as tmp:
-        calc = MaskpotCalculator(str(export_checkpoint(checkpoint, "ase", Path(tmp) / "scan-model-ase.pt")))
-    atoms = Atoms(numbers=frame.numbers, cell=frame.cell, pbc=True)
-
-    def model(positions):
-        atoms.positions = positions
-        return float(calc.get_potential_energy(atoms))
-
+        table = add_repulsion(checkpoint, train, Path(tmp) / "repulsion.ckpt")
+        guarded = model_energy(Path(tmp) / "repulsion.ckpt", frame)
     tip3p = tip3p_evaluator(frame)
-    out = {"distances": distances, "pairs": pairs, "data_closest_oo": data_oo, "curves": {}}
-    for name, energy in (("model", model), ("tip3p", lambda p: tip3p(p)[0])):
+    out = {"distances": distances, "pairs": pairs, "data_closest_oo": data_oo, "repulsion": table, "curves": {}}
+    for name, energy in (("model", model_energy(checkpoint, frame)), ("model+repulsion", guarded),
+                         ("tip3p", lambda p: tip3p(p)[0])):
         curves = scan(energy, frame, pairs, distances)
         out["curves"][name] = {"energy": curves,
                                "false_minima": [first_false_minimum(distances, c, data_oo) for c in curves]}
@@ -141,6 +154,12 @@ def curves_for(dataset: str, frames, checkpoint: Path, args) -> dict:
 
 # ---- report ---------------------------------------------------------------------------------------------------
 
+def labels(res: dict) -> list[tuple[str, str]]:
+    """(curve key, label) of the scanned energies of one dataset."""
+    model = res.get("model", "MD model")
+    return [("model", model), ("model+repulsion", model + " + repulsion"), ("tip3p", "flexible TIP3P")]
+
+
 def summary_rows(results: dict) -> list[list[str]]:
     rows = []
     for ds, res in results.items():
@@ -148,7 +167,7 @@ def summary_rows(results: dict) -> list[list[str]]:
             rows.append([ds, "-", res["error"], "-"] + ["-"] * (len(TABLE_AT) + 1))
             continue
         d = res["distances"]
-        for name, label in (("model", res.get("model", "MD model")), ("tip3p", "flexible TIP3P")):
+        for name, label in labels(res):
             c = res["curves"][name]
             energy = np.asarray(c["energy"])
             at = [fmt(float(np.mean(energy[:, d.index(x)])), 2) if x in d else "-" for x in TABLE_AT]
@@ -170,10 +189,9 @@ def plot(results: dict, path: Path) -> None:
     done = {ds: r for ds, r in results.items() if "error" not in r}
     fig, axes = plt.subplots(1, max(1, len(done)), figsize=(5.5 * max(1, len(done)), 4.2), squeeze=False)
     for ax, (ds, res) in zip(axes[0], done.items()):
-        for name, style, label in (("model", "-", res.get("model", "MD model")), ("tip3p", "--", "flexible TIP3P")):
+        for (name, label), style, color in zip(labels(res), ("-", "-", "--"), ("C0", "C2", "C3")):
             for k, curve in enumerate(res["curves"][name]["energy"]):
-                ax.plot(res["distances"], curve, style, color="C0" if name == "model" else "C3",
-                        alpha=0.8, label=label if k == 0 else None)
+                ax.plot(res["distances"], curve, style, color=color, alpha=0.8, label=label if k == 0 else None)
         ax.axvline(res["data_closest_oo"], color="grey", lw=0.8, label="closest O-O in the data")
         ax.set_ylim(-1.0, 4.0)
         ax.set_xlabel("O-O distance of the pushed pair (A)")
@@ -193,7 +211,9 @@ def write_outputs(results: dict, args, out: Path, seconds: float) -> None:
             f" in {seconds:.0f} s. In each dataset's MD start frame (first test frame) the {args.pairs} closest O-O "
             "pairs are pushed together (one molecule moved rigidly along the O-O axis); energy of the whole box "
             "relative to the unperturbed frame, eV, mean over the pairs. Model: the MD model of "
-            "`benchmarks/accuracy.py` (its best PaiNN), through its ASE export. A false minimum: moving inward "
+            "`benchmarks/accuracy.py` (its best PaiNN), through its ASE export, as finetuned and with maskpot's "
+            "short-range repulsion from its training frames (ZBL below each element pair's closest distance in "
+            "them minus 0.1 A, full 0.3 A further in; table in contact_scan.json). A false minimum: moving inward "
             f"from the data's closest O-O, the energy falls more than {DIP} eV below the highest met so far (the "
             "barrier); the table gives the pair with the lowest barrier and the bottom of its fall.\n",
             "## Machine\n", machine_markdown(machine, command_line()), "\n## Energy against O-O distance\n",
@@ -238,7 +258,7 @@ def main(argv=None) -> int:
             if not (md / "model.ckpt").is_file():
                 raise FileNotFoundError(f"{md / 'model.ckpt'}: no MD model; run benchmarks/accuracy.py first")
             frames = load_deepmd(args.quick) if ds == "deepmd" else load_tip3p(args.quick, out / "accuracy_data")
-            results[ds] = curves_for(ds, frames, md / "model.ckpt", args)
+            results[ds] = curves_for(frames, md / "model.ckpt", args)
             if (md / "md.json").is_file():
                 results[ds]["model"] = json.loads((md / "md.json").read_text()).get("model", "MD model")
         except Exception as exc:  # a dataset that cannot be scanned is a row saying why, not a crash

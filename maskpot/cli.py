@@ -171,6 +171,8 @@ def finetune(
     hidden: int = typer.Option(None, help=f"default {TRAIN_DEFAULTS['hidden']}; not with --init"),
     layers: int = typer.Option(None, help=f"default {TRAIN_DEFAULTS['layers']}; not with --init"),
     dtype: str = typer.Option(None, help=f"float32 | float64 (default {TRAIN_DEFAULTS['dtype']}; not with --init)"),
+    repulsion: bool = typer.Option(True, help="ZBL repulsion below each element pair's closest distance in the "
+                                              "training frames (energy-centric models)"),
 ) -> None:
     """Train energies and forces, from scratch or from a pretrained checkpoint (--init)."""
     from maskpot.data import read_many
@@ -183,7 +185,7 @@ def finetune(
         raise ValueError(f"{', '.join(given)} cannot be combined with --init (the model comes from {init})")
     config = None if init else _model_config(frames, model, cutoff, hidden, layers, dtype)
     cfg = FinetuneConfig(epochs, batch_size, lr, weight_decay, energy_weight, force_weight, patience, seed,
-                         val_fraction, train_frames, max_minutes)
+                         val_fraction, train_frames, max_minutes, repulsion)
     result = run(frames, out, cfg, model_config=config, init=init, test_frames=read_many(test) if test else None)
     if result.init_report:
         r = result.init_report
@@ -193,7 +195,31 @@ def finetune(
     if result.test_metrics:
         rows["test"] = result.test_metrics
     console.print(_metrics_table(f"{out} (best epoch {result.best_epoch})", rows))
+    _print_repulsion(result.config)
     console.print(f"wrote {out}; log {result.log_path}")
+
+
+def _print_repulsion(config) -> None:
+    from maskpot.models.repulsion import describe
+
+    lines = describe(config.repulsion, config.repulsion_width)
+    console.print("repulsion: " + ("; ".join(lines) if lines else "none"))
+
+
+@app.command()
+def repulsion(
+    checkpoint: str = typer.Argument(..., help="finetuned energy-centric checkpoint"),
+    data: list[str] = typer.Argument(..., help="its training data (or data like it)"),
+    out: str = typer.Option(..., "--out", "-o", help="checkpoint to write"),
+) -> None:
+    """Add the short-range repulsion (ZBL below each element pair's closest distance in DATA) to a checkpoint
+    finetuned before finetuning did it by itself."""
+    from maskpot.data import read_many
+    from maskpot.train.checkpoint import add_repulsion, load_checkpoint
+
+    add_repulsion(checkpoint, read_many(data), out)
+    _print_repulsion(load_checkpoint(out).config)
+    console.print(f"wrote {out}")
 
 
 @app.command()
@@ -260,6 +286,11 @@ def info(model_file: str = typer.Argument(..., help="a file written by maskpot e
                 "receptive_field_angstrom", "units", "versions", "checkpoint_name", "checkpoint_sha256", "training_data"):
         value = meta.get(key)
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
+    from maskpot.models.repulsion import describe
+
+    config = meta.get("config") or {}
+    table.add_row("repulsion", "; ".join(describe(config.get("repulsion"), config.get("repulsion_width", 0.3)))
+                  or "none")
     console.print(table)
 
 

@@ -47,18 +47,25 @@ def water_atoms():
     return water_atoms_box()
 
 
+# A: switched on below the typical intermolecular distances of liquid water, so most O-O and many O-H / H-H pairs feel it
+REPULSION_IN_WATER = {"1-1": 2.2, "1-8": 2.0, "8-8": 3.2}
+
+
 def make_checkpoint(path: Path, backbone: str = "painn", dtype: str = "float64", hidden: int = 16, layers: int = 2,
                     cutoff: float = 4.0, seed: int = 0) -> Path:
     """A finetuned-kind checkpoint of an untrained (random-weight) tiny model: enough to compare numbers across
-    deployment paths, which must agree for any weights."""
+    deployment paths, which must agree for any weights. ``backbone`` "painn-rep" is a PaiNN with the short-range
+    repulsion (maskpot.models.repulsion) switched on at distances where a liquid water box has many pairs."""
     import torch
 
     from maskpot.models import ModelConfig, build_potential
     from maskpot.train.checkpoint import save_checkpoint
 
     torch.manual_seed(seed)
-    config = ModelConfig(backbone=backbone, species=[1, 8], cutoff=cutoff, hidden=hidden, layers=layers,
-                         num_rbf=8, dtype=dtype)
+    name, _, extra = backbone.partition("-")
+    repulsion = REPULSION_IN_WATER if extra == "rep" else None
+    config = ModelConfig(backbone=name, species=[1, 8], cutoff=cutoff, hidden=hidden, layers=layers,
+                         num_rbf=8, dtype=dtype, repulsion=repulsion)
     potential = build_potential(config)
     # Water-like normalisation so energies have realistic magnitudes (eV per atom shift, eV scale).
     potential.energy_shift.copy_(torch.tensor([-13.6, -430.0], dtype=potential.energy_shift.dtype))

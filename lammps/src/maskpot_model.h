@@ -23,6 +23,7 @@ struct MaskpotModel {
   std::string dtype;
   bool layerwise = false;          // has edge_features / initial_state / layer_step / readout (ghosts exchange)
   int state_width = 0;             // values per atom exchanged between layers
+  bool repulsion = false;          // has repulsion_energy (short-range repulsion; ghosts exchange adds it)
 };
 
 // c10::Error messages carry a C++ backtrace; LAMMPS error lines should be one line.

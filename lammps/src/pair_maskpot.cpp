@@ -183,6 +183,7 @@ void PairMaskpot::coeff(int narg, char **arg)
   m->layerwise = m->module.hasattr("state_width") && m->module.hasattr("n_layers");
   for (const char *method : {"edge_features", "initial_state", "layer_step", "readout"})
     m->layerwise = m->layerwise && m->module.find_method(method).has_value();
+  m->repulsion = m->layerwise && m->module.find_method("repulsion_energy").has_value();
   if (m->layerwise) {
     m->state_width = static_cast<int>(m->module.attr("state_width").toInt());
     if (m->module.attr("n_layers").toInt() != m->layers || m->state_width < 1)

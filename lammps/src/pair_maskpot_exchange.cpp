@@ -4,7 +4,8 @@
    Forward, for layers k = 0..L-1: node states of all atoms (local and ghost) -> layer_step -> new states of the
    local atoms -> forward communication copies them into the ghost rows of the owners' images -> next layer.
    Layer 0's states depend on species only, so every rank makes them for its ghosts itself. readout turns the
-   last states of the local atoms into their energies.
+   last states of the local atoms into their energies; repulsion_energy adds the model's short-range repulsion
+   (a pair term of the edge vectors, maskpot.models.repulsion), whose gradient joins the edge-feature gradients.
    Backward (energy-centric models), k = L-1..0: the gradient with respect to the local atoms' states after layer
    k goes back through layer k, giving gradients with respect to the states of all atoms before it and to the
    edge features; reverse communication adds the ghost rows into their owners' rows, which is the gradient with
@@ -96,7 +97,7 @@ void PairMaskpot::compute_exchange()
   comm_rows.assign(static_cast<size_t>(nall) * width, 0.0);
 
   // A rank without atoms still takes part in every exchange (its neighbours wait for it) with zero rows.
-  Tensor node_energy, node_vector;
+  Tensor node_energy, node_vector, repulsion;
   std::vector<Tensor> node_in(layers), node_out(layers), edge_out(layers), edge_in(layers);
   Tensor feat, feat_leaf, node_last, edge_last;
   try {
@@ -129,15 +130,21 @@ void PairMaskpot::compute_exchange()
                                  numbers.narrow(0, 0, nlocal)).toTuple();
     node_energy = out->elements().at(0).toTensor().contiguous();
     node_vector = out->elements().at(1).toTensor().contiguous();
+    if (model->repulsion && energy_centric)
+      repulsion = module.run_method("repulsion_energy", edge_vec, edge_index, numbers, static_cast<int64_t>(nlocal))
+                      .toTensor();
   } catch (const c10::Error &e) {
     error->one(FLERR, "maskpot model {} failed on {} atoms ({} local): {}", model->path, nall, nlocal,
                first_line(e.what_without_backtrace()));
   }
 
   const double s = energy_scale;
-  if (eflag_global && nlocal > 0) eng_vdwl += s * node_energy.sum().item<double>();
+  // the energies include the repulsion; the backward below starts from the network's energy alone and adds the
+  // repulsion's gradient at the end (its graph goes straight to the edge vectors)
+  const Tensor tally = repulsion.defined() ? (node_energy + repulsion.detach()).contiguous() : node_energy;
+  if (eflag_global && nlocal > 0) eng_vdwl += s * tally.sum().item<double>();
   if (eflag_atom)
-    for (int i = 0; i < nlocal; ++i) eatom[i] += s * node_energy.data_ptr<double>()[i];
+    for (int i = 0; i < nlocal; ++i) eatom[i] += s * tally.data_ptr<double>()[i];
 
   if (!energy_centric) {    // direct forces on the local atoms, no virial
     const double *fv = node_vector.data_ptr<double>();
@@ -181,7 +188,12 @@ void PairMaskpot::compute_exchange()
       g_node = from_rows(comm_rows, nlocal, width, dtype);
       if (has_edge_state) g_edge = or_zeros(gk[2], edge_in[k]);
     }
-    if (nlocal > 0 && nedges > 0) grad_vec = grad({feat}, {edge_vec}, {g_feat}, false, false, true)[0];
+    std::vector<Tensor> outputs = {feat}, seeds = {g_feat};
+    if (repulsion.defined() && repulsion.requires_grad()) {
+      outputs.push_back(repulsion);
+      seeds.push_back(torch::ones_like(repulsion));
+    }
+    if (nlocal > 0 && nedges > 0) grad_vec = grad(outputs, {edge_vec}, seeds, false, false, true)[0];
   } catch (const c10::Error &e) {
     error->one(FLERR, "maskpot model {}: backward pass failed on {} atoms ({} local): {}", model->path, nall, nlocal,
                first_line(e.what_without_backtrace()));

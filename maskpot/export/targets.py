@@ -61,7 +61,8 @@ class LammpsModel(_Target):
       x_ghost - x_owner; forces are on the local atoms only.
     - ``ghosts halo`` (several ranks, older exports): nodes include the ghosts within ``receptive_field`` and
       edge_shift is zero; forces also land on ghosts (LAMMPS reverse-communicates them, newton_pair on).
-    - ``ghosts exchange`` (several ranks, the default) does not call ``forward`` but the layer-wise methods below.
+    - ``ghosts exchange`` (several ranks, the default) does not call ``forward`` but the layer-wise methods below
+      and ``repulsion_energy``.
 
     energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
     convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
@@ -111,6 +112,18 @@ class LammpsModel(_Target):
         s, v = self.core.potential.backbone.node_features(node, edge, feat, edge_index[0], n)
         node_energy, node_vector = self.core.potential.readout(s, v, self.core.species_of(atomic_numbers))
         return node_energy.double(), node_vector.double()
+
+
+    @torch.jit.export
+    def repulsion_energy(self, edge_vec: Tensor, edge_index: Tensor, atomic_numbers: Tensor, n_local: int) -> Tensor:
+        """The short-range repulsion of the n_local local atoms (n_local,) eV, float64: half of each edge i <- j
+        (i local, j any of the M atoms of ``atomic_numbers``), differentiable with respect to the float64 edge
+        vectors (A). All zeros, without a graph, for a model without the repulsion (maskpot.models.repulsion)."""
+        rep = self.core.potential.repulsion
+        if not rep.enabled or not self.energy_centric:
+            return torch.zeros((n_local,), dtype=torch.float64)
+        species = self.core.species_of(atomic_numbers)
+        return rep(species, edge_index, edge_vec.to(self.model_dtype), n_local).double()
 
 
 class _OpenMMBase(_Target):

@@ -36,6 +36,9 @@ def build_potential(config: ModelConfig) -> Potential:
     dtype = torch_dtype(config)
     if len(set(config.species)) != len(config.species) or not config.species:
         raise ValueError(f"model species must be distinct atomic numbers, got {config.species}")
+    from maskpot.models.repulsion import ZBLRepulsion
+
+    repulsion = ZBLRepulsion(config.species, config.repulsion, config.repulsion_width)
     pot = Potential(build_backbone(config), _head_for(config.energy_centric, config.hidden), config.species,
-                    config.cutoff, config.energy_centric, config.layers)
+                    config.cutoff, config.energy_centric, config.layers, repulsion)
     return pot.to(dtype)  # floating parameters and buffers only; z_to_species stays int64

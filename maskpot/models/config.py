@@ -20,6 +20,10 @@ class ModelConfig:
         num_rbf: radial basis functions on [0, cutoff].
         dtype: ``float32`` or ``float64``.
         avg_neighbors: sums of messages over neighbours are divided by this (keeps features O(1) in liquids).
+        repulsion: per element pair, the distance (A) below which ZBL repulsion switches on, {"8-8": 2.25, ...}:
+            the training data's closest distance minus 0.1 A (maskpot.models.repulsion); None = none. Set by
+            finetuning.
+        repulsion_width: A over which that repulsion switches on.
     """
 
     backbone: str = "painn"
@@ -30,6 +34,8 @@ class ModelConfig:
     num_rbf: int = 16
     dtype: str = "float32"
     avg_neighbors: float = 32.0
+    repulsion: dict[str, float] | None = None
+    repulsion_width: float = 0.3
 
     @property
     def energy_centric(self) -> bool:

@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from maskpot.models.compute import edge_vectors, forces_virial, graph_energy
 from maskpot.models.heads import EnergyHead, VectorHead
+from maskpot.models.repulsion import ZBLRepulsion
 
 
 def z_to_species_table(species: Sequence[int]) -> Tensor:
@@ -42,8 +43,9 @@ def species_indices(numbers: Sequence[int] | np.ndarray, species: Sequence[int])
 class Potential(nn.Module):
     """Backbone + head. ``forward(species, edge_index, edge_vec, mask_flag) -> (node_energy (N,) eV, node_vector (N,3))``.
 
-    Energy-centric (PaiNN, EGNN): node_energy = energy_scale * head(s) + energy_shift[species], node_vector = 0;
-    forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector = energy_scale * head(v)
+    Energy-centric (PaiNN, EGNN): node_energy = energy_scale * head(s) + energy_shift[species] + the short-range
+    repulsion where the training data ends (maskpot.models.repulsion; zero unless the config has a table),
+    node_vector = 0; forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector = energy_scale * head(v)
     is the force in eV/Angstrom and node_energy = 0.
     """
 
@@ -53,8 +55,11 @@ class Potential(nn.Module):
     species: List[int]
 
     def __init__(self, backbone: nn.Module, head: nn.Module, species: Sequence[int], cutoff: float,
-                 energy_centric: bool, layers: int) -> None:
+                 energy_centric: bool, layers: int, repulsion: Optional[ZBLRepulsion] = None) -> None:
         super().__init__()
+        if repulsion is not None and repulsion.enabled and not energy_centric:
+            raise ValueError("the short-range repulsion needs an energy-centric backbone (painn, egnn), not gns")
+        self.repulsion = repulsion if repulsion is not None else ZBLRepulsion(species, None, 1.0)
         self.backbone = backbone
         self.head = head
         self.energy_centric = energy_centric
@@ -68,12 +73,15 @@ class Potential(nn.Module):
     def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         s, v = self.backbone(species, edge_index, edge_vec, mask_flag)
-        return self.readout(s, v, species)
+        node_energy, node_vector = self.readout(s, v, species)
+        if self.energy_centric:
+            node_energy = node_energy + self.repulsion(species, edge_index, edge_vec, species.shape[0])
+        return node_energy, node_vector
 
     @torch.jit.export
     def readout(self, s: Tensor, v: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
         """Backbone features of n atoms (s (n,F), v (n,3,F)) and their species -> (node_energy (n,) eV,
-        node_vector (n,3) eV/A), as ``forward``."""
+        node_vector (n,3) eV/A), as ``forward`` without the repulsion (which needs the edges)."""
         n = species.shape[0]
         if self.energy_centric:
             node_energy = self.energy_scale * self.head(s) + self.energy_shift[species]

@@ -123,3 +123,25 @@ def load_potential(path: str | os.PathLike):
         raise ValueError(f"{ckpt.path}: weights do not match its config (missing {list(result.missing_keys)[:3]}, "
                          f"unexpected {list(result.unexpected_keys)[:3]})")
     return potential.eval()
+
+
+def add_repulsion(checkpoint: str | os.PathLike, frames, out: str | os.PathLike) -> dict[str, float]:
+    """Write ``checkpoint`` to ``out`` with the short-range repulsion of ``maskpot.models.repulsion`` set from
+    ``frames`` (the model's training data, or data like it): what finetuning now does by itself, for models
+    finetuned before. Weights, normalisation and metrics are kept. Returns the repulsion table."""
+    from dataclasses import replace
+
+    from maskpot.models.repulsion import repulsion_table
+
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.kind != "finetuned" or not ckpt.config.energy_centric:
+        raise ValueError(f"{ckpt.path}: the repulsion needs a finetuned energy-centric checkpoint (painn, egnn); "
+                         f"this is a {ckpt.kind} {ckpt.config.backbone}")
+    table = repulsion_table(frames, ckpt.config.species, ckpt.config.cutoff)
+    if not table:
+        raise ValueError(f"no pair of the model's elements is closer than its cutoff in the {len(frames)} frames given")
+    potential = load_potential(checkpoint)
+    config = replace(ckpt.config, repulsion=table)
+    save_checkpoint(out, potential, config, kind="finetuned", normalization=ckpt.normalization,
+                    data_summary={**ckpt.data, "repulsion_from": f"{len(frames)} frames"}, metrics=ckpt.metrics)
+    return table

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,6 +20,7 @@ import torch
 
 from maskpot.data.frame import Frame
 from maskpot.models.config import ModelConfig
+from maskpot.models.repulsion import repulsion_table
 from maskpot.train.batch import NeighborCache, collate
 from maskpot.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from maskpot.train.loss import LossWeights, energy_force_loss
@@ -48,6 +49,9 @@ class FinetuneConfig:
         val_fraction: fraction of the frames held out for validation.
         train_frames: use only this many training frames (data-efficiency runs); None = all the rest.
         max_minutes: stop after the epoch that crosses this wall-clock budget; None = no limit.
+        repulsion: give an energy-centric model ZBL repulsion below the closest distance of each element pair in
+            the training and validation frames (maskpot.models.repulsion): zero on those frames, so training is
+            unchanged, and a wall where the data ends so that MD cannot fall into the network's false minima.
     """
 
     epochs: int = 8
@@ -64,6 +68,7 @@ class FinetuneConfig:
     val_fraction: float = 0.1
     train_frames: Optional[int] = None
     max_minutes: Optional[float] = None
+    repulsion: bool = True
 
 
 @dataclass
@@ -146,6 +151,10 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
     for f in list(train) + list(val):
         if f.energy is None or f.forces is None:
             raise ValueError(f"{f.source or 'frame'}: finetuning needs energy and forces on every frame")
+
+    table = repulsion_table(list(train) + list(val), config.species, config.cutoff) \
+        if cfg.repulsion and config.energy_centric else None
+    config = replace(config, repulsion=table)
 
     torch.manual_seed(cfg.seed)
     dtype = torch_dtype(config)

@@ -98,6 +98,10 @@ def test_accuracy_quick(tmp_path):
         for pair in ("O-O", "O-H"):
             ref = md["rdf"][pair]["reference"]
             assert all(finite(g) for g in ref) and max(ref) > 1.0  # a liquid's first peak
+        guarded = report["md"][f"{ds} + repulsion"]  # the same model with maskpot's short-range repulsion
+        assert "error" not in guarded and guarded["model"] == md["model"] + " + repulsion", guarded
+        assert set(guarded["repulsion"]) == {"1-1", "1-8", "8-8"} and 2.0 < guarded["repulsion"]["8-8"] < 3.0
+        assert md.get("repulsion") is None and finite(guarded["oo_min"])
     if not DEEPMD.is_file():  # without the shared data the deepmd rows must say why
         assert all(r.get("error") for r in report["runs"] if r["dataset"] == "deepmd")
     table = (out / "accuracy.md").read_text()

@@ -29,7 +29,7 @@ def eager_energy_forces(checkpoint, atoms):
     return float(energy[0]), forces.detach().numpy(), virial[0].detach().numpy()
 
 
-@pytest.mark.parametrize("backbone", ["painn", "egnn", "gns"])
+@pytest.mark.parametrize("backbone", ["painn", "egnn", "gns", "painn-rep"])
 def test_ase_export_equals_python_model(backbone, checkpoint_factory, export_factory, water_atoms):
     atoms = water_atoms.copy()
     e_ref, f_ref, _ = eager_energy_forces(checkpoint_factory(backbone), atoms)
@@ -47,6 +47,24 @@ def test_metadata_inside_file(export_factory):
     assert meta["versions"]["torch"] == torch.__version__ and len(meta["checkpoint_sha256"]) == 64
     module = torch.jit.load(str(export_factory("lammps")))
     assert module.cutoff == 4.0 and list(module.species) == [1, 8] and module.target == "lammps"
+
+
+def test_export_and_info_commands_show_the_repulsion(checkpoint_factory, tmp_path):
+    """`maskpot export` writes the file, `maskpot info` prints its metadata with the repulsion table (or none)."""
+    from typer.testing import CliRunner
+
+    from maskpot.cli import app
+    from tests.conftest import REPULSION_IN_WATER
+
+    for backbone, expected in (("painn-rep", f"O-O: ZBL below {REPULSION_IN_WATER['8-8']:.3f} A"), ("painn", "none")):
+        out = tmp_path / f"{backbone}.pt"
+        r = CliRunner().invoke(app, ["export", str(checkpoint_factory(backbone)), "--target", "lammps", "--out", str(out)])
+        assert r.exit_code == 0, r.output
+        assert read_metadata(out)["config"]["repulsion"] == (REPULSION_IN_WATER if backbone == "painn-rep" else None)
+        r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["info", str(out)])
+        assert r.exit_code == 0, r.output
+        row = next(line for line in r.output.splitlines() if "repulsion" in line)
+        assert expected in row
 
 
 def test_export_loads_with_torch_alone(export_factory, water_atoms):

@@ -14,7 +14,7 @@ from maskpot.ase import MaskpotCalculator
 from maskpot.data.units import EV_TO_KCAL_PER_MOL
 from maskpot.lammps import import_lammps, run_lammps, write_data
 
-BACKBONES = ["painn", "egnn", "gns"]
+BACKBONES = ["painn", "egnn", "gns", "painn-rep"]  # painn-rep: with the short-range repulsion switched on
 DTYPES = ["float64", "float32"]
 # relative tolerance against the ASE export of the same checkpoint, by dtype
 RTOL = {"float64": 1e-9, "float32": 1e-4}

@@ -37,7 +37,7 @@ def reference(export_factory, atoms, backbone="painn", dtype="float64"):
 
 
 @pytest.mark.parametrize("platform", ["CPU", "Reference"])
-@pytest.mark.parametrize("backbone", ["painn", "gns"])
+@pytest.mark.parametrize("backbone", ["painn", "gns", "painn-rep"])
 def test_openmm_equals_ase(platform, backbone, export_factory, water_atoms):
     atoms = water_atoms.copy()
     atoms.positions[::5] += atoms.cell[1]  # atoms outside the box

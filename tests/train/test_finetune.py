@@ -118,3 +118,37 @@ def test_nan_label_and_huge_lr_fail_without_checkpoint(tmp_path, water_set):
     assert "\n" not in str(info.value)
     assert not (tmp_path / "nan.ckpt").exists() and not (tmp_path / "lr.ckpt").exists()
     assert not any(p.suffix in (".tmp", ".ckpt", ".png") for p in tmp_path.iterdir())
+
+
+def test_finetune_adds_the_repulsion_from_the_frames_it_saw(tmp_path, water_set):
+    """By default the table is each element pair's closest distance in the training + validation frames (here all
+    frames) minus 0.1 A, stored in the checkpoint; none on request and none for the force-centric GNS."""
+    from maskpot.models.repulsion import repulsion_table
+
+    finetune(water_set, tmp_path / "a.ckpt", FAST, model_config=TINY, show_progress=False)
+    assert load_checkpoint(tmp_path / "a.ckpt").config.repulsion == repulsion_table(water_set, [1, 8], TINY.cutoff)
+    assert load_potential(tmp_path / "a.ckpt").repulsion.enabled
+    off = dataclasses.replace(FAST, repulsion=False)
+    assert finetune(water_set, tmp_path / "b.ckpt", off, model_config=TINY, show_progress=False).config.repulsion is None
+    gns = dataclasses.replace(TINY, backbone="gns")
+    assert finetune(water_set, tmp_path / "c.ckpt", FAST, model_config=gns, show_progress=False).config.repulsion is None
+
+
+def test_add_repulsion_to_an_older_checkpoint_keeps_its_numbers_on_its_data(tmp_path, water_set):
+    from maskpot.train.checkpoint import add_repulsion
+
+    off = dataclasses.replace(FAST, repulsion=False)
+    finetune(water_set, tmp_path / "old.ckpt", off, model_config=TINY, show_progress=False)
+    table = add_repulsion(tmp_path / "old.ckpt", water_set, tmp_path / "new.ckpt")
+    assert load_checkpoint(tmp_path / "new.ckpt").config.repulsion == table and set(table) == {"1-1", "1-8", "8-8"}
+    assert evaluate(load_potential(tmp_path / "new.ckpt"), water_set) == evaluate(load_potential(tmp_path / "old.ckpt"),
+                                                                                   water_set)
+    squeezed = [Frame(f.positions * 0.8, f.numbers, f.cell * 0.8, f.pbc, f.energy, f.forces) for f in water_set[:2]]
+    assert evaluate(load_potential(tmp_path / "new.ckpt"), squeezed) != evaluate(load_potential(tmp_path / "old.ckpt"),
+                                                                                  squeezed)
+    pre = tmp_path / "pre.ckpt"
+    pretrain(water_set, pre, TINY, PretrainTask("mask"), PretrainConfig(epochs=1, batch_size=4, val_fraction=0.2),
+             show_progress=False)
+    with pytest.raises(ValueError, match="finetuned energy-centric"):
+        add_repulsion(pre, water_set, tmp_path / "x.ckpt")
+    assert not (tmp_path / "x.ckpt").exists()

@@ -52,3 +52,15 @@ def test_cli_corrupt_checkpoint_is_one_red_line(tmp_path):
     assert proc.returncode == 1
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "bad.ckpt" in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_repulsion_command_adds_the_table_and_prints_it(tmp_path, water_set):
+    from tests.conftest import make_checkpoint
+
+    data = tmp_path / "water.extxyz"
+    write_extxyz(water_set, data)
+    model = make_checkpoint(tmp_path / "model.ckpt")
+    r = CliRunner().invoke(app, ["repulsion", str(model), str(data), "--out", str(tmp_path / "rep.ckpt")])
+    assert r.exit_code == 0, r.output
+    table = load_checkpoint(tmp_path / "rep.ckpt").config.repulsion
+    assert f"O-O: ZBL below {table['8-8']:.3f} A" in " ".join(r.output.split())
