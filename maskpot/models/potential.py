@@ -45,8 +45,8 @@ class Potential(nn.Module):
 
     Energy-centric (PaiNN, EGNN): node_energy = energy_scale * head(s) + energy_shift[species] + the short-range
     repulsion where the training data ends (maskpot.models.repulsion; zero unless the config has a table),
-    node_vector = 0; forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector = energy_scale * head(v)
-    is the force in eV/Angstrom and node_energy = 0.
+    node_vector = 0; forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector =
+    energy_scale * head(v) is the force in eV/Angstrom and node_energy = 0.
     """
 
     energy_centric: Final[bool]

@@ -6,8 +6,10 @@ into them (molecules overlap, LAMMPS loses atoms). This term adds, for each pair
 ``r_off(Z_i, Z_j)`` (the closest distance of that element pair in the training frames minus a 0.1 A margin), the
 ZBL universal screened nuclear repulsion (Ziegler, Biersack, Littmark 1985) times a switch that is 1 below
 ``r_off - width`` (0.3 A), 0 at and above ``r_off`` and C2-smooth between. It is exactly zero on every training
-frame, so training is unchanged, and puts a physical wall where the data ends. NequIP and MACE add ZBL inside the covalent radii; here
-the switch sits at the data's edge because the false minima lie near 2 A O-O, far outside any covalent radius.
+frame, so training is unchanged, and puts a physical wall where the data ends. NequIP and MACE add ZBL inside
+the covalent radii; here the switch sits at the data's edge because the false minima lie near 2 A O-O, far
+outside any covalent radius. Hand-written: no library offers ZBL as a differentiable torch term (LAMMPS'
+pair_style zbl, which the tests compare against, is a LAMMPS pair style, not usable in OpenMM or ASE).
 
 Energies in eV, distances in Angstrom. Element pairs the data never brought within the model's cutoff get none.
 """
