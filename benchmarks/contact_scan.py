@@ -72,18 +72,6 @@ def pushed(frame: Frame, a: int, b: int, distance: float) -> np.ndarray:
     return positions
 
 
-def closest_oo(frames) -> float:
-    """The closest intermolecular O-O distance over ``frames`` (A, minimum image)."""
-    from ase.geometry import get_distances
-
-    best = np.inf
-    for f in frames:
-        o = f.positions[f.numbers == 8]
-        d = get_distances(o, o, cell=f.cell, pbc=f.pbc)[1]
-        best = min(best, float(np.min(d + np.eye(len(o)) * 1e9)))
-    return best
-
-
 # ---- scan -----------------------------------------------------------------------------------------------------
 
 def scan(energy, frame: Frame, pairs, distances) -> list[list[float]]:
@@ -132,13 +120,14 @@ def curves_for(frames, checkpoint: Path, args) -> dict:
     """Scan the first test frame with the dataset's MD model as finetuned, with maskpot's short-range repulsion
     from its training frames added (maskpot.train.checkpoint.add_repulsion), and with TIP3P."""
     from maskpot.data.tip3p import tip3p_evaluator
+    from maskpot.models.repulsion import closest_pair_distances
     from maskpot.train.checkpoint import add_repulsion
 
     train, test = frames
     frame = as_waters(test[0])
     pairs = closest_pairs(frame, args.pairs)
     distances = [round(float(d), 3) for d in np.arange(args.start, args.stop - 1e-9, -args.step)]
-    data_oo = closest_oo(list(train) + list(test))
+    data_oo = closest_pair_distances(list(train) + list(test), [8], 4.0)["8-8"]
     with tempfile.TemporaryDirectory() as tmp:
         table = add_repulsion(checkpoint, train, Path(tmp) / "repulsion.ckpt")
         guarded = model_energy(Path(tmp) / "repulsion.ckpt", frame)

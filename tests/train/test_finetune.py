@@ -152,3 +152,7 @@ def test_add_repulsion_to_an_older_checkpoint_keeps_its_numbers_on_its_data(tmp_
     with pytest.raises(ValueError, match="finetuned energy-centric"):
         add_repulsion(pre, water_set, tmp_path / "x.ckpt")
     assert not (tmp_path / "x.ckpt").exists()
+    apart = [Frame(np.array([[0.0, 0.0, 0.0], [9.0, 0.0, 0.0]]), np.array([8, 1]))]  # no pair within the cutoff
+    with pytest.raises(ValueError, match="no pair of the model's elements is closer than its cutoff"):
+        add_repulsion(tmp_path / "old.ckpt", apart, tmp_path / "x.ckpt")
+    assert not (tmp_path / "x.ckpt").exists()
