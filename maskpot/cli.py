@@ -199,11 +199,15 @@ def finetune(
     console.print(f"wrote {out}; log {result.log_path}")
 
 
-def _print_repulsion(config) -> None:
+def _repulsion_text(config) -> str:
+    """The repulsion table of a ModelConfig, one "O-O: ZBL below ..." phrase per pair, or "none"."""
     from maskpot.models.repulsion import describe
 
-    lines = describe(config.repulsion, config.repulsion_width)
-    console.print("repulsion: " + ("; ".join(lines) if lines else "none"))
+    return "; ".join(describe(config.repulsion, config.repulsion_width)) or "none"
+
+
+def _print_repulsion(config) -> None:
+    console.print("repulsion: " + _repulsion_text(config))
 
 
 @app.command()
@@ -286,11 +290,7 @@ def info(model_file: str = typer.Argument(..., help="a file written by maskpot e
                 "receptive_field_angstrom", "units", "versions", "checkpoint_name", "checkpoint_sha256", "training_data"):
         value = meta.get(key)
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))
-    from maskpot.models.repulsion import describe
-
-    config = meta.get("config") or {}
-    table.add_row("repulsion", "; ".join(describe(config.get("repulsion"), config.get("repulsion_width", 0.3)))
-                  or "none")
+    table.add_row("repulsion", _repulsion_text(ModelConfig.from_dict(meta["config"])))
     console.print(table)
 
 

@@ -26,7 +26,6 @@ ZBL_COEFFS = (0.18175, 0.50986, 0.28022, 0.02817)
 ZBL_EXPONENTS = (3.19980, 0.94229, 0.40290, 0.20162)
 ZBL_LENGTH = 0.46850  # A: a = 0.46850 / (Z_i^0.23 + Z_j^0.23)
 MARGIN = 0.1  # A: the repulsion ends this far below the closest distance of the training data
-WIDTH = 0.3  # A: and reaches full ZBL this much further in
 
 
 def pair_key(z1: int, z2: int) -> str:
