@@ -74,3 +74,11 @@ def test_tip3p_is_a_wall_for_two_pushed_waters():
     for curve in scan(lambda p: evaluate(p)[0], frame, pairs, distances):
         assert first_false_minimum(distances, curve, below=3.6) is None
         assert np.all(np.diff(curve) > 0) and curve[distances.index(2.0)] > 3.0  # eV: a steep wall by 2 A
+
+
+def test_a_dataset_without_an_md_model_is_a_row_saying_so(tmp_path):
+    from benchmarks.contact_scan import main
+
+    assert main(["--out", str(tmp_path), "--data", "tip3p"]) == 0
+    row = next(line for line in (tmp_path / "contact_scan.md").read_text().splitlines() if line.startswith("| tip3p |"))
+    assert "no MD model; run benchmarks/accuracy.py first" in row
