@@ -6,20 +6,21 @@ set -euo pipefail
 OUT="${MASKPOT_DEMO_DIR:-demo}"
 DATA="${MASKPOT_DATA:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/../shared/data/water}"
 W="$DATA/deepmd_water"
-EPOCHS="${MASKPOT_DEMO_EPOCHS:-8}"
+PRETRAIN_STEPS="${MASKPOT_DEMO_PRETRAIN_STEPS:-400}"
+STEPS="${MASKPOT_DEMO_STEPS:-600}"
 mkdir -p "$OUT"
 
 echo "== 1. data"
 maskpot data info "$W" "$DATA/n2p2_H2O_RPBE-D3/input.data"
 maskpot data tip3p --molecules 64 --box 12.42 --frames 10 --out "$OUT/tip3p.extxyz"
 
-echo "== 2. masked pretraining on the training geometries (data_0..data_2)"
-maskpot pretrain "$W/data_0" "$W/data_1" "$W/data_2" --model painn --objective mask --mask-ratio 0.5 \
-  --epochs "$EPOCHS" --out "$OUT/pretrained.ckpt"
+echo "== 2. masked pretraining on the training geometries (data_0..data_2), read-out: the model's own forces"
+maskpot pretrain "$W/data_0" "$W/data_1" "$W/data_2" --model painn --objective mask --readout force --mask-ratio 0.5 \
+  --max-steps "$PRETRAIN_STEPS" --out "$OUT/pretrained.ckpt"
 
-echo "== 3. finetuning on energies and forces (50 training frames), test on data_3"
+echo "== 3. finetuning the whole pretrained model on energies and forces (50 training frames), test on data_3"
 maskpot finetune "$W/data_0" "$W/data_1" "$W/data_2" --init "$OUT/pretrained.ckpt" --train-frames 50 \
-  --epochs "$EPOCHS" --out "$OUT/model.ckpt"
+  --max-steps "$STEPS" --out "$OUT/model.ckpt"
 maskpot evaluate "$OUT/model.ckpt" "$W/data_3" --plot "$OUT/parity.png"
 
 echo "== 4. export"

@@ -1,30 +1,20 @@
-"""The paper's comparison: finetuning from scratch vs from a masked- or denoising-pretrained backbone.
+"""The first accuracy study (archived): finetuning from scratch vs from a masked- or denoising-pretrained
+backbone, every run exactly 20 epochs of a cosine schedule, 3 seeds, 270 runs, made with the epoch loop of
+commit 09b7776 (maskpot.train then trained in epochs). Its successor, with plateau budgets, the paper's
+read-out and paired statistics, is benchmarks/pretraining.py. This script no longer trains: it rewrites the tables
+from the stored records and runs the MD check of the best stored PaiNN of each dataset.
 
 Usage (repository root, venv active):
 
-    python benchmarks/accuracy.py             # full comparison (~12 h of CPU here; resumable, see below)
-    python benchmarks/accuracy.py --quick     # tiny end-to-end check (~3 min on 2 cores), same output files
+    python benchmarks/accuracy.py --report            # tables and plots from the stored records
+    python benchmarks/accuracy.py --backbones painn   # the MD check again (20 ps NVT in LAMMPS) from the stored models
 
-For each dataset and backbone: pretrain once with ``objective=mask`` and once with ``objective=denoise`` on the
-training positions; finetune ``scratch`` / ``mask`` / ``denoise`` at each training-set size and seed with the same
-budget (epochs, patience, --max-minutes); evaluate on the held-out test split (energy MAE/RMSE in meV/atom, force
-MAE/RMSE in meV/A). Datasets:
-  deepmd  ../shared/data/water/deepmd_water: data_0..data_2 train (validation split off them), data_3 test.
-  tip3p   flexible TIP3P from maskpot.data.tip3p (64 waters in a 12.42 A box, the DeePMD set's size, so both
-          datasets cost the same): training frames from independent runs (seeds 0..3), test frames from another
-          run (seed 100), on OpenMM's Reference platform so that every machine makes the same frames; cached in
-          <out>/accuracy_data/.
-MD quality: the best finetuned PaiNN per dataset runs NVT at 300 K in LAMMPS (export + run_lammps_md, 0.5 fs) for
---md-ps; O-O and O-H radial distribution functions are compared with the dataset's, and molecules that
-dissociated by the end are counted (an O without exactly two H within 1.3 A).
-
-Outputs in --out: accuracy.md, accuracy.json, accuracy_force_mae.png, learning_curves.png, rdf.png, rewritten
-after every finished run (unfinished rows show as pending). Under <out>/accuracy_runs/ each run leaves its record
-(JSON) and CSV log, each pretraining its checkpoint, each MD its record and model: these are kept in git, so the
-full matrix accumulates across machines and sessions: run the same command again and finished runs with the same
-budget are reused (``--no-resume`` starts over). Runs go smallest training sets first, every backbone at a size
-before the next size. Budgets: every finetuning run gets the same epochs and patience and no wall-clock cap
-(default), so runs are compared at equal epochs; ``--max-minutes`` sets a cap.
+Datasets: deepmd (../shared/data/water/deepmd_water: data_0..data_2 train, data_3 test) and tip3p (flexible
+TIP3P made by maskpot.data.tip3p, 64 waters in a 12.42 A box; frames cached in <out>/accuracy_data/). MD
+quality: NVT at 300 K in LAMMPS (export + run_lammps_md, 0.5 fs) for --md-ps; O-O and O-H g(r) against the
+dataset's, molecules that dissociated and overlapping molecules, for the model as finetuned and with maskpot's
+short-range repulsion. Outputs in --out: accuracy.md, accuracy.json, accuracy_force_mae.png,
+learning_curves.png, rdf.png. Records under <out>/accuracy_runs/ (kept in git).
 """
 
 from __future__ import annotations
@@ -43,6 +33,7 @@ from benchmarks.accuracy_md import TIMESTEP_FS, nvt_quality, oo_contacts, read_t
 from benchmarks.accuracy_report import INITS, write_outputs  # noqa: E402
 from benchmarks.common import REPO_ROOT, csv_list, one_line, save_json  # noqa: E402
 
+ARCHIVED = "no stored record (this archived study no longer trains: see benchmarks/pretraining.py)"
 REPULSION_MD = " + repulsion"  # MD rows of the best PaiNN with maskpot.models.repulsion added
 DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
 
@@ -87,28 +78,13 @@ def load_tip3p(quick: bool, cache: Path):
     return train, run(test_seed)
 
 
-# ---- training runs --------------------------------------------------------------------------------------------
-
-def model_config(backbone: str, quick: bool):
-    from maskpot.models import ModelConfig
-
-    if quick:
-        return ModelConfig(backbone=backbone, hidden=16, layers=2, cutoff=4.0, num_rbf=8)
-    return ModelConfig(backbone=backbone)
-
-
-PRETRAIN_BUDGET = ("pretrain_epochs", "max_minutes", "quick")
-
+# ---- records ------------------------------------------------------------------------------------------------
 
 def budget(args) -> dict:
-    """What makes two runs comparable: a finished run is reused only under the same budget (the finetuning
-    loss weights are maskpot's FinetuneConfig defaults and are recorded too)."""
-    from maskpot.train.finetune import FinetuneConfig
-
-    defaults = FinetuneConfig()
+    """What made the archived runs comparable: a record is read only under the same budget (their loss weights
+    were w_E 1, w_F 10)."""
     return {"epochs": args.epochs, "patience": args.patience, "pretrain_epochs": args.pretrain_epochs,
-            "max_minutes": args.max_minutes, "quick": args.quick, "energy_weight": defaults.energy_weight,
-            "force_weight": defaults.force_weight}
+            "max_minutes": args.max_minutes, "quick": args.quick, "energy_weight": 1.0, "force_weight": 10.0}
 
 
 def reusable(record_path: Path, args, keys: tuple[str, ...] | None = None) -> dict | None:
@@ -120,19 +96,6 @@ def reusable(record_path: Path, args, keys: tuple[str, ...] | None = None) -> di
     made, now = record.get("budget") or {}, budget(args)
     same = all(made.get(k) == now[k] for k in keys) if keys else made == now
     return record if same else None
-
-
-def pretrain_run(frames, folder: Path, config, objective: str, args) -> Path:
-    from maskpot.pretrain.loop import PretrainConfig, pretrain
-    from maskpot.pretrain.objective import PretrainTask
-
-    path = folder / f"pretrain-{objective}.ckpt"
-    if not (path.is_file() and reusable(path.with_suffix(".json"), args, PRETRAIN_BUDGET)):
-        t0 = time.perf_counter()
-        pretrain(frames, path, config, PretrainTask(objective=objective),
-                 PretrainConfig(epochs=args.pretrain_epochs, seed=0, max_minutes=args.max_minutes), show_progress=False)
-        save_json(path.with_suffix(".json"), {"budget": budget(args), "seconds": time.perf_counter() - t0})
-    return path
 
 
 def run_name(init: str, size, seed) -> str:
@@ -147,29 +110,6 @@ def finished_run(folder: Path, name: str, args) -> dict | None:
         return None
     return {**record, "checkpoint": str(folder / f"{name}.ckpt"), "log": str(folder / f"{name}.log.csv"),
             "reused": True}
-
-
-def finetune_run(frames, test, folder: Path, config, init: str, init_path: Path | None, size, seed, args) -> dict:
-    from maskpot.train.finetune import FinetuneConfig, finetune
-
-    name = run_name(init, size, seed)
-    record_path = folder / f"{name}.json"
-    record = finished_run(folder, name, args)
-    if record is not None:
-        return record
-    # repulsion off: the tables compare the networks; it is zero on training frames but not on every test frame
-    # (a small training set's closest contacts are farther apart), and the MD check adds it separately
-    cfg = FinetuneConfig(epochs=args.epochs, patience=args.patience, seed=seed, max_minutes=args.max_minutes,
-                         train_frames=None if size == "all" else int(size), repulsion=False)
-    t0 = time.perf_counter()
-    result = finetune(frames, folder / f"{name}.ckpt", cfg, model_config=config if init_path is None else None,
-                      init=None if init_path is None else str(init_path), test_frames=test, show_progress=False)
-    rows = result.rows
-    record = {"budget": budget(args), "n_train": n_train(folder / f"{name}.ckpt"), "best_epoch": result.best_epoch,
-              "epochs_run": rows[-1]["epoch"], "seconds": time.perf_counter() - t0,
-              "checkpoint": str(folder / f"{name}.ckpt"), "log": str(result.log_path), **(result.test_metrics or {})}
-    save_json(record_path, record)
-    return record
 
 
 def n_train(checkpoint: Path) -> int:
@@ -237,18 +177,15 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args, re
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true",
-                    help="tiny end-to-end check: painn only, a small model, sizes 4 and all (of a 40/24-frame "
-                         "subset), 1 seed, 3 epochs, 0.05 ps MD, 1 torch thread")
     ap.add_argument("--data", default="deepmd,tip3p")
     ap.add_argument("--backbones", default="painn,egnn,gns")
     ap.add_argument("--sizes", default="10,25,50,100,all", help="training frames per finetuning run ('all' = pool)")
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--epochs", type=int, default=20, help="finetuning epochs (max)")
-    ap.add_argument("--patience", type=int, default=20, help="finetuning early-stopping patience (epochs)")
+    # the archived budget (records are read only under it)
+    ap.add_argument("--epochs", type=int, default=20, help="finetuning epochs of the records to read")
+    ap.add_argument("--patience", type=int, default=20, help="early-stopping patience (epochs) of the records")
     ap.add_argument("--pretrain-epochs", type=int, default=20)
-    ap.add_argument("--max-minutes", type=float, default=0.0,
-                    help="wall-clock budget per pretraining/finetuning run (0: none, runs end at --epochs)")
+    ap.add_argument("--max-minutes", type=float, default=0.0, help="wall-clock cap of the records (0: none)")
     ap.add_argument("--md-ps", type=float, default=20.0,
                     help="NVT length with the best PaiNN after a dataset's runs (0: skip; the stored MD record stays)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
@@ -260,11 +197,7 @@ def parse_args(argv=None):
     args = ap.parse_args(argv)
     if args.max_minutes is not None and args.max_minutes <= 0:
         args.max_minutes = None
-    if args.quick:
-        args.backbones, args.sizes, args.seeds = "painn", "4,all", "0"
-        args.epochs, args.patience, args.pretrain_epochs, args.md_ps = 3, 3, 2, 0.05
-        # one thread: on a loaded machine torch's OpenMP threads spin-wait and small models run 10-100x slower
-        args.threads = args.threads or 1
+    args.quick = False  # the archived records' budget field
     return args
 
 
@@ -315,7 +248,7 @@ def main(argv=None) -> int:
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:
-        task = bar.add_task("accuracy", total=len(plan) + len(datasets) * (2 * len(backbones) + 1))
+        task = bar.add_task("accuracy", total=len(plan) + len(datasets))
         for ds in datasets:
             bar.update(task, description=f"{ds}: data")
             try:
@@ -328,36 +261,12 @@ def main(argv=None) -> int:
                         done[key(r)] = {**r, "error": failures[ds]}
                 bar.advance(task, sum(r["dataset"] == ds for r in plan) + 2 * len(backbones) + 1)
                 continue
-            inits: dict = {}
-            for bb in backbones:
-                inits[bb] = {"scratch": None}
-                for objective in ("mask", "denoise"):
-                    bar.update(task, description=f"{ds} {bb}: pretrain {objective}")
-                    try:
-                        inits[bb][objective] = pretrain_run(train, runs / ds / bb, model_config(bb, args.quick),
-                                                            objective, args)
-                    except Exception as exc:
-                        inits[bb][objective] = f"pretraining failed: {one_line(exc)}"
-                        console.print(f"[red]{ds} {bb} {objective}: {inits[bb][objective]}")
-                    bar.advance(task)
-            for r in plan:
+            for r in plan:  # the archived runs: stored records only
                 if r["dataset"] != ds:
                     continue
-                bb, size, seed, init = r["backbone"], r["size"], r["seed"], r["init"]
-                bar.update(task, description=f"{ds} {bb}: {init}, {size} frames, seed {seed}")
-                rec = dict(r)
-                try:
-                    if isinstance(inits[bb][init], str):
-                        raise RuntimeError(inits[bb][init])
-                    rec.update(finetune_run(train, test, runs / ds / bb, model_config(bb, args.quick), init,
-                                            inits[bb][init], size, seed, args))
-                except Exception as exc:
-                    rec["error"] = one_line(exc)
-                    console.print(f"[red]{ds} {bb} {init} n={size} seed {seed}: {rec['error']}")
-                done[key(r)] = rec
+                record = finished_run(runs / ds / r["backbone"], run_name(r["init"], r["size"], r["seed"]), args)
+                done[key(r)] = {**r, **record} if record else {**r, "error": ARCHIVED}
                 bar.advance(task)
-                if not rec.get("reused"):
-                    write()
             bar.update(task, description=f"{ds}: MD with the best PaiNN")
             if args.md_ps <= 0:  # e.g. a worker that finishes part of a dataset: keep the stored MD records
                 md.update(stored_mds(runs, [ds], args))

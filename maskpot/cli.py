@@ -6,6 +6,7 @@ shown as one red line and exit status 1, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import typer
@@ -27,29 +28,43 @@ def data_tip3p(
     molecules: int = typer.Option(258, "--molecules", help="Number of water molecules."),
     box: float = typer.Option(20.0, "--box", help="Cubic box edge, Angstrom."),
     temperature: float = typer.Option(300.0, "--temperature", help="Kelvin."),
-    frames: int = typer.Option(100, "--frames", help="Frames to save."),
+    frames: int = typer.Option(100, "--frames", help="Frames to save per run."),
+    runs: int = typer.Option(1, "--runs", help="Independent runs (seeds SEED, SEED+1, ...), each --frames frames."),
     interval: int = typer.Option(50, "--interval", help="MD steps between saved frames."),
     timestep: float = typer.Option(0.5, "--timestep", help="fs."),
-    equilibration: int = typer.Option(2000, "--equilibration", help="MD steps before the first frame."),
+    equilibration: int = typer.Option(2000, "--equilibration", help="MD steps before the first frame of a run."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
-    """Generate flexible-TIP3P water frames with OpenMM (energies in eV, forces in eV/A) into an extxyz file."""
+    """Generate flexible-TIP3P water frames with OpenMM (energies in eV, forces in eV/A) into an extxyz file.
+
+    Pretraining sets at the DeePMD water set's size and density, 2000 frames 0.5 ps apart from 10 runs:
+    maskpot data tip3p --molecules 64 --box 12.4447 --runs 10 --frames 200 --interval 1000 --equilibration 4000
+    """
+    from dataclasses import replace
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from maskpot.data import summary, write_extxyz
     from maskpot.data.tip3p import generate_tip3p
 
+    if runs < 1:
+        raise ValueError(f"--runs must be at least 1, got {runs}")
+    per_run = equilibration + frames * interval
+    result = []
     with Progress(TextColumn("[bold]TIP3P MD"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                   TimeRemainingColumn(), console=console) as bar:
-        task = bar.add_task("md", total=equilibration + frames * interval)
-        result = generate_tip3p(n_molecules=molecules, box=box, temperature=temperature, n_frames=frames,
-                                interval=interval, timestep=timestep, seed=seed, equilibration_steps=equilibration,
-                                progress=lambda done, total: bar.update(task, completed=done))
+        task = bar.add_task("md", total=runs * per_run)
+        for r in range(runs):
+            made = generate_tip3p(n_molecules=molecules, box=box, temperature=temperature, n_frames=frames,
+                                  interval=interval, timestep=timestep, seed=seed + r,
+                                  equilibration_steps=equilibration,
+                                  progress=lambda done, total, r=r: bar.update(task, completed=r * per_run + done))
+            result += [replace(f, source=f"tip3p seed {seed + r} frame {k}") for k, f in enumerate(made)]
     path = write_extxyz(result, out)
     info = summary(result)
     console.print(f"wrote {path}: {info['n_frames']} frames of {info['n_atoms_max']} atoms ({molecules} H2O, "
-                  f"{box:g} A box, {temperature:g} K), energy/atom {info['energy_per_atom_mean']:.4f} eV, "
-                  f"force RMS {info['force_rms']:.3f} eV/A")
+                  f"{box:g} A box, {temperature:g} K, {runs} run(s)), energy/atom {info['energy_per_atom_mean']:.4f} "
+                  f"eV, force RMS {info['force_rms']:.3f} eV/A")
 
 
 @data_app.command("info")
@@ -82,26 +97,21 @@ def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to r
 
 # ---- training commands (pretrain, finetune, evaluate) --------------------------------------------------------
 
-# Defaults measured on the 2-core development machine: a usable DeePMD-water PaiNN in a few minutes (8 finetuning
-# epochs over 288 frames of 192 atoms: test errors about 1.5 meV/atom and 150 meV/Å). Epoch and learning-rate
-# defaults below equal those of FinetuneConfig / PretrainConfig (not imported here: that would load torch for --help).
-from maskpot.models.config import ModelConfig  # noqa: E402  (no torch import)
+# Every default below is read from the typed configs (maskpot.models.config, maskpot.train.config: no torch
+# import, so --help stays fast); tests/train/test_train_cli.py pins that.
+from maskpot.models.config import ModelConfig  # noqa: E402
+from maskpot.train.config import FinetuneConfig, PretrainConfig, PretrainTask  # noqa: E402
 
-_DEFAULT = ModelConfig()
-TRAIN_DEFAULTS = {"model": _DEFAULT.backbone, "cutoff": _DEFAULT.cutoff, "hidden": _DEFAULT.hidden,
-                  "layers": _DEFAULT.layers, "dtype": _DEFAULT.dtype}
+M, P, F, T = ModelConfig, PretrainConfig, FinetuneConfig, PretrainTask
 
 
 def _model_config(frames, model, cutoff, hidden, layers, dtype):
-    """ModelConfig for a new model; species are the elements present in ``frames``."""
+    """ModelConfig for a new model; species are the elements present in ``frames``; None = the default."""
     import numpy as np
 
-    from maskpot.models import ModelConfig
-
     species = sorted({int(z) for f in frames for z in np.unique(f.numbers)})
-    d = TRAIN_DEFAULTS
-    return ModelConfig(backbone=model or d["model"], species=species, cutoff=cutoff or d["cutoff"],
-                       hidden=hidden or d["hidden"], layers=layers or d["layers"], dtype=dtype or d["dtype"])
+    given = {"backbone": model, "cutoff": cutoff, "hidden": hidden, "layers": layers, "dtype": dtype}
+    return ModelConfig(species=species, **{k: v for k, v in given.items() if v is not None})
 
 
 def _metrics_table(title: str, rows: dict[str, dict]):
@@ -117,66 +127,124 @@ def _metrics_table(title: str, rows: dict[str, dict]):
     return table
 
 
+_INTERRUPT_REPORTED = []
+
+
+@contextlib.contextmanager
+def _interruptible():
+    """Ctrl-C in training: the library has written the best weights so far; say so in one line, exit 130."""
+    from maskpot.train.loop import Interrupted
+
+    try:
+        yield
+    except Interrupted as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[red]interrupted:[/red] {exc}", highlight=False)
+        _INTERRUPT_REPORTED.append(True)
+        raise typer.Exit(130) from None
+
+
+class _TrainProgress:
+    """A rich bar over optimiser steps, advanced at each evaluation (the library calls ``__call__`` with the
+    log row)."""
+
+    def __init__(self, stage: str, max_steps: int) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn(stage), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
+                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+        self.task = self.bar.add_task(stage, total=max_steps, info="")
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def __call__(self, row: dict) -> None:
+        info = f"val loss {row['val_loss']:.4g}, lr {row['lr']:.2g}"
+        if row.get("val_force_mae") is not None:
+            info += f", F {row['val_force_mae']:.1f} meV/Å"
+        self.bar.update(self.task, completed=row["step"], info=info)
+
+
 @app.command()
 def pretrain(
     data: list[str] = typer.Argument(..., help="structures (any format maskpot reads); only positions are used"),
     out: str = typer.Option("pretrained.ckpt", "--out", "-o", help="checkpoint to write"),
-    model: str = typer.Option(TRAIN_DEFAULTS["model"], help="painn | egnn | gns"),
-    objective: str = typer.Option("mask", help="mask | denoise | both"),
-    mask_ratio: float = typer.Option(0.5, help="fraction of H-bearing molecules masked per frame"),
-    noise: float = typer.Option(0.05, help="denoising noise sigma, Å"),
-    epochs: int = typer.Option(10),
-    batch_size: int = typer.Option(4),
-    lr: float = typer.Option(1e-3),
-    seed: int = typer.Option(0),
-    val_fraction: float = typer.Option(0.1),
-    max_minutes: float = typer.Option(None, help="stop after the epoch that crosses this budget"),
-    cutoff: float = typer.Option(TRAIN_DEFAULTS["cutoff"], help="Å"),
-    hidden: int = typer.Option(TRAIN_DEFAULTS["hidden"]),
-    layers: int = typer.Option(TRAIN_DEFAULTS["layers"]),
-    dtype: str = typer.Option(TRAIN_DEFAULTS["dtype"], help="float32 | float64"),
+    model: str = typer.Option(M.backbone, help="painn | egnn | gns"),
+    objective: str = typer.Option(T.objective, help="mask | denoise | both"),
+    readout: str = typer.Option(T.readout, help="force: the model's own forces answer the task and finetuning "
+                                                "takes the whole model | head: a vector head answers, finetuning "
+                                                "takes the backbone"),
+    mask_ratio: float = typer.Option(T.mask_ratio, help="fraction of H-bearing molecules masked per frame"),
+    noise: float = typer.Option(T.noise, help="denoising noise sigma, Å"),
+    val: list[str] = typer.Option(None, help="validation structures (default: a --val-fraction split of DATA)"),
+    max_steps: int = typer.Option(P.max_steps, help="optimiser steps at most"),
+    batch_size: int = typer.Option(P.batch_size),
+    lr: float = typer.Option(P.lr),
+    eval_every: int = typer.Option(P.eval_every, help="steps between validations"),
+    patience: int = typer.Option(P.patience, help="stop after this many validations without improvement"),
+    ema_decay: float = typer.Option(P.ema_decay, help="EMA of the weights that is validated and kept (0: off)"),
+    seed: int = typer.Option(P.seed),
+    val_fraction: float = typer.Option(P.val_fraction),
+    max_minutes: float = typer.Option(P.max_minutes, help="stop after the validation that crosses this budget"),
+    resume: bool = typer.Option(False, help="continue an interrupted run from its state file (<out>.state.pt)"),
+    cutoff: float = typer.Option(M.cutoff, help="Å"),
+    hidden: int = typer.Option(M.hidden),
+    layers: int = typer.Option(M.layers),
+    dtype: str = typer.Option(M.dtype, help="float32 | float64"),
 ) -> None:
     """Self-supervised pretraining on geometries (masked hydrogens and/or denoising)."""
     from maskpot.data import read_many
-    from maskpot.pretrain.loop import PretrainConfig, pretrain as run
-    from maskpot.pretrain.objective import PretrainTask
+    from maskpot.pretrain.loop import pretrain as run
 
     frames = read_many(data)
     config = _model_config(frames, model, cutoff, hidden, layers, dtype)
-    result = run(frames, out, config, PretrainTask(objective, mask_ratio, noise),
-                 PretrainConfig(epochs, batch_size, lr, seed, val_fraction, max_minutes))
-    console.print(f"wrote {out} (best epoch {result.best_epoch}, val loss {result.best_val['loss']:.4f}); "
-                  f"log {result.log_path}")
+    cfg = PretrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
+                         patience=patience, ema_decay=ema_decay, seed=seed, val_fraction=val_fraction,
+                         max_minutes=max_minutes)
+    with _interruptible(), _TrainProgress(f"pretrain ({objective})", max_steps) as bar:
+        result = run(frames, out, config, PretrainTask(objective, readout, mask_ratio, noise), cfg,
+                     val_frames=read_many(val) if val else None, resume=resume, on_eval=bar)
+    console.print(f"wrote {out} (best step {result.best_step}, val loss {result.best_val['loss']:.4f}, "
+                  f"stopped: {result.stopped}); log {result.log_path}")
 
 
 @app.command()
 def finetune(
     data: list[str] = typer.Argument(..., help="labelled structures (energies and forces)"),
     out: str = typer.Option("model.ckpt", "--out", "-o", help="checkpoint to write"),
-    init: str = typer.Option(None, help="pretrained checkpoint: load its backbone (model options then come from it)"),
+    init: str = typer.Option(None, help="checkpoint to start from: pretrained (read-out force: the whole model; "
+                                        "head: the backbone) or finetuned (the whole model); the model options "
+                                        "then come from it"),
+    val: list[str] = typer.Option(None, help="validation structures (default: a --val-fraction split of DATA)"),
     test: list[str] = typer.Option(None, help="test data evaluated with the best weights (repeatable)"),
-    train_frames: int = typer.Option(None, help="use only this many training frames"),
-    epochs: int = typer.Option(8),
-    batch_size: int = typer.Option(4),
-    lr: float = typer.Option(2e-3),
-    weight_decay: float = typer.Option(1e-5),
-    energy_weight: float = typer.Option(1.0, help="w_E on per-atom energy L1"),
-    force_weight: float = typer.Option(10.0, help="w_F on force L1"),
-    patience: int = typer.Option(10, help="early stopping: epochs without a better validation loss"),
-    seed: int = typer.Option(0),
-    val_fraction: float = typer.Option(0.1),
-    max_minutes: float = typer.Option(None, help="stop after the epoch that crosses this budget"),
-    model: str = typer.Option(None, help=f"painn | egnn | gns (default {TRAIN_DEFAULTS['model']}; not with --init)"),
-    cutoff: float = typer.Option(None, help=f"Å (default {TRAIN_DEFAULTS['cutoff']}; not with --init)"),
-    hidden: int = typer.Option(None, help=f"default {TRAIN_DEFAULTS['hidden']}; not with --init"),
-    layers: int = typer.Option(None, help=f"default {TRAIN_DEFAULTS['layers']}; not with --init"),
-    dtype: str = typer.Option(None, help=f"float32 | float64 (default {TRAIN_DEFAULTS['dtype']}; not with --init)"),
-    repulsion: bool = typer.Option(True, help="ZBL repulsion below each element pair's closest distance in the "
-                                              "training frames (energy-centric models)"),
+    train_frames: int = typer.Option(F.train_frames, help="use only this many training frames"),
+    max_steps: int = typer.Option(F.max_steps, help="optimiser steps at most"),
+    batch_size: int = typer.Option(F.batch_size),
+    lr: float = typer.Option(F.lr),
+    weight_decay: float = typer.Option(F.weight_decay),
+    energy_weight: float = typer.Option(F.energy_weight, help="w_E on per-atom energy L1"),
+    force_weight: float = typer.Option(F.force_weight, help="w_F on force L1"),
+    eval_every: int = typer.Option(F.eval_every, help="steps between validations"),
+    patience: int = typer.Option(F.patience, help="stop after this many validations without improvement"),
+    ema_decay: float = typer.Option(F.ema_decay, help="EMA of the weights that is validated and kept (0: off)"),
+    seed: int = typer.Option(F.seed),
+    val_fraction: float = typer.Option(F.val_fraction, help="ignored with --val"),
+    max_minutes: float = typer.Option(F.max_minutes, help="stop after the validation that crosses this budget"),
+    resume: bool = typer.Option(False, help="continue an interrupted run from its state file (<out>.state.pt)"),
+    model: str = typer.Option(None, help=f"painn | egnn | gns (default {M.backbone}; not with --init)"),
+    cutoff: float = typer.Option(None, help=f"Å (default {M.cutoff}; not with --init)"),
+    hidden: int = typer.Option(None, help=f"default {M.hidden}; not with --init"),
+    layers: int = typer.Option(None, help=f"default {M.layers}; not with --init"),
+    dtype: str = typer.Option(None, help=f"float32 | float64 (default {M.dtype}; not with --init)"),
+    repulsion: bool = typer.Option(F.repulsion, help="ZBL repulsion below each element pair's closest distance in "
+                                                     "the training frames (energy-centric models)"),
 ) -> None:
-    """Train energies and forces, from scratch or from a pretrained checkpoint (--init)."""
+    """Train energies and forces, from scratch or from a checkpoint (--init)."""
     from maskpot.data import read_many
-    from maskpot.train.finetune import FinetuneConfig, finetune as run
+    from maskpot.train.finetune import finetune as run
 
     frames = read_many(data)
     given = [n for n, v in (("--model", model), ("--cutoff", cutoff), ("--hidden", hidden), ("--layers", layers),
@@ -184,17 +252,21 @@ def finetune(
     if init and given:
         raise ValueError(f"{', '.join(given)} cannot be combined with --init (the model comes from {init})")
     config = None if init else _model_config(frames, model, cutoff, hidden, layers, dtype)
-    cfg = FinetuneConfig(epochs, batch_size, lr, weight_decay, energy_weight, force_weight, patience, seed,
-                         val_fraction, train_frames, max_minutes, repulsion)
-    result = run(frames, out, cfg, model_config=config, init=init, test_frames=read_many(test) if test else None)
+    cfg = FinetuneConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                         eval_every=eval_every, patience=patience, ema_decay=ema_decay, seed=seed,
+                         val_fraction=val_fraction, max_minutes=max_minutes, energy_weight=energy_weight,
+                         force_weight=force_weight, train_frames=train_frames, repulsion=repulsion)
+    with _interruptible(), _TrainProgress("finetune", max_steps) as bar:
+        result = run(frames, out, cfg, model_config=config, init=init, test_frames=read_many(test) if test else None,
+                     val_frames=read_many(val) if val else None, resume=resume, on_eval=bar)
     if result.init_report:
         r = result.init_report
-        console.print(f"loaded {r['loaded']} backbone tensors from {init} (missing {len(r['missing'])}, "
-                      f"unexpected {len(r['unexpected'])})")
+        what = "the whole model (backbone and head)" if r["part"] == "model" else "the backbone"
+        console.print(f"started from {what} of {init}: {r['loaded']} tensors; energy shift and scale fitted here")
     rows = {"validation": result.val_metrics}
     if result.test_metrics:
         rows["test"] = result.test_metrics
-    console.print(_metrics_table(f"{out} (best epoch {result.best_epoch})", rows))
+    console.print(_metrics_table(f"{out} (best step {result.best_step}, stopped: {result.stopped})", rows))
     _print_repulsion(result.config)
     console.print(f"wrote {out}; log {result.log_path}")
 
@@ -371,16 +443,19 @@ def lammps_data(
 
 def main() -> None:
     """Console entry point: run the app, turning bad-input exceptions into one-line errors."""
+    import click
+
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # typer returns 130 for Ctrl-C, and a typer.Exit's code
+        if code == 130 and not _INTERRUPT_REPORTED:
+            Console(stderr=True, soft_wrap=True).print("[red]interrupted:[/red] Ctrl-C", highlight=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click usage errors etc.
-        import click
-
         if isinstance(exc, click.ClickException):
             exc.show()
             sys.exit(exc.exit_code)

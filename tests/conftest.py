@@ -111,12 +111,13 @@ def trained_water_checkpoint(tmp_path_factory):
     the O-H bonds, so MD with it is a real test of energy conservation (a random-weight model is not)."""
     from maskpot.data.tip3p import generate_tip3p
     from maskpot.models import ModelConfig
-    from maskpot.train.finetune import FinetuneConfig, finetune
+    from maskpot.train.config import FinetuneConfig
+    from maskpot.train.finetune import finetune
 
     frames = generate_tip3p(n_molecules=32, box=10.0, temperature=300.0, n_frames=12, interval=20,
                             equilibration_steps=100, seed=3)
     out = tmp_path_factory.mktemp("trained") / "tip3p-painn.ckpt"
     config = ModelConfig(backbone="painn", species=[1, 8], cutoff=4.0, hidden=16, layers=2, num_rbf=8, dtype="float64")
-    finetune(frames, out, FinetuneConfig(epochs=40, batch_size=4, lr=5e-3, patience=40, val_fraction=0.17),
-             model_config=config, show_progress=False)
+    finetune(frames, out, FinetuneConfig(max_steps=120, eval_every=10, patience=12, batch_size=4, lr=5e-3,
+                                         ema_decay=0.0, val_fraction=0.17), model_config=config)
     return out

@@ -42,10 +42,9 @@ class MessagePassing(nn.Module):
         return self.node_features(node, edge, feat, i, n)
 
 
-class ScalarVectorBackbone(MessagePassing):
-    """Node state [s | v] (N, 4F) of scalar features s (N, F) and vector features v (N, 3, F), no edge state:
-    the packing PaiNN and EGNN share, with their common parts: a species embedding of width F, the edge geometry
-    (radial basis and envelope) and a neighbour-sum normalisation 1/avg_neighbors. Subclasses add ``layers``."""
+class Backbone(MessagePassing):
+    """The set-up every backbone shares: a species embedding of width F (``hidden``), the edge geometry (radial
+    basis and envelope) and a neighbour-sum normalisation 1/avg_neighbors."""
 
     def __init__(self, n_species: int, cutoff: float, hidden: int, layers: int, num_rbf: int,
                  avg_neighbors: float) -> None:
@@ -53,10 +52,19 @@ class ScalarVectorBackbone(MessagePassing):
         self.hidden = hidden
         self.num_rbf = num_rbf
         self.n_layers = layers
-        self.state_width = 4 * hidden
         self.norm = 1.0 / avg_neighbors
         self.embedding = SpeciesEmbedding(n_species, hidden)
         self.geometry = EdgeGeometry(cutoff, num_rbf)
+
+
+class ScalarVectorBackbone(Backbone):
+    """Node state [s | v] (N, 4F) of scalar features s (N, F) and vector features v (N, 3, F), no edge state:
+    the packing PaiNN uses. Subclasses add ``layers``."""
+
+    def __init__(self, n_species: int, cutoff: float, hidden: int, layers: int, num_rbf: int,
+                 avg_neighbors: float) -> None:
+        super().__init__(n_species, cutoff, hidden, layers, num_rbf, avg_neighbors)
+        self.state_width = 4 * hidden
 
     def start(self, s: Tensor, feat: Tensor) -> tuple[Tensor, Tensor]:
         """Initial state from scalar features s (N, F): vectors zero, and an empty (E, 0) edge state."""

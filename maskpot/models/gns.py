@@ -11,9 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from maskpot.models.backbone import MessagePassing
-from maskpot.models.embedding import SpeciesEmbedding
-from maskpot.models.radial import EdgeGeometry
+from maskpot.models.backbone import Backbone
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, layer_norm: bool = True) -> nn.Sequential:
@@ -42,21 +40,16 @@ class GNSLayer(nn.Module):
         return h, e
 
 
-class GNS(MessagePassing):
+class GNS(Backbone):
     """GNS as a MessagePassing backbone (see maskpot.models.backbone): node state = h (N, F), edge state = e
     (E, F); edge features = [unit vector | radial basis | envelope] (E, num_rbf + 4). Forces come from a
     VectorHead on v."""
 
-    def __init__(self, n_species: int, cutoff: float = 5.0, hidden: int = 64, layers: int = 3,
-                 num_rbf: int = 16, avg_neighbors: float = 32.0) -> None:
-        super().__init__()
-        self.num_rbf = num_rbf
-        self.n_layers = layers
+    def __init__(self, n_species: int, cutoff: float, hidden: int, layers: int, num_rbf: int,
+                 avg_neighbors: float) -> None:
+        super().__init__(n_species, cutoff, hidden, layers, num_rbf, avg_neighbors)
         self.state_width = hidden
-        self.norm = 1.0 / avg_neighbors
-        self.embedding = SpeciesEmbedding(n_species, hidden)
         self.node_encoder = _mlp(hidden, hidden, hidden)
-        self.geometry = EdgeGeometry(cutoff, num_rbf)
         self.edge_encoder = _mlp(num_rbf, hidden, hidden)
         self.layers = nn.ModuleList([GNSLayer(hidden) for _ in range(layers)])
         self.decoder = _mlp(hidden, hidden, hidden, layer_norm=False)

@@ -69,8 +69,8 @@ class PaiNN(ScalarVectorBackbone):
     """PaiNN as a MessagePassing backbone (see maskpot.models.backbone): node state = [s | v] (N, 4F), no edge
     state; edge features = [rbf * envelope / avg_neighbors | unit vector] (E, num_rbf + 3)."""
 
-    def __init__(self, n_species: int, cutoff: float = 5.0, hidden: int = 64, layers: int = 3,
-                 num_rbf: int = 16, avg_neighbors: float = 32.0) -> None:
+    def __init__(self, n_species: int, cutoff: float, hidden: int, layers: int, num_rbf: int,
+                 avg_neighbors: float) -> None:
         super().__init__(n_species, cutoff, hidden, layers, num_rbf, avg_neighbors)
         self.layers = nn.ModuleList([PaiNNLayer(hidden, num_rbf) for _ in range(layers)])
 

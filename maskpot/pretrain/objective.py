@@ -1,12 +1,20 @@
-"""The pretraining model (backbone + one VectorHead per objective) and its loss on a batch of frames.
+"""What pretraining trains, and its loss on a batch of frames.
 
-Objectives: ``mask`` (recover removed hydrogens, cosine loss), ``denoise`` (regress Gaussian position noise,
-MSE), ``both`` (masking then noise on the reduced frame; the two losses are summed). Only positions are used.
+Objectives: ``mask`` (recover removed hydrogens, cosine loss), ``denoise`` (undo Gaussian position noise, MSE),
+``both`` (masking then noise on the reduced frame; the two losses are summed). Only positions are used.
+
+Read-outs, i.e. which per-atom vector answers the task:
+- ``force`` (the paper's, Zhang et al.'s code): the model is a whole ``Potential`` and the answer is its own
+  force output: -dE/dx of the energy head for energy-centric backbones, the force head for force-centric ones.
+  For ``mask`` the force on each flagged atom should point at the removed hydrogen; for ``denoise`` the force
+  should restore the clean positions, ``F = -noise / sigma`` (dimensionless units). Finetuning then starts from
+  the whole model, head included, so pretraining shapes the function finetuning trains.
+- ``head``: the backbone plus one linear ``VectorHead`` per objective on its vector features; finetuning takes
+  the backbone only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -17,25 +25,17 @@ from maskpot.models.config import ModelConfig
 from maskpot.pretrain.denoise import denoise_loss, noisy_frame
 from maskpot.pretrain.masking import mask_frame, masked_cosine_loss
 from maskpot.train.batch import collate
-
-OBJECTIVES = {"mask": ("mask",), "denoise": ("denoise",), "both": ("mask", "denoise")}
-
-
-def objective_heads(objective: str) -> tuple[str, ...]:
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown pretraining objective {objective!r} (choose mask, denoise or both)")
-    return OBJECTIVES[objective]
+from maskpot.train.config import PretrainTask, objective_heads
 
 
-class PretrainModel(torch.nn.Module):
-    """``backbone`` (exactly a Potential's backbone) + ``heads[name]`` VectorHeads mapping (N, 3, F) -> (N, 3)."""
+class HeadModel(torch.nn.Module):
+    """Read-out ``head``: ``backbone`` (exactly a Potential's) + ``heads[name]`` VectorHeads (N, 3, F) -> (N, 3)."""
 
     def __init__(self, config: ModelConfig, objective: str) -> None:
         super().__init__()
         from maskpot.models import build_potential
         from maskpot.models.heads import VectorHead
 
-        self.config = config
         self.backbone = build_potential(config).backbone
         self.heads = torch.nn.ModuleDict({name: VectorHead(config.hidden) for name in objective_heads(objective)})
 
@@ -44,13 +44,15 @@ class PretrainModel(torch.nn.Module):
         return {name: head(v) for name, head in self.heads.items()}
 
 
-@dataclass
-class PretrainTask:
-    """Options of the self-supervised task: objective, masking ratio and noise sigma (Angstrom)."""
+def pretrain_model(config: ModelConfig, task: PretrainTask) -> torch.nn.Module:
+    """The module pretraining trains: a ``Potential`` (read-out force) or a ``HeadModel`` (read-out head)."""
+    from maskpot.models import build_potential
 
-    objective: str = "mask"
-    mask_ratio: float = 0.5
-    noise: float = 0.05
+    task.check()
+    if task.readout == "head" and config.backbone == "egnn":
+        raise ValueError("read-out head needs per-atom vector features (painn, gns); EGNN has none: pretrain it "
+                         "with --readout force")
+    return build_potential(config) if task.readout == "force" else HeadModel(config, task.objective)
 
 
 class ParentCache:
@@ -69,8 +71,21 @@ class ParentCache:
         return hit[1]
 
 
-def pretrain_loss(model: PretrainModel, frames: Sequence[Frame], task: PretrainTask, rng: np.random.Generator,
-                  parents: ParentCache, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def _answers(model: torch.nn.Module, batch, task: PretrainTask) -> dict[str, torch.Tensor]:
+    """The model's (N, 3) vector for each objective."""
+    if task.readout == "head":
+        return model(batch.species, batch.edge_index, batch.edge_vectors(), batch.mask_flag)
+    from maskpot.models.compute import energy_forces
+
+    with torch.enable_grad():  # forces are a gradient, also when evaluating
+        _, forces, _ = energy_forces(model, batch.positions, batch.species, batch.edge_index, batch.shifts,
+                                     batch.batch, batch.n_graphs, model.training, batch.mask_flag)
+    return {name: forces for name in objective_heads(task.objective)}
+
+
+def pretrain_loss(model: torch.nn.Module, frames: Sequence[Frame], task: PretrainTask, rng: np.random.Generator,
+                  parents: ParentCache, dtype: torch.dtype, cutoff: float,
+                  species: Sequence[int]) -> dict[str, torch.Tensor]:
     """Corrupt ``frames`` (mask and/or noise), run the model, return ``{"loss", "mask"?, "denoise"?}``."""
     heads = objective_heads(task.objective)
     inputs, flags, mask_targets, noise_targets = [], [], [], []
@@ -82,11 +97,10 @@ def pretrain_loss(model: PretrainModel, frames: Sequence[Frame], task: PretrainT
             mask_targets.append(masked.target)
         if "denoise" in heads:
             frame, target = noisy_frame(frame, task.noise, rng)
-            noise_targets.append(target)
+            noise_targets.append(-target if task.readout == "force" else target)
         inputs.append(frame)
-    cfg = model.config
-    batch = collate(inputs, cfg.cutoff, cfg.species, dtype, mask_flags=flags if flags else None)
-    out = model(batch.species, batch.edge_index, batch.edge_vectors(), batch.mask_flag)
+    batch = collate(inputs, cutoff, species, dtype, mask_flags=flags if flags else None)
+    out = _answers(model, batch, task)
     losses: dict[str, torch.Tensor] = {}
     if "mask" in heads:
         target = torch.as_tensor(np.concatenate(mask_targets), dtype=dtype)

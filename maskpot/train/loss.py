@@ -14,8 +14,10 @@ import torch
 
 @dataclass
 class LossWeights:
-    energy: float = 1.0
-    forces: float = 1.0
+    """w_E and w_F (FinetuneConfig holds their defaults)."""
+
+    energy: float
+    forces: float
 
 
 def energy_force_loss(energy: Optional[torch.Tensor], forces: Optional[torch.Tensor], ref_energy, ref_forces,

@@ -20,14 +20,14 @@ def _save(fig, path: str | os.PathLike) -> None:
 
 
 def learning_curve(rows: Sequence[dict], path: str | os.PathLike, keys: Sequence[str], title: str = "") -> None:
-    """Plot the columns ``keys`` of a run log (one dict per epoch) against epoch on a log axis."""
+    """Plot the columns ``keys`` of a run log (one dict per evaluation) against optimiser step on a log axis."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    epochs = [r["epoch"] for r in rows]
+    steps = [r["step"] for r in rows]
     for k in keys:
         ys = [r.get(k) for r in rows]
         if any(y is not None and np.isfinite(y) and y > 0 for y in ys):
-            ax.plot(epochs, [np.nan if y is None else y for y in ys], marker="o", ms=3, label=k)
-    ax.set_xlabel("epoch")
+            ax.plot(steps, [np.nan if y is None else y for y in ys], marker="o", ms=3, label=k)
+    ax.set_xlabel("optimiser step")
     ax.set_yscale("log")
     ax.legend()
     ax.set_title(title)

@@ -72,72 +72,60 @@ def test_speed_quick(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
-def test_accuracy_quick(tmp_path):
+@pytest.mark.timeout(600)
+def test_pretraining_quick(tmp_path):
+    """benchmarks/pretraining.py --quick: every kind of init runs end to end (TIP3P data, masked pretraining with
+    both read-outs, supervised pretraining, plateau finetuning), the report has every cell, and a second run
+    reuses every record (nothing retrained)."""
     out = tmp_path / "results"
-    run_script("accuracy.py", out, timeout=580)
-    for name in ("accuracy.md", "accuracy.json", "accuracy_force_mae.png", "learning_curves.png", "rdf.png"):
+    run_script("pretraining.py", out, 560)
+    for name in ("pretraining.md", "pretraining.json", "pretraining_force_mae.png", "pretraining_curves.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    report = json.loads((out / "accuracy.json").read_text())
-    datasets = ["tip3p"] + (["deepmd"] if DEEPMD.is_file() else [])
-    for ds in datasets:
-        runs = [r for r in report["runs"] if r["dataset"] == ds]
-        assert sorted((r["init"], str(r["size"])) for r in runs) == sorted(
-            (i, s) for i in ("scratch", "mask", "denoise") for s in ("4", "all"))
-        for r in runs:
-            assert not r.get("error"), r
-            for key in ("energy_mae", "energy_rmse", "force_mae", "force_rmse"):
-                assert finite(r[key]) and r[key] > 0, (ds, r["init"], key)
-            assert r["n_train"] == 4 or r["size"] == "all"
-        md = report["md"][ds]
-        assert "error" not in md, md
-        assert md["model"].split(",")[0] in ("painn scratch", "painn mask", "painn denoise"), md["model"]
-        assert finite(md["ns_per_day"]) and md["frames"] >= 2
-        assert 0 <= md["dissociated_at_end"] <= md["molecules"]
-        assert 0.5 < md["oo_min"] < 10.0 and 0 <= md["oo_close_at_end"] <= md["molecules"] ** 2 / 2
-        for pair in ("O-O", "O-H"):
-            ref = md["rdf"][pair]["reference"]
-            assert all(finite(g) for g in ref) and max(ref) > 1.0  # a liquid's first peak
-        guarded = report["md"][f"{ds} + repulsion"]  # the same model with maskpot's short-range repulsion
-        assert "error" not in guarded and guarded["model"] == md["model"] + " + repulsion", guarded
-        assert set(guarded["repulsion"]) == {"1-1", "1-8", "8-8"} and 2.0 < guarded["repulsion"]["8-8"] < 3.0
-        assert md.get("repulsion") is None and finite(guarded["oo_min"])
-    if not DEEPMD.is_file():  # without the shared data the deepmd rows must say why
-        assert all(r.get("error") for r in report["runs"] if r["dataset"] == "deepmd")
-    table = (out / "accuracy.md").read_text()
-    for ds in datasets:
-        assert f"### {ds}, painn" in table
-        assert any(ln.startswith(f"| {ds} |") for ln in table.splitlines())  # MD quality row
-    assert " nan" not in table.lower()
-    # run again with MD off: every finetuning is reused (nothing retrained), the stored MD record is kept and reported
-    md_record = out / "accuracy_runs" / "tip3p" / "md" / "md.json"
-    before = md_record.read_bytes()
-    ckpts = {p: p.stat().st_mtime_ns for p in (out / "accuracy_runs").rglob("*.ckpt")}
-    run_script("accuracy.py", out, 300, "--md-ps", "0")
-    assert md_record.read_bytes() == before
-    assert {p: p.stat().st_mtime_ns for p in (out / "accuracy_runs").rglob("*.ckpt")} == ckpts
-    again = json.loads((out / "accuracy.json").read_text())
-    assert again["md"]["tip3p"]["model"] == report["md"]["tip3p"]["model"]
-    assert all(r.get("reused") for r in again["runs"] if not r.get("error"))
-    # a record made before the overlap check gains it from its trajectory (--report here), with the same values
-    contact_keys = ("oo_min", "oo_close_at_end", "oo_first_close_ps")
-    old = {k: v for k, v in json.loads(before).items() if k not in contact_keys}
-    md_record.write_text(json.dumps(old))
-    run_script("accuracy.py", out, 120, "--report")
-    restored = json.loads(md_record.read_text())
-    assert {k: restored[k] for k in contact_keys} == {k: json.loads(before)[k] for k in contact_keys}
-    # contact_scan.py reads the MD models just made: TIP3P must be a wall; the model's curves are finite
-    run_script("contact_scan.py", out, 200)
+    report = json.loads((out / "pretraining.json").read_text())
+    if not DEEPMD.is_file():  # without the shared data every finetuning says why
+        assert report["summary"]["n_finished"] == 0
+        return
+    cells = {c["init"]: c for c in report["cells"]}
+    assert set(cells) == {"scratch", "mask-dft", "mask-tip3p", "supervised-tip3p", "mask-head-dft"}
+    for init, c in cells.items():
+        assert c["n_runs"] == c["n_planned"] == 2 and c["train_frames"] == 4, c
+        assert finite(c["force_mae_mean"]) and finite(c["force_mae_ci95"]) and 0 <= c["best_at_last_fraction"] <= 1
+        if init != "scratch":
+            assert finite(c["paired_vs_scratch_pct_mean"]) and c["n_pairs"] == 2, c
+    for key in ("backbone", "train_frames", "init", "pretrain_data", "n_runs", "force_mae_mean", "force_mae_ci95",
+                "paired_vs_scratch_pct_mean", "paired_vs_scratch_pct_ci95", "best_at_last_fraction"):
+        assert key in cells["mask-tip3p"], key
+    runs = out / "pretraining_runs" / "painn"
+    assert json.loads((runs / "mask-dft-p0-n4-s0.json").read_text())["init_part"] == "model"
+    assert json.loads((runs / "mask-head-dft-p0-n4-s0.json").read_text())["init_part"] == "backbone"
+    assert json.loads((runs / "supervised-tip3p-p0-n4-s0.json").read_text())["init_part"] == "model"
+    table = (out / "pretraining.md").read_text()
+    assert "--quick" in table and "| painn | 4 | mask-tip3p | 2/2 |" in table and " nan" not in table.lower()
+    stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*.json")}
+    run_script("pretraining.py", out, 120)
+    assert {p: p.stat().st_mtime_ns for p in runs.glob("*.json")} == stamps
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_contact_scan_quick_with_a_trained_model(tmp_path, trained_water_checkpoint):
+    """contact_scan.py pushes water pairs together with the dataset's MD model (here a tiny PaiNN trained on
+    TIP3P frames): TIP3P is a wall at every distance; the model's and the repulsion's curves are finite."""
+    import shutil
+
+    out = tmp_path / "results"
+    md = out / "accuracy_runs" / "tip3p" / "md"
+    md.mkdir(parents=True)
+    shutil.copy(trained_water_checkpoint, md / "model.ckpt")
+    (md / "md.json").write_text(json.dumps({"model": "painn test model"}))
+    run_script("contact_scan.py", out, 250, "--data", "tip3p")
     for name in ("contact_scan.md", "contact_scan.json", "contact_scan.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
-    scans = json.loads((out / "contact_scan.json").read_text())["results"]
-    for ds in datasets:
-        res = scans[ds]
-        assert "error" not in res, res
-        assert len(res["pairs"]) == 1 and res["distances"][0] == 3.2 and 2.0 < res["data_closest_oo"] < 3.0
-        assert res["curves"]["tip3p"]["false_minima"] == [None]
-        assert all(finite(e) for e in res["curves"]["model"]["energy"][0])
-        assert res["model"] == report["md"][ds]["model"]
+    res = json.loads((out / "contact_scan.json").read_text())["results"]["tip3p"]
+    assert "error" not in res, res
+    assert len(res["pairs"]) == 1 and res["distances"][0] == 3.2 and 2.0 < res["data_closest_oo"] < 3.0
+    assert res["curves"]["tip3p"]["false_minima"] == [None]
+    assert all(finite(e) for e in res["curves"]["model"]["energy"][0])
 
 
 @pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "water" / "deepmd_water" / "data_0").is_dir(),

@@ -20,15 +20,16 @@ def test_pretrain_finetune_evaluate(tmp_path, water_set):
     write_extxyz(water_set, data)
     run = CliRunner().invoke
     pre, model, parity = tmp_path / "pre.ckpt", tmp_path / "model.ckpt", tmp_path / "parity.png"
-    r = run(app, ["pretrain", str(data), "--objective", "both", "--epochs", "2", "--batch-size", "2",
-                  "--val-fraction", "0.2", "--out", str(pre), *TINY])
+    r = run(app, ["pretrain", str(data), "--objective", "both", "--max-steps", "8", "--eval-every", "4",
+                  "--batch-size", "2", "--val-fraction", "0.2", "--out", str(pre), *TINY])
     assert r.exit_code == 0, r.output
     assert load_checkpoint(pre).kind == "pretrained"
-    r = run(app, ["finetune", str(data), "--init", str(pre), "--epochs", "2", "--batch-size", "2",
-                  "--val-fraction", "0.2", "--train-frames", "6", "--test", str(data), "--out", str(model)])
+    r = run(app, ["finetune", str(data), "--init", str(pre), "--max-steps", "8", "--eval-every", "4",
+                  "--batch-size", "2", "--val-fraction", "0.2", "--train-frames", "6", "--test", str(data),
+                  "--out", str(model)])
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())  # rich wraps long lines
-    assert "loaded" in text and "(missing 0, unexpected 0)" in text
+    assert "started from the whole model (backbone and head)" in text and "stopped: max_steps" in text
     ckpt = load_checkpoint(model)
     assert ckpt.kind == "finetuned" and ckpt.config.hidden == 16 and ckpt.data["n_train"] == 6
     r = run(app, ["evaluate", str(model), str(data), "--json", "--plot", str(parity)])
@@ -64,3 +65,43 @@ def test_repulsion_command_adds_the_table_and_prints_it(tmp_path, water_set):
     assert r.exit_code == 0, r.output
     table = load_checkpoint(tmp_path / "rep.ckpt").config.repulsion
     assert f"O-O: ZBL below {table['8-8']:.3f} A" in " ".join(r.output.split())
+
+
+def test_cli_defaults_are_the_configs_defaults():
+    """Every training option of the CLI defaults to its dataclass field (one source of defaults)."""
+    import dataclasses
+
+    import typer.main
+
+    from maskpot.models.config import ModelConfig
+    from maskpot.train.config import FinetuneConfig, PretrainConfig, PretrainTask
+
+    command = typer.main.get_command(app)
+    names = {"model": "backbone"}
+    for cmd, configs in (("pretrain", (PretrainConfig, PretrainTask, ModelConfig)), ("finetune", (FinetuneConfig,))):
+        params = {p.name: p.default for p in command.commands[cmd].params}
+        checked = 0
+        for config in configs:
+            fields = {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
+            for name, default in params.items():
+                field = names.get(name, name)
+                if field in fields:
+                    assert default == fields[field], (cmd, name, default, fields[field])
+                    checked += 1
+        assert checked >= 10, (cmd, checked)  # the comparison is not vacuous
+    # finetune's model options default to None: the ModelConfig default applies unless --init gives the model
+    params = {p.name: p.default for p in command.commands["finetune"].params}
+    assert all(params[k] is None for k in ("model", "cutoff", "hidden", "layers", "dtype"))
+
+
+def test_zero_or_negative_budgets_are_one_line(tmp_path, water_set):
+    data = tmp_path / "water.extxyz"
+    write_extxyz(water_set, data)
+    for cmd, option in (("pretrain", "--max-steps"), ("finetune", "--max-steps"), ("finetune", "--eval-every"),
+                        ("pretrain", "--patience")):
+        proc = subprocess.run([sys.executable, "-m", "maskpot", cmd, str(data), option, "0", *TINY[:2],
+                               "--out", str(tmp_path / "x.ckpt")], capture_output=True, text=True)
+        assert proc.returncode == 1, (cmd, option, proc.stderr[-500:])
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "must be at least 1" in lines[0], lines
+        assert not (tmp_path / "x.ckpt").exists()
