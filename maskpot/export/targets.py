@@ -17,11 +17,10 @@ from maskpot.models.neighbors import neighbor_pairs
 class _Target(torch.nn.Module):
     """Metadata attributes readable from TorchScript, C++ (``module.attr``) and Python."""
 
-    def __init__(self, potential: torch.nn.Module, species: List[int], receptive_field: float, dtype: str, target: str):
+    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str):
         super().__init__()
         self.core = ModelCore(potential)
         self.cutoff: float = self.core.cutoff
-        self.receptive_field: float = float(receptive_field)
         self.species: List[int] = list(species)
         self.energy_centric: bool = self.core.energy_centric
         self.dtype: str = dtype
@@ -127,8 +126,8 @@ class _OpenMMBase(_Target):
     (their particle indices; empty means all particles) are set at export with a topology or by
     ``maskpot.openmm.create_force``."""
 
-    def __init__(self, potential: torch.nn.Module, species: List[int], receptive_field: float, dtype: str, target: str):
-        super().__init__(potential, species, receptive_field, dtype, target)
+    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str):
+        super().__init__(potential, species, dtype, target)
         self.register_buffer("atomic_numbers", torch.zeros(0, dtype=torch.long))
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
         self.nm_to_angstrom: float = NM_TO_ANGSTROM  # TorchScript cannot read module-level float constants

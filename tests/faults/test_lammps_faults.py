@@ -30,7 +30,7 @@ class Tampered(torch.nn.Module):
     def __init__(self, inner: torch.nn.Module, fault: str, after: int = 0):
         super().__init__()
         self.inner = inner
-        for name in ("cutoff", "receptive_field", "species", "energy_centric", "dtype", "target", "n_layers"):
+        for name in ("cutoff", "species", "energy_centric", "dtype", "target", "n_layers"):
             setattr(self, name, getattr(inner, name))
         self.state_width: int = 1 if fault == "state_width" else inner.state_width
         self.fault = fault

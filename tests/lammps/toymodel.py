@@ -30,7 +30,6 @@ from torch import Tensor
 
 SPECIES = [8, 1]  # O, H: index 0, 1
 CUTOFF = 4.0  # Angstrom
-LAYERS = 2
 
 
 def parameters() -> dict[str, Tensor]:
@@ -74,7 +73,6 @@ class ToyLammpsModel(torch.nn.Module):
     def __init__(self, target: str = "lammps"):
         super().__init__()
         self.cutoff = CUTOFF
-        self.receptive_field = LAYERS * CUTOFF
         self.species: List[int] = list(SPECIES)
         self.target = target
         self.energy_centric = True
@@ -111,7 +109,7 @@ def save_toy_model(path: str | Path, target: str = "lammps") -> Path:
     """Script and save the toy model with the exporter's metadata file; returns the path."""
     path = Path(path)
     module = torch.jit.script(ToyLammpsModel(target))
-    metadata = {"format": "maskpot-export", "target": target, "cutoff": CUTOFF, "receptive_field": LAYERS * CUTOFF,
+    metadata = {"format": "maskpot-export", "target": target, "cutoff": CUTOFF,
                 "species": SPECIES, "energy_centric": True, "dtype": "float64", "units": {"length": "Angstrom",
                                                                                         "energy": "eV"}}
     torch.jit.save(module, str(path), _extra_files={"metadata.json": json.dumps(metadata)})
