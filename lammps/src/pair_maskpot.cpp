@@ -212,6 +212,8 @@ void PairMaskpot::coeff(int narg, char **arg)
     m = load_model(arg[2]);
   } catch (const std::exception &e) {
     problem = one_line(e);
+  } catch (...) {
+    problem = std::string("maskpot model file ") + arg[2] + ": cannot be loaded";
   }
   if (!problem.empty()) error->all(FLERR, "{}", problem);
 
@@ -394,7 +396,8 @@ void PairMaskpot::compute_fold()
     virial_t = out[3].contiguous();
     for (auto [t, what, per_atom] : {std::make_tuple(node_energy, "energy", 1), std::make_tuple(forces, "force", 3)})
       if (const int64_t k = first_nonfinite(t); k >= 0)
-        throw std::runtime_error(std::string("non-finite ") + what + " of atom ID " + std::to_string(tag[k / per_atom]));
+        throw std::runtime_error(std::string("non-finite ") + what + " of atom ID " +
+                                 std::to_string(tag[k / per_atom]));
     if (first_nonfinite(virial_t) >= 0 || !std::isfinite(energy.item<double>()))
       throw std::runtime_error("non-finite energy or virial");
   });

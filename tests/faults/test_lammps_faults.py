@@ -228,7 +228,8 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
     "per-atom virial": ({"body": "compute s all stress/atom NULL\ncompute p all reduce sum c_s[1]\n"
                                  "thermo_style custom step c_p\nrun 0"},
                         r"pair_style maskpot does not compute per-atom virials"),
-    "ghosts halo": ({"style": "ghosts halo"}, r"pair_style maskpot ghosts must be auto, fold or exchange, not 'halo'"),
+    "ghosts halo": ({"style": "ghosts halo"},
+                    r"pair_style maskpot ghosts must be auto, fold or exchange, not 'halo'"),
     "check_masses maybe": ({"style": "check_masses maybe"},
                            r"pair_style maskpot check_masses must be yes or no, not 'maybe'"),
     "unknown keyword": ({"style": "cutoff 5"},

@@ -1,6 +1,7 @@
 """pair_style maskpot through `lmp` and `mpirun -np N lmp` with real exports (tiny random-weight PaiNN): domain
-decomposition of a triclinic box, newton off, sparse atom IDs, restarts, per-atom energies, NPT, a 30,720-atom box on two ranks,
-and the BLAS that LAMMPS would shadow. (NVE energy conservation: test_lammps_md.py, with a trained model.)"""
+decomposition of a triclinic box, newton off, sparse atom IDs, restarts, per-atom energies, NPT, a 30,720-atom
+box on two ranks, and the BLAS that LAMMPS would shadow. (NVE energy conservation: test_lammps_md.py, with a
+trained model.)"""
 
 from __future__ import annotations
 
