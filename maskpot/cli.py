@@ -431,10 +431,10 @@ def lammps_data(
     index: int = typer.Option(0, "--index", "-i", help="Which frame of the file to write."),
 ) -> None:
     """Write one frame as a LAMMPS data file (atom_style atomic, Angstrom) with the type map in its header."""
+    from maskpot.data import read
     from maskpot.lammps import write_data
-    from maskpot.lammps.datafile import read_frames
 
-    frames = read_frames(structure)
+    frames = read(structure)
     if not -len(frames) <= index < len(frames):
         raise ValueError(f"{structure}: frame {index} requested but it holds {len(frames)} frames")
     path = write_data(frames[index], out, species)

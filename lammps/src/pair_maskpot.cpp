@@ -1,10 +1,10 @@
-/* pair_style maskpot: see pair_maskpot.h for the scheme. The only translation unit that includes libtorch. */
+/* pair_style maskpot: see pair_maskpot.h for the scheme. Loading and checking the model, the edges, and the
+   one-rank path (ghosts folded onto their owners). */
 
 #include "pair_maskpot.h"
 
 #include "atom.h"
 #include "comm.h"
-#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -18,7 +18,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <utility>
@@ -30,28 +29,45 @@ namespace {
 // eV -> kcal/mol for `units real`: must equal maskpot.data.units.EV_TO_KCAL_PER_MOL (ASE's CODATA 2014 value,
 // 1 / (ase.units.kcal / ase.units.mol)); tests/lammps compares `units real` against it at 1e-10.
 constexpr double EV_TO_KCAL_PER_MOL = 23.060548012069496;
+constexpr double MASS_TOLERANCE = 0.05;    // check_masses: relative difference from the element's mass
 
-// Element symbols by atomic number; pair_coeff names elements, the model takes atomic numbers.
-const char *const ELEMENTS[] = {
-    "X",  "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",
-    "S",  "Cl", "Ar", "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga",
-    "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag",
-    "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu",
-    "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au",
-    "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu", "Am",
-    "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg",
-    "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+// Element symbols and standard atomic masses (g/mol, ase.data.atomic_masses to 4 digits) by atomic number;
+// pair_coeff names elements, the model takes atomic numbers.
+struct Element {
+  const char *symbol;
+  double mass;
+};
+const Element ELEMENTS[] = {
+    {"X", 1}, {"H", 1.008}, {"He", 4.003}, {"Li", 6.94}, {"Be", 9.012}, {"B", 10.81}, {"C", 12.01}, {"N", 14.01},
+    {"O", 16}, {"F", 19}, {"Ne", 20.18}, {"Na", 22.99}, {"Mg", 24.3}, {"Al", 26.98}, {"Si", 28.09}, {"P", 30.97},
+    {"S", 32.06}, {"Cl", 35.45}, {"Ar", 39.95}, {"K", 39.1}, {"Ca", 40.08}, {"Sc", 44.96}, {"Ti", 47.87},
+    {"V", 50.94}, {"Cr", 52}, {"Mn", 54.94}, {"Fe", 55.84}, {"Co", 58.93}, {"Ni", 58.69}, {"Cu", 63.55},
+    {"Zn", 65.38}, {"Ga", 69.72}, {"Ge", 72.63}, {"As", 74.92}, {"Se", 78.97}, {"Br", 79.9}, {"Kr", 83.8},
+    {"Rb", 85.47}, {"Sr", 87.62}, {"Y", 88.91}, {"Zr", 91.22}, {"Nb", 92.91}, {"Mo", 95.95}, {"Tc", 97.91},
+    {"Ru", 101.1}, {"Rh", 102.9}, {"Pd", 106.4}, {"Ag", 107.9}, {"Cd", 112.4}, {"In", 114.8}, {"Sn", 118.7},
+    {"Sb", 121.8}, {"Te", 127.6}, {"I", 126.9}, {"Xe", 131.3}, {"Cs", 132.9}, {"Ba", 137.3}, {"La", 138.9},
+    {"Ce", 140.1}, {"Pr", 140.9}, {"Nd", 144.2}, {"Pm", 144.9}, {"Sm", 150.4}, {"Eu", 152}, {"Gd", 157.2},
+    {"Tb", 158.9}, {"Dy", 162.5}, {"Ho", 164.9}, {"Er", 167.3}, {"Tm", 168.9}, {"Yb", 173.1}, {"Lu", 175},
+    {"Hf", 178.5}, {"Ta", 180.9}, {"W", 183.8}, {"Re", 186.2}, {"Os", 190.2}, {"Ir", 192.2}, {"Pt", 195.1},
+    {"Au", 197}, {"Hg", 200.6}, {"Tl", 204.4}, {"Pb", 207.2}, {"Bi", 209}, {"Po", 209}, {"At", 210}, {"Rn", 222},
+    {"Fr", 223}, {"Ra", 226}, {"Ac", 227}, {"Th", 232}, {"Pa", 231}, {"U", 238}, {"Np", 237}, {"Pu", 244.1},
+    {"Am", 243.1}, {"Cm", 247.1}, {"Bk", 247.1}, {"Cf", 251.1}, {"Es", 252.1}, {"Fm", 257.1}, {"Md", 258.1},
+    {"No", 259.1}, {"Lr", 262.1}, {"Rf", 267.1}, {"Db", 268.1}, {"Sg", 271.1}, {"Bh", 270.1}, {"Hs", 269.1},
+    {"Mt", 278.2}, {"Ds", 281.2}, {"Rg", 281.2}, {"Cn", 285.2}, {"Nh", 286.2}, {"Fl", 289.2}, {"Mc", 289.2},
+    {"Lv", 293.2}, {"Ts", 293.2}, {"Og", 294.2}};
 constexpr int N_ELEMENTS = sizeof(ELEMENTS) / sizeof(ELEMENTS[0]);
+
+bool is_element(int64_t z) { return z > 0 && z < N_ELEMENTS; }
 
 int atomic_number(const std::string &symbol)
 {
   for (int z = 1; z < N_ELEMENTS; ++z)
-    if (symbol == ELEMENTS[z]) return z;
+    if (symbol == ELEMENTS[z].symbol) return z;
   return 0;
 }
 
 // liblammps.so exports a reference (unoptimised) dgemm_. When lmp loads it before libtorch, every call that
-// libtorch makes to dgemm_ binds to it, and float64 models run 2-4x slower (measured: benchmarks/speed.py).
+// libtorch makes to dgemm_ binds to it, and float64 models run several times slower (benchmarks/results).
 // Returns {library whose dgemm_ is in use, libtorch_cpu's path} when that is not torch's own, else {"", ""}.
 std::pair<std::string, std::string> shadowing_blas()
 {
@@ -66,8 +82,61 @@ std::pair<std::string, std::string> shadowing_blas()
   return {used_info.dli_fname, own_info.dli_fname};
 }
 
-}    // namespace
+// The model file and its metadata attributes; throws std::runtime_error with the message of the ERROR line.
+std::unique_ptr<MaskpotModel> load_model(const std::string &path)
+{
+  auto fail = [&](const std::string &what) { throw std::runtime_error("maskpot model file " + path + ": " + what); };
+  auto m = std::make_unique<MaskpotModel>();
+  m->path = path;
+  if (!std::ifstream(path).good()) fail("does not exist or cannot be read");
+  try {
+    m->module = torch::jit::load(path, torch::kCPU);
+  } catch (const std::exception &e) {
+    fail("cannot be loaded: " + one_line(e));
+  }
+  m->module.eval();
+  auto &mod = m->module;
+  auto attr = [&](const char *name, bool (c10::IValue::*is)() const, const char *kind) {
+    if (!mod.hasattr(name)) fail(std::string("no '") + name + "' attribute: not a maskpot TorchScript export");
+    c10::IValue value = mod.attr(name);
+    if (!(value.*is)()) fail(std::string("attribute '") + name + "' is not " + kind);
+    return value;
+  };
+  const std::string target = attr("target", &c10::IValue::isString, "a string").toStringRef();
+  if (target != "lammps") fail("model exported for " + target + ": re-export with --target lammps");
+  m->cutoff = attr("cutoff", &c10::IValue::isDouble, "a float").toDouble();
+  m->species = attr("species", &c10::IValue::isIntList, "a list of ints").toIntVector();
+  m->energy_centric = attr("energy_centric", &c10::IValue::isBool, "a bool").toBool();
+  m->dtype = attr("dtype", &c10::IValue::isString, "a string").toStringRef();
+  if (!(m->cutoff > 0.0 && std::isfinite(m->cutoff))) fail("invalid cutoff " + std::to_string(m->cutoff));
+  for (auto z : m->species)
+    if (!is_element(z)) fail("its species hold " + std::to_string(z) + ", not an atomic number");
+  if (m->dtype != "float32" && m->dtype != "float64") fail("dtype " + m->dtype + " is not float32 or float64");
+  m->state_dtype = m->dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+  // forward(self, positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): files exported
+  // before edge_shift existed take one argument less and would fail on the first step with a cryptic message
+  const auto forward = mod.find_method("forward");
+  const auto nargs = forward ? forward->function().getSchema().arguments().size() : 0;
+  if (nargs != 7)
+    fail("its forward takes " + std::to_string(nargs > 0 ? nargs - 1 : 0) + " arguments, this pair style passes 6 " +
+         "(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): re-export the model with " +
+         "this maskpot version");
+  // exports since the layer-wise interface also run one layer at a time (ghosts exchange)
+  m->layerwise = mod.hasattr("state_width") && mod.hasattr("n_layers");
+  for (const char *method : {"edge_features", "initial_state", "layer_step", "readout"})
+    m->layerwise = m->layerwise && mod.find_method(method).has_value();
+  m->repulsion = m->layerwise && mod.find_method("repulsion_energy").has_value();
+  if (m->layerwise) {
+    m->layers = static_cast<int>(attr("n_layers", &c10::IValue::isInt, "an int").toInt());
+    m->state_width = static_cast<int>(attr("state_width", &c10::IValue::isInt, "an int").toInt());
+    if (m->layers < 1 || m->state_width < 1)
+      fail("n_layers " + std::to_string(m->layers) + " and state_width " + std::to_string(m->state_width) +
+           " must be >= 1");
+  }
+  return m;
+}
 
+}    // namespace
 
 /* ---------------------------------------------------------------------- */
 
@@ -77,8 +146,7 @@ PairMaskpot::PairMaskpot(LAMMPS *lmp) : Pair(lmp)
   restartinfo = 0;
   one_coeff = 1;
   manybody_flag = 1;
-  ghostneigh = 1;                  // the graph needs the neighbours of ghost atoms too
-  no_virial_fdotr_compute = 1;     // the module returns the virial itself
+  no_virial_fdotr_compute = 1;    // the module returns the virial itself
   centroidstressflag = CENTROID_NOTAVAIL;
 }
 
@@ -87,7 +155,6 @@ PairMaskpot::~PairMaskpot()
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
-    memory->destroy(cutghost);
   }
 }
 
@@ -97,32 +164,32 @@ void PairMaskpot::allocate()
   const int n = atom->ntypes + 1;
   memory->create(setflag, n, n, "pair:setflag");
   memory->create(cutsq, n, n, "pair:cutsq");
-  memory->create(cutghost, n, n, "pair:cutghost");
   for (int i = 0; i < n; ++i)
     for (int j = 0; j < n; ++j) setflag[i][j] = 0;
 }
 
-/* ---------------------------------------------------------------------- */
+/* ----------------------------------------------------------------------
+   pair_style maskpot [ghosts auto|fold|exchange] [check_masses yes|no]; the model file goes in pair_coeff
+------------------------------------------------------------------------- */
 
 void PairMaskpot::settings(int narg, char **arg)
 {
-  // pair_style maskpot [ghosts auto|fold|halo|exchange]; the model file goes in pair_coeff
   ghost_mode = GhostMode::AUTO;
-  if (narg == 0) return;
-  if (narg != 2 || strcmp(arg[0], "ghosts") != 0)
-    error->all(FLERR, "pair_style maskpot takes no arguments or 'ghosts auto|fold|halo|exchange' (got '{}'): the "
-               "model file goes in pair_coeff", arg[0]);
-  const std::string mode = arg[1];
-  if (mode == "auto")
-    ghost_mode = GhostMode::AUTO;
-  else if (mode == "fold")
-    ghost_mode = GhostMode::FOLD;
-  else if (mode == "halo")
-    ghost_mode = GhostMode::HALO;
-  else if (mode == "exchange")
-    ghost_mode = GhostMode::EXCHANGE;
-  else
-    error->all(FLERR, "pair_style maskpot ghosts must be auto, fold, halo or exchange, not '{}'", mode);
+  check_masses = true;
+  for (int k = 0; k < narg; k += 2) {
+    const std::string key = arg[k], value = k + 1 < narg ? arg[k + 1] : "";
+    if (key == "ghosts" && (value == "auto" || value == "fold" || value == "exchange"))
+      ghost_mode = value == "auto" ? GhostMode::AUTO : value == "fold" ? GhostMode::FOLD : GhostMode::EXCHANGE;
+    else if (key == "ghosts")
+      error->all(FLERR, "pair_style maskpot ghosts must be auto, fold or exchange, not '{}'", value);
+    else if (key == "check_masses" && (value == "yes" || value == "no"))
+      check_masses = value == "yes";
+    else if (key == "check_masses")
+      error->all(FLERR, "pair_style maskpot check_masses must be yes or no, not '{}'", value);
+    else
+      error->all(FLERR, "pair_style maskpot takes 'ghosts auto|fold|exchange' and 'check_masses yes|no' (got '{}'): "
+                 "the model file goes in pair_coeff", key);
+  }
 }
 
 /* ----------------------------------------------------------------------
@@ -139,62 +206,19 @@ void PairMaskpot::coeff(int narg, char **arg)
     error->all(FLERR, "pair_coeff for maskpot must start with '* *'");
   if (!allocated) allocate();
 
-  auto m = std::make_unique<MaskpotModel>();
-  m->path = arg[2];
-  if (!std::ifstream(m->path).good())
-    error->all(FLERR, "maskpot model file {} does not exist or cannot be read", m->path);
+  std::unique_ptr<MaskpotModel> m;
+  std::string problem;
   try {
-    m->module = torch::jit::load(m->path, torch::kCPU);
-  } catch (const c10::Error &e) {
-    error->all(FLERR, "cannot load maskpot model file {}: {}", m->path, first_line(e.what_without_backtrace()));
+    m = load_model(arg[2]);
+  } catch (const std::exception &e) {
+    problem = one_line(e);
+  } catch (...) {
+    problem = std::string("maskpot model file ") + arg[2] + ": cannot be loaded";
   }
-  m->module.eval();
-
-  for (const char *name : {"target", "cutoff", "receptive_field", "species", "energy_centric", "dtype"})
-    if (!m->module.hasattr(name))
-      error->all(FLERR, "maskpot model file {} has no '{}' attribute: not a maskpot TorchScript export", m->path,
-                 name);
-  try {
-    const std::string target = m->module.attr("target").toStringRef();
-    if (target != "lammps")
-      error->all(FLERR, "maskpot model file {}: model exported for {}: re-export with --target lammps", m->path,
-                 target);
-    m->cutoff = m->module.attr("cutoff").toDouble();
-    m->receptive_field = m->module.attr("receptive_field").toDouble();
-    m->species = m->module.attr("species").toIntVector();
-    m->energy_centric = m->module.attr("energy_centric").toBool();
-    m->dtype = m->module.attr("dtype").toStringRef();
-  } catch (const c10::Error &e) {
-    error->all(FLERR, "maskpot model file {} has malformed metadata attributes: {}", m->path,
-               first_line(e.what_without_backtrace()));
-  }
-  // forward(self, positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): files exported
-  // before edge_shift existed take one argument less and would fail on the first step with a cryptic message
-  const auto nargs = m->module.get_method("forward").function().getSchema().arguments().size();
-  if (nargs != 7)
-    error->all(FLERR, "maskpot model file {}: its forward takes {} arguments, this pair style passes 6 "
-               "(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): re-export the model "
-               "with this maskpot version", m->path, nargs - 1);
-  if (!(m->cutoff > 0.0) || m->receptive_field < m->cutoff)
-    error->all(FLERR, "maskpot model file {}: invalid cutoff {} / receptive_field {}", m->path, m->cutoff,
-               m->receptive_field);
-  m->layers = static_cast<int>(std::lround(m->receptive_field / m->cutoff));
-  // exports since the layer-wise interface also run one layer at a time (ghosts exchange)
-  m->layerwise = m->module.hasattr("state_width") && m->module.hasattr("n_layers");
-  for (const char *method : {"edge_features", "initial_state", "layer_step", "readout"})
-    m->layerwise = m->layerwise && m->module.find_method(method).has_value();
-  m->repulsion = m->layerwise && m->module.find_method("repulsion_energy").has_value();
-  if (m->layerwise) {
-    m->state_width = static_cast<int>(m->module.attr("state_width").toInt());
-    if (m->module.attr("n_layers").toInt() != m->layers || m->state_width < 1)
-      error->all(FLERR, "maskpot model file {}: n_layers {} / state_width {} do not match its receptive field "
-                 "{} A / cutoff {} A", m->path, m->module.attr("n_layers").toInt(), m->state_width,
-                 m->receptive_field, m->cutoff);
-  }
+  if (!problem.empty()) error->all(FLERR, "{}", problem);
 
   std::string known;
-  for (auto z : m->species) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z < N_ELEMENTS ? z : 0];
-
+  for (auto z : m->species) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z].symbol;
   type_to_z.assign(ntypes + 1, 0);
   for (int itype = 1; itype <= ntypes; ++itype) {
     const std::string symbol = arg[2 + itype];
@@ -212,13 +236,13 @@ void PairMaskpot::coeff(int narg, char **arg)
     for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
 
   if (comm->me == 0)
-    utils::logmesg(lmp, "maskpot: model {} (species {}, cutoff {} A, receptive field {} A, dtype {}, {})\n",
-                   m->path, known, m->cutoff, m->receptive_field, m->dtype,
+    utils::logmesg(lmp, "maskpot: model {} (species {}, cutoff {} A, dtype {}, {}, {})\n", m->path, known, m->cutoff,
+                   m->dtype, m->layerwise ? std::to_string(m->layers) + " layers" : "no layer-wise interface",
                    m->energy_centric ? "forces = -dE/dx" : "direct forces: energy is NOT conserved");
   const auto shadow = shadowing_blas();
   if (!shadow.first.empty() && comm->me == 0)
     error->warning(FLERR, "maskpot: dgemm_ of {} shadows libtorch's, so the model's float64 matrix products run "
-                   "on an unoptimised BLAS (2-4x slower); start lmp with LD_PRELOAD={} (maskpot md does)",
+                   "on an unoptimised BLAS (several times slower); start lmp with LD_PRELOAD={} (maskpot md does)",
                    shadow.first, shadow.second);
   model = std::move(m);
 }
@@ -240,65 +264,38 @@ void PairMaskpot::init_style()
   else
     error->all(FLERR, "pair_style maskpot supports units metal and real, not units {}", units);
 
+  // masses are per type (atom->mass) unless the atom style has per-atom masses, which are not checked
+  for (int itype = 1; check_masses && atom->mass && itype <= atom->ntypes; ++itype) {
+    const Element &el = ELEMENTS[type_to_z[itype]];
+    if (atom->mass_setflag[itype] && std::fabs(atom->mass[itype] - el.mass) > MASS_TOLERANCE * el.mass)
+      error->all(FLERR, "pair_coeff for maskpot: atom type {} has mass {:.6g} but is mapped to {} (mass {:.6g}): "
+                 "fix the order of the elements in pair_coeff, or use pair_style maskpot check_masses no", itype,
+                 atom->mass[itype], el.symbol, el.mass);
+  }
+
   if (ghost_mode == GhostMode::FOLD && comm->nprocs > 1)
     error->all(FLERR, "pair_style maskpot ghosts fold needs one MPI rank (running on {})", comm->nprocs);
-  if (ghost_mode == GhostMode::EXCHANGE && !model->layerwise)
-    error->all(FLERR, "pair_style maskpot ghosts exchange: model {} has no layer-wise interface; re-export it "
-               "with this maskpot version (or use ghosts halo)", model->path);
-  folded = ghost_mode == GhostMode::FOLD || (ghost_mode == GhostMode::AUTO && comm->nprocs == 1);
-  exchange = ghost_mode == GhostMode::EXCHANGE ||
-             (ghost_mode == GhostMode::AUTO && comm->nprocs > 1 && model->layerwise);
+  exchange = ghost_mode == GhostMode::EXCHANGE || (ghost_mode == GhostMode::AUTO && comm->nprocs > 1);
+  if (exchange && !model->layerwise)
+    error->all(FLERR, "pair_style maskpot: model {} has no layer-wise interface, which {}: re-export it with "
+               "`maskpot export CHECKPOINT --target lammps` (one MPI rank still runs it)", model->path,
+               comm->nprocs > 1 ? "several MPI ranks need" : "ghosts exchange needs");
+  // exchange: forces land on ghost atoms and reach their owners by LAMMPS' reverse communication of pair
+  // forces, which needs newton on; fold puts every force on a local atom
+  if (exchange && force->newton_pair == 0)
+    error->all(FLERR, "pair_style maskpot requires newton pair on with several MPI ranks (ghosts exchange); only "
+               "one rank (ghosts fold) runs with newton off");
   comm_forward = comm_reverse = exchange ? model->state_width : 0;
-
-  if (exchange) {
-    // One layer at a time: local atoms receive messages from neighbours within the cutoff, ghost atoms get
-    // their node states from their owners between layers (forward communication) and return their gradients
-    // in the backward pass (reverse communication). So the default ghost cutoff (cutoff + skin) is enough.
-    // Forces on ghosts reach their owners by LAMMPS' reverse communication, done for pair forces with newton on.
-    if (force->newton_pair == 0)
-      error->all(FLERR, "pair_style maskpot ghosts exchange requires newton pair on (forces land on ghost atoms)");
-    ghostneigh = 0;
-    neighbor->add_request(this, NeighConst::REQ_FULL);
-    if (comm->me == 0)
-      utils::logmesg(lmp, "maskpot: {} rank(s), node states of ghost atoms exchanged between the {} layers "
-                     "({} values per atom)\n", comm->nprocs, model->layers, model->state_width);
-    return;
-  }
-
-  if (folded) {
-    // One rank: every ghost is an image of a local atom. The graph holds the local atoms only; an edge to a
-    // ghost goes to its owner with the image's shift. A full list of local atoms within cutoff + skin finds
-    // every such pair, so the default ghost cutoff (cutoff + skin) is enough.
-    ghostneigh = 0;
-    neighbor->add_request(this, NeighConst::REQ_FULL);
-    if (comm->me == 0)
-      utils::logmesg(lmp, "maskpot: one rank, ghost atoms folded onto their owners (graph of local atoms only)\n");
-    return;
-  }
-
-  // Several ranks: a full list over local AND ghost atoms, the graph spans the whole halo. Forces on ghosts
-  // reach their owners through reverse communication, which LAMMPS does for pair forces only with newton on.
-  if (force->newton_pair == 0)
-    error->all(FLERR, "pair_style maskpot requires newton pair on with the ghost halo (several MPI ranks); "
-               "only one rank (ghosts folded) runs with newton off");
-  ghostneigh = 1;
-  neighbor->add_request(this, NeighConst::REQ_FULL | NeighConst::REQ_GHOST);
-
-  // The energy of a local atom depends on every atom within the receptive field (layers x cutoff), so the
-  // ghost halo must reach that far, plus the skin because ghosts are refreshed only on re-neighbouring.
-  // The neighbour lists themselves stay at cutoff + skin (init_one / cutghost).
-  const double halo = model->receptive_field + neighbor->skin;
-  if (comm->cutghostuser < halo) {
-    comm->cutghostuser = halo;
-    if (comm->me == 0)
-      utils::logmesg(lmp, "maskpot: communication cutoff set to {:.6g} A (receptive field {:.6g} + skin {:.6g})\n",
-                     halo, model->receptive_field, neighbor->skin);
-  }
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+  if (comm->me == 0 && exchange)
+    utils::logmesg(lmp, "maskpot: {} rank(s), node states of ghost atoms exchanged between the {} layers "
+                   "({} values per atom)\n", comm->nprocs, model->layers, model->state_width);
+  else if (comm->me == 0)
+    utils::logmesg(lmp, "maskpot: one rank, ghost atoms folded onto their owners (graph of local atoms only)\n");
 }
 
-double PairMaskpot::init_one(int i, int j)
+double PairMaskpot::init_one(int, int)
 {
-  cutghost[i][j] = cutghost[j][i] = model->cutoff;
   return model->cutoff;
 }
 
@@ -309,153 +306,108 @@ void PairMaskpot::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
   if (vflag_atom || cvflag_atom)
     error->all(FLERR, "pair_style maskpot does not compute per-atom virials (compute stress/atom)");
-  if (exchange) {
+  build_edges();
+  if (exchange)
     compute_exchange();
-    return;
-  }
+  else
+    compute_fold();
+}
 
-  const int nlocal = atom->nlocal;
-  const int nall = nlocal + atom->nghost;
-  if (nlocal == 0) return;    // a rank whose domain holds no atoms contributes nothing
-
+// Edges i <- j (edge_index (i, j): i receives j's message) of every local atom i and each neighbour j (local or
+// ghost) closer than the model's cutoff, from the full neighbour list (cutoff + skin); vector x_j - x_i.
+void PairMaskpot::build_edges()
+{
   double **x = atom->x;
-  double **f = atom->f;
-  const int *type = atom->type;
-
-  // Graph nodes: one per atom ID. Local atoms are nodes 0..nlocal-1; a ghost that is an image of a local atom
-  // (periodic wrap) IS that node; an other-rank atom (halo mode) is one node however many images of it the halo
-  // holds. An edge i <- j (edge_index (i, j): i receives j's message; both directions are listed) carries the
-  // shift (x_j - x_i) - (x_node(j) - x_node(i)), a lattice vector, so edge vectors stay geometric (self edges to
-  // an image included).
-  // The graph grows breadth-first from the local atoms: a local atom's energy after L message-passing layers
-  // depends on the features of nodes up to L-1 hops away, which need their incoming edges, and on the species
-  // of nodes L hops away, which need none. So only nodes within L-1 hops get edges and nodes beyond L hops are
-  // left out: exact, and on several ranks most of the receptive-field halo (its outer shells and the periodic
-  // images of the rank's own atoms) never reaches the network.
-  const tagint *tag = atom->tag;
   const double cutsq_model = model->cutoff * model->cutoff;
-  const int layers = model->layers;
-  // node of each atom ID: a table of our own rather than atom->map, which atom_style atomic does not create
-  // unless asked (atom_modify map), and which points at one image only
-  tagint maxtag = 0;
-  for (int i = 0; i < nall; ++i) maxtag = std::max(maxtag, tag[i]);
-  node_of_tag.assign(static_cast<size_t>(maxtag) + 1, -1);
-  first_image.assign(static_cast<size_t>(maxtag) + 1, -1);
-  next_image.assign(nall, -1);
-  node_atom.resize(nlocal);
-  node_hops.assign(nlocal, 0);
-  for (int i = 0; i < nlocal; ++i) {
-    node_of_tag[tag[i]] = i;
-    node_atom[i] = i;
-  }
-  for (int g = nlocal; g < nall; ++g) {    // other-rank atoms: their ghost images, chained per ID
-    if (node_of_tag[tag[g]] >= 0) continue;
-    if (folded) error->one(FLERR, "maskpot: ghost atom {} has no local owner on this rank", tag[g]);
-    next_image[g] = first_image[tag[g]];
-    first_image[tag[g]] = g;
-  }
-
-  // The halo holds several images of an other-rank atom and each may list the same neighbours: such edges are
-  // kept once, keyed by (node i, node j, lattice shift in box vectors). A local atom lists each edge once.
-  const double *h_inv = domain->h_inv;
-  edge_seen.clear();
-  std::vector<int64_t> src, dst;
-  std::vector<double> shift;
-  src.reserve(static_cast<size_t>(nlocal) * 48);
-  dst.reserve(static_cast<size_t>(nlocal) * 48);
-  shift.reserve(static_cast<size_t>(nlocal) * 144);
-  auto add_edges = [&](const int ni, const int i) {    // edges into node ni from the neighbour list of atom i
+  edge_src.clear();
+  edge_dst.clear();
+  edge_vec.clear();
+  for (int ii = 0; ii < list->inum; ++ii) {
+    const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
-    const int jnum = list->numneigh[i];
-    for (int jj = 0; jj < jnum; ++jj) {
+    for (int jj = 0; jj < list->numneigh[i]; ++jj) {
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz >= cutsq_model) continue;
-      int nj = node_of_tag[tag[j]];
-      if (nj < 0) {    // first reached: one hop further than ni
-        nj = static_cast<int>(node_atom.size());
-        node_of_tag[tag[j]] = nj;
-        node_atom.push_back(j);
-        node_hops.push_back(node_hops[ni] + 1);
-      }
-      const int ai = node_atom[ni], aj = node_atom[nj];
-      const double sx = dx - (x[aj][0] - x[ai][0]), sy = dy - (x[aj][1] - x[ai][1]), sz = dz - (x[aj][2] - x[ai][2]);
-      if (ni >= nlocal) {
-        // lattice coordinates of the shift (h_inv is LAMMPS' upper-triangular inverse box, Voigt order)
-        const long na = std::lround(h_inv[0] * sx + h_inv[5] * sy + h_inv[4] * sz);
-        const long nb = std::lround(h_inv[1] * sy + h_inv[3] * sz);
-        const long nc = std::lround(h_inv[2] * sz);
-        if (std::max({std::labs(na), std::labs(nb), std::labs(nc)}) > 7)
-          error->one(FLERR, "maskpot: an edge spans more than 7 box lengths (box far smaller than the cutoff)");
-        const uint64_t cell = static_cast<uint64_t>(na + 8) << 8 | static_cast<uint64_t>(nb + 8) << 4 |
-                              static_cast<uint64_t>(nc + 8);
-        const uint64_t key = static_cast<uint64_t>(ni) << 38 | static_cast<uint64_t>(nj) << 12 | cell;
-        if (!edge_seen.insert(key).second) continue;
-      }
-      src.push_back(ni);
-      dst.push_back(nj);
-      shift.push_back(sx);
-      shift.push_back(sy);
-      shift.push_back(sz);
+      edge_src.push_back(i);
+      edge_dst.push_back(j);
+      edge_vec.insert(edge_vec.end(), {dx, dy, dz});
     }
-  };
-  // breadth first: node_atom grows while it is walked; nodes are numbered in order of their hop count
-  for (size_t k = 0; k < node_atom.size() && node_hops[k] < layers; ++k) {
-    const int nk = static_cast<int>(k);
-    if (nk < nlocal)
-      add_edges(nk, nk);
-    else
-      for (int g = first_image[tag[node_atom[k]]]; g >= 0; g = next_image[g]) add_edges(nk, g);
   }
-  const int nnodes = static_cast<int>(node_atom.size());
-  if (static_cast<int64_t>(nnodes) >= (int64_t(1) << 26))
-    error->one(FLERR, "maskpot: {} graph nodes on one rank: more than this pair style indexes (2^26)", nnodes);
-  const int64_t nedges = static_cast<int64_t>(src.size());
+}
 
-  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-  torch::Tensor positions = torch::empty({nnodes, 3}, f64);
-  torch::Tensor numbers = torch::empty({nnodes}, i64);
-  auto *pptr = positions.data_ptr<double>();
-  auto *zptr = numbers.data_ptr<int64_t>();
-  for (int k = 0; k < nnodes; ++k) {
-    const int a = node_atom[k];
-    pptr[3 * k] = x[a][0];
-    pptr[3 * k + 1] = x[a][1];
-    pptr[3 * k + 2] = x[a][2];
-    zptr[k] = type_to_z[type[a]];
+// Any rank's failure this step becomes one ERROR line (from the lowest failing rank); collective.
+void PairMaskpot::raise_failure()
+{
+  int mine = failure.empty() ? comm->nprocs : comm->me, first = comm->nprocs;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, world);
+  if (first == comm->nprocs) return;
+  std::string message;
+  if (comm->me == first)
+    message = fmt::format("maskpot model {} failed at step {}{} ({} local atoms, {} ghosts): {}", model->path,
+                          update->ntimestep, comm->nprocs > 1 ? fmt::format(" on MPI rank {}", first) : "",
+                          atom->nlocal, atom->nghost, failure);
+  int length = static_cast<int>(message.size());
+  MPI_Bcast(&length, 1, MPI_INT, first, world);
+  message.resize(length);
+  MPI_Bcast(&message[0], length, MPI_CHAR, first, world);
+  failure.clear();
+  error->all(FLERR, "{}", message);
+}
+
+// One rank: the graph of the local atoms, every ghost folded onto its owner (one forward call).
+void PairMaskpot::compute_fold()
+{
+  const int nlocal = atom->nlocal;
+  if (nlocal == 0) return;
+  double **x = atom->x;
+  const tagint *tag = atom->tag;
+  // on one rank every ghost is a periodic image of the local atom with its ID: an edge to it goes to that atom,
+  // with the image's shift x_ghost - x_owner, so edge vectors stay x_j - x_i
+  local_of_tag.clear();
+  for (int i = 0; i < nlocal; ++i) local_of_tag.emplace(tag[i], i);
+  const auto nedges = static_cast<int64_t>(edge_src.size());
+  std::vector<double> shift(3 * nedges, 0.0);
+  for (int64_t e = 0; e < nedges; ++e) {
+    const int j = static_cast<int>(edge_dst[e]);
+    if (j < nlocal) continue;
+    const auto owner = local_of_tag.find(tag[j]);
+    if (owner == local_of_tag.end()) error->one(FLERR, "maskpot: ghost atom {} has no local owner", tag[j]);
+    for (int d = 0; d < 3; ++d) shift[3 * e + d] = x[j][d] - x[owner->second][d];
+    edge_dst[e] = owner->second;
   }
-  torch::Tensor edge_index = torch::empty({2, nedges}, i64);
-  std::copy(src.begin(), src.end(), edge_index.data_ptr<int64_t>());
-  std::copy(dst.begin(), dst.end(), edge_index.data_ptr<int64_t>() + nedges);
-  torch::Tensor edge_shift = torch::from_blob(shift.data(), {nedges, 3}, f64).clone();
 
   torch::Tensor energy, node_energy, forces, virial_t;
-  try {
-    std::vector<torch::jit::IValue> inputs{positions, numbers, edge_index, edge_shift, static_cast<int64_t>(nlocal),
-                                           static_cast<bool>(vflag_global)};
-    auto out = model->module.forward(inputs).toTuple();
-    energy = out->elements().at(0).toTensor().to(torch::kFloat64);
-    node_energy = out->elements().at(1).toTensor().to(torch::kFloat64).contiguous();
-    forces = out->elements().at(2).toTensor().to(torch::kFloat64).contiguous();
-    virial_t = out->elements().at(3).toTensor().to(torch::kFloat64).contiguous();
-  } catch (const c10::Error &e) {
-    error->one(FLERR, "maskpot model {} failed on {} atoms ({} local): {}", model->path, nnodes, nlocal,
-               first_line(e.what_without_backtrace()));
-  }
-  if (forces.dim() != 2 || forces.size(0) != nnodes || forces.size(1) != 3 || node_energy.numel() != nlocal ||
-      virial_t.numel() != 6)
-    error->one(FLERR, "maskpot model {} returned wrong shapes (forces {}, node_energy {}, virial {})", model->path,
-               forces.numel(), node_energy.numel(), virial_t.numel());
+  guarded(failure, [&] {
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    std::vector<torch::jit::IValue> inputs{torch::from_blob(&x[0][0], {nlocal, 3}, f64).clone(),
+                                           atomic_numbers_of(atom->type, nlocal, type_to_z),
+                                           edge_index_of(edge_src, edge_dst),
+                                           torch::from_blob(shift.data(), {nedges, 3}, f64),
+                                           static_cast<int64_t>(nlocal), static_cast<bool>(vflag_global)};
+    auto out = tensors_of(model->module.forward(inputs), 4, "forward");
+    expect(out[0], "forward's energy", {}, torch::kFloat64);
+    expect(out[1], "forward's node_energy", {nlocal}, torch::kFloat64);
+    expect(out[2], "forward's forces", {nlocal, 3}, torch::kFloat64);
+    expect(out[3], "forward's virial", {6}, torch::kFloat64);
+    energy = out[0];
+    node_energy = out[1].contiguous();
+    forces = out[2].contiguous();
+    virial_t = out[3].contiguous();
+    for (auto [t, what, per_atom] : {std::make_tuple(node_energy, "energy", 1), std::make_tuple(forces, "force", 3)})
+      if (const int64_t k = first_nonfinite(t); k >= 0)
+        throw std::runtime_error(std::string("non-finite ") + what + " of atom ID " +
+                                 std::to_string(tag[k / per_atom]));
+    if (first_nonfinite(virial_t) >= 0 || !std::isfinite(energy.item<double>()))
+      throw std::runtime_error("non-finite energy or virial");
+  });
+  raise_failure();
 
   const double s = energy_scale;
+  double **f = atom->f;
   const double *fptr = forces.data_ptr<double>();
-  for (int k = 0; k < nnodes; ++k) {
-    const int a = node_atom[k];    // a ghost node's force reaches its owner by reverse communication
-    f[a][0] += s * fptr[3 * k];
-    f[a][1] += s * fptr[3 * k + 1];
-    f[a][2] += s * fptr[3 * k + 2];
-  }
+  for (int i = 0; i < nlocal; ++i)
+    for (int d = 0; d < 3; ++d) f[i][d] += s * fptr[3 * i + d];
   if (eflag_global) eng_vdwl += s * energy.item<double>();
   if (eflag_atom) {
     const double *eptr = node_energy.data_ptr<double>();

@@ -12,7 +12,8 @@
    respect to the local states after layer k-1. The edge-feature gradients of all layers go back to the edge
    vectors once; an edge i <- j then puts +g on atom i and -g on atom j (local or ghost; LAMMPS' reverse
    communication of forces brings ghost forces home). Each layer's autograd graph is freed after its backward.
-   Hand-written rather than one autograd call because the graph crosses MPI ranks between layers. */
+   Hand-written rather than one autograd call because the graph crosses MPI ranks between layers. A rank whose
+   model failed keeps taking part in every exchange and reports the failure at the end of the step. */
 
 #include "pair_maskpot.h"
 
@@ -20,8 +21,6 @@
 
 #include "atom.h"
 #include "comm.h"
-#include "error.h"
-#include "neigh_list.h"
 
 #include <torch/csrc/autograd/autograd.h>
 
@@ -34,11 +33,13 @@ namespace {
 
 using torch::Tensor;
 
-// (rows, width) tensor -> the first rows x width values of `buffer` (float64), or back
+// (rows, width) states -> the first rows x width values of `buffer` (float64), or back
 void to_rows(const Tensor &t, std::vector<double> &buffer)
 {
   const Tensor d = t.detach().to(torch::kFloat64).contiguous();
-  std::memcpy(buffer.data(), d.data_ptr<double>(), sizeof(double) * d.numel());
+  if (static_cast<size_t>(d.numel()) > buffer.size())
+    throw std::runtime_error("node states larger than the exchange buffer");
+  if (d.numel() > 0) std::memcpy(buffer.data(), d.data_ptr<double>(), sizeof(double) * d.numel());
 }
 
 Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, torch::Dtype dtype)
@@ -56,157 +57,157 @@ Tensor or_zeros(const Tensor &grad, const Tensor &like)
 
 void PairMaskpot::compute_exchange()
 {
+  using torch::autograd::grad;
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int width = model->state_width;
   const int layers = model->layers;
   const bool energy_centric = model->energy_centric;
-  const torch::Dtype dtype = model->dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
-  double **x = atom->x;
-  double **f = atom->f;
-  const int *type = atom->type;
-
-  // edges i <- j: every local atom i and its neighbours j (local or ghost) closer than the cutoff
-  const double cutsq_model = model->cutoff * model->cutoff;
-  std::vector<int64_t> src, dst;
-  std::vector<double> vec;
-  src.reserve(static_cast<size_t>(nlocal) * 48);
-  dst.reserve(static_cast<size_t>(nlocal) * 48);
-  vec.reserve(static_cast<size_t>(nlocal) * 144);
-  for (int ii = 0; ii < list->inum; ++ii) {
-    const int i = list->ilist[ii];
-    const int *jlist = list->firstneigh[i];
-    for (int jj = 0; jj < list->numneigh[i]; ++jj) {
-      const int j = jlist[jj] & NEIGHMASK;
-      const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-      if (dx * dx + dy * dy + dz * dz >= cutsq_model) continue;
-      src.push_back(i);
-      dst.push_back(j);
-      vec.insert(vec.end(), {dx, dy, dz});
-    }
-  }
-  const int64_t nedges = static_cast<int64_t>(src.size());
-  const auto i64 = torch::TensorOptions().dtype(torch::kInt64);
-  Tensor edge_index = torch::empty({2, nedges}, i64);
-  std::copy(src.begin(), src.end(), edge_index.data_ptr<int64_t>());
-  std::copy(dst.begin(), dst.end(), edge_index.data_ptr<int64_t>() + nedges);
-  Tensor edge_vec = torch::from_blob(vec.data(), {nedges, 3}, torch::TensorOptions().dtype(torch::kFloat64)).clone();
-  Tensor numbers = torch::empty({nall}, i64);
-  int64_t *z = numbers.data_ptr<int64_t>();
-  for (int a = 0; a < nall; ++a) z[a] = type_to_z[type[a]];
+  const torch::Dtype dtype = model->state_dtype;
+  const auto f64 = torch::kFloat64;
+  const auto nedges = static_cast<int64_t>(edge_src.size());
+  const tagint *tag = atom->tag;
+  auto &module = model->module;
   comm_rows.assign(static_cast<size_t>(nall) * width, 0.0);
 
   // A rank without atoms still takes part in every exchange (its neighbours wait for it) with zero rows.
-  Tensor node_energy, node_vector, repulsion;
+  Tensor edge_index, vec, numbers, feat, feat_leaf, node, edge, node_last, edge_last, node_energy, node_vector;
+  Tensor repulsion, atom_energy, grad_vec;
   std::vector<Tensor> node_in(layers), node_out(layers), edge_out(layers), edge_in(layers);
-  Tensor feat, feat_leaf, node_last, edge_last;
-  try {
-    auto &module = model->module;
-    edge_vec.requires_grad_(energy_centric);
-    feat = module.run_method("edge_features", edge_vec).toTensor();
+  guarded(failure, [&] {
+    edge_index = edge_index_of(edge_src, edge_dst);
+    vec = torch::from_blob(edge_vec.data(), {nedges, 3}, f64).clone().requires_grad_(energy_centric);
+    numbers = atomic_numbers_of(atom->type, nall, type_to_z);
+    feat = tensor_of(module.run_method("edge_features", vec), "edge_features");
+    expect(feat, "edge_features", {nedges, -1}, dtype);
     feat_leaf = feat.detach().requires_grad_(energy_centric);
-    auto start = module.run_method("initial_state", numbers, feat_leaf).toTuple();
-    Tensor node = start->elements().at(0).toTensor();
-    Tensor edge = start->elements().at(1).toTensor();
-    for (int k = 0; k < layers; ++k) {
+    auto start = tensors_of(module.run_method("initial_state", numbers, feat_leaf), 2, "initial_state");
+    expect(start[0], "initial_state's node states", {nall, width}, dtype);
+    node = start[0];
+    edge = start[1];
+  });
+  for (int k = 0; k < layers; ++k) {
+    guarded(failure, [&] {
       // layer 0's states hold species only; later ones are leaves whose gradients we exchange
       node_in[k] = k == 0 ? node.detach() : node.detach().requires_grad_(energy_centric);
       // edge states stay on the rank; layer 0's stays attached to the edge features it came from
       edge_in[k] = k == 0 ? edge : edge.detach().requires_grad_(energy_centric && edge.numel() > 0);
-      auto out = module.run_method("layer_step", static_cast<int64_t>(k), node_in[k], edge_in[k], feat_leaf,
-                                   edge_index, static_cast<int64_t>(nlocal)).toTuple();
-      node_out[k] = out->elements().at(0).toTensor();
-      edge_out[k] = out->elements().at(1).toTensor();
-      edge = edge_out[k];
-      if (k + 1 < layers) {
-        if (nlocal > 0) to_rows(node_out[k], comm_rows);
-        comm->forward_comm(this);
-        node = from_rows(comm_rows, nall, width, dtype);
-      }
-    }
+      auto out = tensors_of(module.run_method("layer_step", static_cast<int64_t>(k), node_in[k], edge_in[k],
+                                              feat_leaf, edge_index, static_cast<int64_t>(nlocal)), 2, "layer_step");
+      expect(out[0], "layer_step's node states", {nlocal, width}, dtype);
+      node_out[k] = out[0];
+      edge = edge_out[k] = out[1];
+      if (k + 1 < layers) to_rows(node_out[k], comm_rows);
+    });
+    if (k + 1 == layers) break;
+    if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);    // send nothing misleading
+    comm->forward_comm(this);
+    guarded(failure, [&] { node = from_rows(comm_rows, nall, width, dtype); });
+  }
+  guarded(failure, [&] {
     node_last = node_out[layers - 1].detach().requires_grad_(energy_centric);
     edge_last = edge_out[layers - 1].detach().requires_grad_(energy_centric && edge_out[layers - 1].numel() > 0);
-    auto out = module.run_method("readout", node_last, edge_last, feat_leaf, edge_index,
-                                 numbers.narrow(0, 0, nlocal)).toTuple();
-    node_energy = out->elements().at(0).toTensor().contiguous();
-    node_vector = out->elements().at(1).toTensor().contiguous();
-    if (model->repulsion && energy_centric)
-      repulsion = module.run_method("repulsion_energy", edge_vec, edge_index, numbers, static_cast<int64_t>(nlocal))
-                      .toTensor();
-  } catch (const c10::Error &e) {
-    error->one(FLERR, "maskpot model {} failed on {} atoms ({} local): {}", model->path, nall, nlocal,
-               first_line(e.what_without_backtrace()));
+    auto out = tensors_of(module.run_method("readout", node_last, edge_last, feat_leaf, edge_index,
+                                            numbers.narrow(0, 0, nlocal)), 2, "readout");
+    expect(out[0], "readout's node_energy", {nlocal}, f64);
+    expect(out[1], "readout's node_vector", {nlocal, 3}, f64);
+    node_energy = out[0];
+    node_vector = out[1].contiguous();
+    // the energies include the repulsion; the backward below starts from the network's energy alone and adds
+    // the repulsion's gradient at the end (its graph goes straight to the edge vectors)
+    atom_energy = node_energy.detach();
+    if (model->repulsion && energy_centric) {
+      repulsion = tensor_of(module.run_method("repulsion_energy", vec, edge_index, numbers,
+                                              static_cast<int64_t>(nlocal)), "repulsion_energy");
+      expect(repulsion, "repulsion_energy", {nlocal}, f64);
+      atom_energy = atom_energy + repulsion.detach();
+    }
+    atom_energy = atom_energy.contiguous();
+    if (const int64_t i = first_nonfinite(atom_energy); i >= 0)
+      throw std::runtime_error("non-finite energy of atom ID " + std::to_string(tag[i]));
+    if (const int64_t k = energy_centric ? -1 : first_nonfinite(node_vector); k >= 0)
+      throw std::runtime_error("non-finite force of atom ID " + std::to_string(tag[k / 3]));
+  });
+
+  if (energy_centric) {
+    bool has_edge_state = false;
+    Tensor g_node, g_feat, g_edge;
+    guarded(failure, [&] {
+      has_edge_state = edge_last.requires_grad();
+      std::vector<Tensor> wrt = {node_last, feat_leaf};
+      if (has_edge_state) wrt.push_back(edge_last);
+      auto g = nlocal > 0 ? grad({node_energy.sum()}, wrt, {}, false, false, true) : std::vector<Tensor>(wrt.size());
+      g_node = or_zeros(g[0], node_last);
+      g_feat = or_zeros(g[1], feat_leaf);
+      if (has_edge_state) g_edge = or_zeros(g[2], edge_last);
+    });
+    for (int k = layers - 1; k >= 0; --k) {
+      guarded(failure, [&] {
+        std::vector<Tensor> outputs = {node_out[k]}, seeds = {g_node};
+        if (has_edge_state) {
+          outputs.push_back(edge_out[k]);
+          seeds.push_back(g_edge);
+        }
+        std::vector<Tensor> inputs = {feat_leaf};
+        if (k > 0) {
+          inputs.push_back(node_in[k]);
+          if (has_edge_state) inputs.push_back(edge_in[k]);
+        }
+        auto gk = nlocal > 0 ? grad(outputs, inputs, seeds, false, false, true) : std::vector<Tensor>(inputs.size());
+        g_feat = g_feat + or_zeros(gk[0], feat_leaf);
+        if (k == 0) return;
+        // gradient w.r.t. the states of all atoms before layer k: ghost rows go home, summed into their owners
+        if (nlocal > 0)
+          to_rows(or_zeros(gk[1], node_in[k]), comm_rows);
+        else    // a rank without atoms sends zeros (its ghost rows still hold the last forward exchange)
+          std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
+        if (has_edge_state) g_edge = or_zeros(gk[2], edge_in[k]);
+      });
+      if (k == 0) break;
+      if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
+      comm->reverse_comm(this);
+      guarded(failure, [&] { g_node = from_rows(comm_rows, nlocal, width, dtype); });
+    }
+    guarded(failure, [&] {
+      std::vector<Tensor> outputs = {feat}, seeds = {g_feat};
+      if (repulsion.defined() && repulsion.requires_grad()) {
+        outputs.push_back(repulsion);
+        seeds.push_back(torch::ones_like(repulsion));
+      }
+      if (nlocal == 0 || nedges == 0) return;
+      grad_vec = grad(outputs, {vec}, seeds, false, false, true)[0];
+      expect(grad_vec, "gradient of the edge vectors", {nedges, 3}, f64);
+      grad_vec = grad_vec.contiguous();
+      if (const int64_t k = first_nonfinite(grad_vec); k >= 0)
+        throw std::runtime_error("non-finite force between atom IDs " + std::to_string(tag[edge_src[k / 3]]) +
+                                 " and " + std::to_string(tag[edge_dst[k / 3]]));
+    });
   }
+  raise_failure();
 
   const double s = energy_scale;
-  // the energies include the repulsion; the backward below starts from the network's energy alone and adds the
-  // repulsion's gradient at the end (its graph goes straight to the edge vectors)
-  const Tensor tally = repulsion.defined() ? (node_energy + repulsion.detach()).contiguous() : node_energy;
-  if (eflag_global && nlocal > 0) eng_vdwl += s * tally.sum().item<double>();
-  if (eflag_atom)
-    for (int i = 0; i < nlocal; ++i) eatom[i] += s * tally.data_ptr<double>()[i];
-
+  double **f = atom->f;
+  if (nlocal > 0) {
+    const double *e = atom_energy.data_ptr<double>();
+    for (int i = 0; i < nlocal; ++i) {
+      if (eflag_global) eng_vdwl += s * e[i];
+      if (eflag_atom) eatom[i] += s * e[i];
+    }
+  }
   if (!energy_centric) {    // direct forces on the local atoms, no virial
     const double *fv = node_vector.data_ptr<double>();
     for (int i = 0; i < nlocal; ++i)
       for (int d = 0; d < 3; ++d) f[i][d] += s * fv[3 * i + d];
     return;
   }
-
-  Tensor grad_vec;
-  try {
-    using torch::autograd::grad;
-    const bool has_edge_state = edge_last.requires_grad();
-    Tensor energy = node_energy.sum();
-    std::vector<Tensor> wrt = {node_last, feat_leaf};
-    if (has_edge_state) wrt.push_back(edge_last);
-    auto g = nlocal > 0 ? grad({energy}, wrt, {}, false, false, true) : std::vector<Tensor>(wrt.size());
-    Tensor g_node = or_zeros(g[0], node_last);
-    Tensor g_feat = or_zeros(g[1], feat_leaf);
-    Tensor g_edge = has_edge_state ? or_zeros(g[2], edge_last) : Tensor();
-    for (int k = layers - 1; k >= 0; --k) {
-      std::vector<Tensor> outputs = {node_out[k]}, seeds = {g_node};
-      if (has_edge_state) {
-        outputs.push_back(edge_out[k]);
-        seeds.push_back(g_edge);
-      }
-      std::vector<Tensor> inputs = {feat_leaf};
-      if (k > 0) {
-        inputs.push_back(node_in[k]);
-        if (has_edge_state) inputs.push_back(edge_in[k]);
-      }
-      auto gk = nlocal > 0 ? grad(outputs, inputs, seeds, false, false, true) : std::vector<Tensor>(inputs.size());
-      g_feat = g_feat + or_zeros(gk[0], feat_leaf);
-      if (k == 0) break;
-      // gradient w.r.t. the states of all atoms before layer k: ghost rows go home, summed into their owners
-      const Tensor g_all = or_zeros(gk[1], node_in[k]);
-      if (nlocal > 0)
-        to_rows(g_all, comm_rows);
-      else    // a rank without atoms sends zeros (its ghost rows still hold the last forward exchange)
-        std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
-      comm->reverse_comm(this);
-      g_node = from_rows(comm_rows, nlocal, width, dtype);
-      if (has_edge_state) g_edge = or_zeros(gk[2], edge_in[k]);
-    }
-    std::vector<Tensor> outputs = {feat}, seeds = {g_feat};
-    if (repulsion.defined() && repulsion.requires_grad()) {
-      outputs.push_back(repulsion);
-      seeds.push_back(torch::ones_like(repulsion));
-    }
-    if (nlocal > 0 && nedges > 0) grad_vec = grad(outputs, {edge_vec}, seeds, false, false, true)[0];
-  } catch (const c10::Error &e) {
-    error->one(FLERR, "maskpot model {}: backward pass failed on {} atoms ({} local): {}", model->path, nall, nlocal,
-               first_line(e.what_without_backtrace()));
-  }
   if (!grad_vec.defined()) return;
-  grad_vec = grad_vec.to(torch::kFloat64).contiguous();
 
   // dE/dr_e for r_e = x_j - x_i: F_i += g_e, F_j -= g_e; virial sum r F = -sum_e r_e (x) g_e
   const double *ge = grad_vec.data_ptr<double>();
   double w[6] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
   for (int64_t e = 0; e < nedges; ++e) {
-    const int i = static_cast<int>(src[e]), j = static_cast<int>(dst[e]);
-    const double *g = ge + 3 * e, *r = vec.data() + 3 * e;
+    const int i = static_cast<int>(edge_src[e]), j = static_cast<int>(edge_dst[e]);
+    const double *g = ge + 3 * e, *r = edge_vec.data() + 3 * e;
     for (int d = 0; d < 3; ++d) {
       f[i][d] += s * g[d];
       f[j][d] -= s * g[d];

@@ -17,11 +17,10 @@ from maskpot.models.neighbors import neighbor_pairs
 class _Target(torch.nn.Module):
     """Metadata attributes readable from TorchScript, C++ (``module.attr``) and Python."""
 
-    def __init__(self, potential: torch.nn.Module, species: List[int], receptive_field: float, dtype: str, target: str):
+    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str):
         super().__init__()
         self.core = ModelCore(potential)
         self.cutoff: float = self.core.cutoff
-        self.receptive_field: float = float(receptive_field)
         self.species: List[int] = list(species)
         self.energy_centric: bool = self.core.energy_centric
         self.dtype: str = dtype
@@ -54,15 +53,10 @@ class LammpsModel(_Target):
 
     ``forward(positions (M,3) float64 Å, atomic_numbers (M,) int64, edge_index (2,E) int64, edge_shift (E,3)
     float64 Å, n_local: int, compute_virial: bool) -> (energy () eV, node_energy (n_local,) eV, forces (M,3)
-    eV/Å, virial (6,) eV)``. Nodes are the local atoms first, then any ghosts; ``edge_index`` holds every pair
-    closer than ``cutoff`` in both directions, with edge vector r_e = pos[j] - pos[i] + edge_shift.
-
-    - One MPI rank (ghosts folded): M = n_local, a ghost neighbour j is replaced by its owner and edge_shift is
-      x_ghost - x_owner; forces are on the local atoms only.
-    - ``ghosts halo`` (several ranks, older exports): nodes include the ghosts within ``receptive_field`` and
-      edge_shift is zero; forces also land on ghosts (LAMMPS reverse-communicates them, newton_pair on).
-    - ``ghosts exchange`` (several ranks, the default) does not call ``forward`` but the layer-wise methods below
-      and ``repulsion_energy``.
+    eV/Å, virial (6,) eV)``; ``edge_index`` holds every pair closer than ``cutoff`` in both directions, with edge
+    vector r_e = pos[j] - pos[i] + edge_shift. The pair style calls it on one MPI rank (``ghosts fold``) with
+    M = n_local: a ghost neighbour j is replaced by its owner and edge_shift is x_ghost - x_owner.
+    On several ranks (``ghosts exchange``) it calls the layer-wise methods below and ``repulsion_energy`` instead.
 
     energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
     convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
@@ -132,8 +126,8 @@ class _OpenMMBase(_Target):
     (their particle indices; empty means all particles) are set at export with a topology or by
     ``maskpot.openmm.create_force``."""
 
-    def __init__(self, potential: torch.nn.Module, species: List[int], receptive_field: float, dtype: str, target: str):
-        super().__init__(potential, species, receptive_field, dtype, target)
+    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str):
+        super().__init__(potential, species, dtype, target)
         self.register_buffer("atomic_numbers", torch.zeros(0, dtype=torch.long))
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
         self.nm_to_angstrom: float = NM_TO_ANGSTROM  # TorchScript cannot read module-level float constants

@@ -25,12 +25,11 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
     potential = potential.to(torch.float64 if dtype == "float64" else torch.float32).eval()
     for p in potential.parameters():
         p.requires_grad_(False)
-    receptive = float(config["layers"]) * float(config["cutoff"])
     energy_centric = config["backbone"] != "gns"
     cls = {"ase": AseModel, "lammps": LammpsModel}.get(target)
     if cls is None:
         cls = OpenMMEnergyModel if energy_centric else OpenMMForceModel
-    return torch.jit.script(cls(potential, list(config["species"]), receptive, dtype, target))
+    return torch.jit.script(cls(potential, list(config["species"]), dtype, target))
 
 
 def topology_atomic_numbers(topology_file: str | Path) -> list[int]:

@@ -70,16 +70,3 @@ def write_data(structure: Frame | Atoms | Sequence[Frame | Atoms], path: str | P
 
     atomic_write(path, write)
     return path
-
-
-def read_frames(path: str | Path) -> list[Frame]:
-    """Frames of a structure file or folder: ``maskpot.data.read`` (the data layer), else any format ASE reads."""
-    try:
-        from maskpot.data import read
-    except ImportError:  # the data layer's reader is not part of this checkout: fall back to ASE's formats
-        read = None
-    if read is not None:
-        return read(path)
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    return [Frame.from_atoms(atoms, source=f"{path}#{k}") for k, atoms in enumerate(ase.io.read(path, index=":"))]

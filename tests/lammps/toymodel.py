@@ -1,8 +1,8 @@
-"""A smooth two-layer toy potential in the exact TorchScript form of maskpot's LAMMPS export, plus its reference.
+"""A smooth two-layer toy potential with only the one-call ``forward`` of maskpot's LAMMPS export (no layer-wise
+interface, as files exported before it), plus its reference. The plugin runs such a file on one MPI rank (ghosts
+folded) and refuses it on several; tests/lammps/test_lammps_module.py and tests/faults use it for that.
 
-Until the real exporter is used here, the LAMMPS plugin is tested against this model. It is EAM-like with one
-extra layer, so the energy of an atom depends on its neighbours' neighbours (receptive field = 2 x cutoff) and a
-LAMMPS rank really needs its ghost atoms out to the receptive field:
+It is EAM-like with one extra layer, so the energy of an atom depends on its neighbours' neighbours:
 
     rho_i = sum_j w[s_j] exp(-r_ij) fc(r_ij)                                      (layer 1: density)
     E_i   = shift[s_i] + 1/2 sum_j morse_ij(r_ij) fc(r_ij) - k[s_i] sqrt(1 + rho_i)
@@ -11,9 +11,8 @@ LAMMPS rank really needs its ghost atoms out to the receptive field:
 fc is a cosine cutoff, so energy and forces are smooth. Units: Angstrom, eV, eV/Angstrom.
 
 The same ``atom_energies`` is evaluated two ways: by the TorchScript module on the graph LAMMPS builds (local
-atoms with folded ghost edges on one rank, local + ghost atoms on several), and by ``reference`` on the periodic
-structure with ASE's neighbour list over all images. Both take forces and virial from gradients with respect to
-edge vectors; the module's graph and edge shifts come from the plugin, the reference's from ASE.
+atoms with folded ghost edges), and by ``reference`` on the periodic structure with ASE's neighbour list over all
+images. Both take forces and virial from gradients with respect to edge vectors.
 """
 
 from __future__ import annotations
@@ -31,7 +30,6 @@ from torch import Tensor
 
 SPECIES = [8, 1]  # O, H: index 0, 1
 CUTOFF = 4.0  # Angstrom
-LAYERS = 2
 
 
 def parameters() -> dict[str, Tensor]:
@@ -72,10 +70,9 @@ def atom_energies(species: Tensor, edge_index: Tensor, vec: Tensor, n_atoms: int
 class ToyLammpsModel(torch.nn.Module):
     """The LAMMPS-target forward of maskpot's exporter, around ``atom_energies``."""
 
-    def __init__(self, target: str = "lammps", receptive_field: float = LAYERS * CUTOFF):
+    def __init__(self, target: str = "lammps"):
         super().__init__()
         self.cutoff = CUTOFF
-        self.receptive_field = receptive_field
         self.species: List[int] = list(SPECIES)
         self.target = target
         self.energy_centric = True
@@ -108,12 +105,11 @@ class ToyLammpsModel(torch.nn.Module):
         return energy.detach(), node_energy.detach(), forces.detach(), virial.detach()
 
 
-def save_toy_model(path: str | Path, target: str = "lammps", receptive_field: float = LAYERS * CUTOFF) -> Path:
-    """Script and save the toy model with the exporter's metadata file; returns the path. ``receptive_field``
-    other than 2 x cutoff declares a wrong one (a negative control for the ghost halo)."""
+def save_toy_model(path: str | Path, target: str = "lammps") -> Path:
+    """Script and save the toy model with the exporter's metadata file; returns the path."""
     path = Path(path)
-    module = torch.jit.script(ToyLammpsModel(target, receptive_field))
-    metadata = {"format": "maskpot-export", "target": target, "cutoff": CUTOFF, "receptive_field": receptive_field,
+    module = torch.jit.script(ToyLammpsModel(target))
+    metadata = {"format": "maskpot-export", "target": target, "cutoff": CUTOFF,
                 "species": SPECIES, "energy_centric": True, "dtype": "float64", "units": {"length": "Angstrom",
                                                                                         "energy": "eV"}}
     torch.jit.save(module, str(path), _extra_files={"metadata.json": json.dumps(metadata)})

@@ -8,11 +8,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from maskpot.data import read
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-DEEPMD_FRAME_DIR = ROOT.parent / "shared" / "data" / "water" / "deepmd_water" / "data_0"
 
 
 def generated_water(n_side: int = 4, spacing: float = 3.11, seed: int = 0) -> Atoms:
@@ -34,15 +31,6 @@ def disordered_water(seed: int = 0) -> Atoms:
     atoms = generated_water()
     shifts = np.random.default_rng(seed).uniform(-1.5, 1.5, size=(len(atoms) // 3, 3))
     atoms.positions += np.repeat(shifts, 3, axis=0)
-    return atoms
-
-
-def deepmd_water() -> Atoms | None:
-    """Frame 0 of the DeePMD water set (64 H2O, atoms ordered 64 O then 128 H), or None without ../shared."""
-    if not (DEEPMD_FRAME_DIR / "type.raw").is_file():
-        return None
-    atoms = read(DEEPMD_FRAME_DIR)[0].to_atoms()
-    atoms.calc = None
     return atoms
 
 

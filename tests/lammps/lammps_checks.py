@@ -1,0 +1,73 @@
+"""What the LAMMPS tests share (plain functions, imported by name): the ASE calculator of the same checkpoint
+as the reference, the comparison at a tolerance, and a `run 0` through `lmp` / `mpirun -np N lmp`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from maskpot.ase import MaskpotCalculator
+from maskpot.data.units import EV_TO_KCAL_PER_MOL
+from maskpot.lammps import run_lammps
+
+# relative tolerance against the ASE export of the same checkpoint, by dtype
+RTOL = {"float64": 1e-9, "float32": 1e-4}
+NKTV2P = {"metal": 1.6021765e6, "real": 68568.415}  # LAMMPS force->nktv2p (bar, atm per energy/A^3)
+UNIT_SCALE = {"metal": 1.0, "real": EV_TO_KCAL_PER_MOL}
+
+
+def ase_reference(atoms, model: Path) -> dict:
+    """Energy (eV), forces (eV/A) and the pressure tensor from the virial alone (eV/A^3; zero for GNS)."""
+    atoms = atoms.copy()
+    calc = MaskpotCalculator(model)
+    atoms.calc = calc
+    pressure = np.zeros((3, 3))
+    if calc.energy_centric:
+        pressure = -atoms.get_stress(voigt=False)
+    return {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces(), "pressure": pressure}
+
+
+def assert_close(energy: float, forces: np.ndarray, pressure: np.ndarray, ref: dict, units: str, rtol: float) -> None:
+    """LAMMPS numbers (deck units) against the ASE reference (eV, eV/A, eV/A^3)."""
+    scale = UNIT_SCALE[units]
+    assert energy == pytest.approx(scale * ref["energy"], rel=rtol, abs=rtol)
+    f_ref = scale * ref["forces"]
+    assert np.abs(forces - f_ref).max() <= rtol * np.abs(f_ref).max()
+    p_ref = scale * ref["pressure"] * NKTV2P[units]
+    assert np.abs(pressure - p_ref).max() <= rtol * max(np.abs(p_ref).max(), 1.0)
+
+
+def tensor(thermo: dict) -> np.ndarray:
+    """The 3x3 pressure tensor of thermo columns with lower-case keys."""
+    xx, yy, zz, xy, xz, yz = (thermo[k] for k in ("pxx", "pyy", "pzz", "pxy", "pxz", "pyz"))
+    return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
+
+
+def deck(data: Path, model: Path, plugin: Path, body: str, before_box: str = "", style: str = "") -> str:
+    """A units metal deck: ``before_box`` before read_data, `pair_style maskpot <style>`, thermo of energy and
+    pressure tensor at full precision, then ``body``."""
+    return f"""
+units metal
+atom_style atomic
+{before_box}
+read_data {data}
+plugin load {plugin}
+pair_style maskpot {style}
+pair_coeff * * {model} O H
+thermo_style custom step pe pxx pyy pzz pxy pxz pyz etotal press vol
+thermo_modify format float %22.16g
+{body}
+"""
+
+
+def run0_lmp(data: Path, model: Path, plugin: Path, tmp: Path, nprocs: int, before_box: str = "",
+             style: str = "") -> tuple[dict, np.ndarray, str]:
+    """`run 0` through `lmp` / `mpirun -np N lmp` with `pair_style maskpot <style>`: thermo (lower-case keys),
+    forces dumped by atom ID, and the log."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    body = f"dump f all custom 1 {tmp}/forces.dump id fx fy fz\ndump_modify f sort id format float %22.16g\nrun 0"
+    result = run_lammps(deck(data, model, plugin, body, before_box, style), nprocs=nprocs, cwd=tmp)
+    thermo = {k.lower(): v[-1] for k, v in result.last.items()}
+    return thermo, np.loadtxt(tmp / "forces.dump", skiprows=9)[:, 1:], result.log
