@@ -41,7 +41,8 @@ import torch  # noqa: E402  (before openmm: the Torch plugin needs torch's libra
 
 from benchmarks.accuracy_md import TIMESTEP_FS, nvt_quality, oo_contacts, read_trajectory  # noqa: E402
 from benchmarks.accuracy_report import INITS, write_outputs  # noqa: E402
-from benchmarks.common import REPO_ROOT, csv_list, one_line, save_json  # noqa: E402
+from benchmarks.common import REPO_ROOT, csv_list, save_json  # noqa: E402
+from maskpot.errors import first_line  # noqa: E402
 
 REPULSION_MD = " + repulsion"  # MD rows of the best PaiNN with maskpot.models.repulsion added
 DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
@@ -226,7 +227,7 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args, re
         out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads,
                           repulsion_frames)
     except Exception as exc:  # e.g. LAMMPS "Lost atoms" when molecules collapse: the failure is the result
-        out = {"error": one_line(exc)}
+        out = {"error": first_line(exc)}
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
     save_json(folder / "md.json", out)
     return out
@@ -321,7 +322,7 @@ def main(argv=None) -> int:
             try:
                 train, test = load_deepmd(args.quick) if ds == "deepmd" else load_tip3p(args.quick, out / "accuracy_data")
             except Exception as exc:
-                failures[ds] = f"data: {one_line(exc)}"
+                failures[ds] = f"data: {first_line(exc)}"
                 console.print(f"[red]{ds}: {failures[ds]}")
                 for r in plan:
                     if r["dataset"] == ds:
@@ -337,7 +338,7 @@ def main(argv=None) -> int:
                         inits[bb][objective] = pretrain_run(train, runs / ds / bb, model_config(bb, args.quick),
                                                             objective, args)
                     except Exception as exc:
-                        inits[bb][objective] = f"pretraining failed: {one_line(exc)}"
+                        inits[bb][objective] = f"pretraining failed: {first_line(exc)}"
                         console.print(f"[red]{ds} {bb} {objective}: {inits[bb][objective]}")
                     bar.advance(task)
             for r in plan:
@@ -352,7 +353,7 @@ def main(argv=None) -> int:
                     rec.update(finetune_run(train, test, runs / ds / bb, model_config(bb, args.quick), init,
                                             inits[bb][init], size, seed, args))
                 except Exception as exc:
-                    rec["error"] = one_line(exc)
+                    rec["error"] = first_line(exc)
                     console.print(f"[red]{ds} {bb} {init} n={size} seed {seed}: {rec['error']}")
                 done[key(r)] = rec
                 bar.advance(task)
@@ -377,7 +378,7 @@ def main(argv=None) -> int:
                     try:
                         md[md_key] = md_quality(source, label, test[0], train + test, runs / ds / folder, args, extra)
                     except Exception as exc:
-                        md[md_key] = {"error": one_line(exc)}
+                        md[md_key] = {"error": first_line(exc)}
                     if "error" in md[md_key]:
                         console.print(f"[red]{ds} MD with {label}: {md[md_key]['error']}")
             elif "painn" in backbones:
