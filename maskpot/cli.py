@@ -1,19 +1,21 @@
 """The ``maskpot`` command line. Thin: parse options, call library functions, print with rich.
 
-Errors from library code (``MaskpotError`` and ``ValueError``/``FileNotFoundError`` raised for bad input) are
-shown as one red line and exit status 1, never as a traceback.
+Every exception that reaches :func:`main` becomes one red ``error: ...`` line on stderr and exit status 1
+(Ctrl-C: one line and status 130); ``MASKPOT_DEBUG=1`` prints the traceback before that line.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="maskpot: masked pretraining -> finetuning -> export -> MD.")
-data_app = typer.Typer(no_args_is_help=True, help="Read, inspect and generate data sets.")
-lammps_app = typer.Typer(no_args_is_help=True, help="LAMMPS plugin helpers.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="maskpot: masked pretraining -> finetuning -> export -> MD.")
+data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Read, inspect and generate data sets.")
+lammps_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="LAMMPS plugin helpers.")
 app.add_typer(data_app, name="data")
 app.add_typer(lammps_app, name="lammps")
 console = Console()
@@ -369,19 +371,45 @@ def lammps_data(
     console.print(f"wrote {path} ({len(frames[index])} atoms, types {species}) from {structure} frame {index}")
 
 
-def main() -> None:
-    """Console entry point: run the app, turning bad-input exceptions into one-line errors."""
-    try:
-        app(standalone_mode=False)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors etc.
-        import click
+# Exceptions whose message is the whole story (bad input, unwritable output, a failed engine: torch's and
+# OpenMM's errors included); any other type is a bug in maskpot, shown with its type name.
+EXPECTED = (ValueError, OSError, RuntimeError, KeyError)
+ENGINE_MODULES = ("torch", "openmm")
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def error_text(exc: BaseException) -> str:
+    """The one line ``main`` prints for ``exc`` (after "error: ")."""
+    from maskpot.errors import first_line
+
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{os.fsdecode(exc.filename)}: {exc.strerror}"
+    if isinstance(exc, EXPECTED) or type(exc).__module__.split(".")[0] in ENGINE_MODULES:
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)} (a maskpot bug; MASKPOT_DEBUG=1 shows the traceback)"
+
+
+def main() -> None:
+    """Console entry point: run the app; every failure ends as one line on stderr and a non-zero exit status."""
+    import click
+    from rich.text import Text
+
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    debug = os.environ.get("MASKPOT_DEBUG", "") not in ("", "0")
+    try:
+        code = app(standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
+        cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
+        detail = str(cause) if cause is not None and str(cause) else ""
+        err.print(Text.assemble(("interrupted", "red"), f": {detail}" if detail else " (Ctrl-C)"))
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: click's own message and status 2
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        err.print(Text.assemble(("error:", "red"), " ", error_text(exc)))
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
