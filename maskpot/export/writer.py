@@ -11,7 +11,7 @@ import torch
 import maskpot
 from maskpot.atomic import atomic_write
 from maskpot.export.metadata import METADATA_NAME, build_metadata
-from maskpot.export.targets import AseModel, LammpsModel, OpenMMEnergyModel, OpenMMForceModel
+from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 
 TARGETS = ("openmm", "lammps", "ase")
 
@@ -26,10 +26,7 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
     for p in potential.parameters():
         p.requires_grad_(False)
     receptive = float(config["layers"]) * float(config["cutoff"])
-    energy_centric = config["backbone"] != "gns"
-    cls = {"ase": AseModel, "lammps": LammpsModel}.get(target)
-    if cls is None:
-        cls = OpenMMEnergyModel if energy_centric else OpenMMForceModel
+    cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
     return torch.jit.script(cls(potential, list(config["species"]), receptive, dtype, target))
 
 
