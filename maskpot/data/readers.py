@@ -8,6 +8,8 @@ The reader is chosen from what the path is:
 * anything else: whatever ``ase.io.read(path, ":")`` understands (extxyz, ...), labels from the calculator.
 
 Every frame gets ``source = "path#index"`` (index within the file or DeePMD system), used in error messages.
+:func:`read` returns what the file holds; :func:`read_many` (what training and evaluation read with) also
+refuses frames with non-finite values or overlapping atoms.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from maskpot.atomic import atomic_write
+from maskpot.data.checks import check_frames
 from maskpot.data.frame import Frame
 from maskpot.data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
 from maskpot.errors import first_line
@@ -44,8 +47,12 @@ def read(path: str | os.PathLike) -> list[Frame]:
 
 
 def read_many(paths: Iterable[str | os.PathLike]) -> list[Frame]:
-    """Concatenate :func:`read` over several paths, in the order given."""
-    return [frame for path in paths for frame in read(path)]
+    """Concatenate :func:`read` over several paths, in the order given, and refuse the first frame with a
+    non-finite position, energy or force or overlapping atoms (``maskpot.data.checks``: one line naming the
+    file, the frame and the atoms), so that training never starts on such data."""
+    frames = [frame for path in paths for frame in read(path)]
+    check_frames(frames)
+    return frames
 
 
 # ---- DeePMD npy systems ----------------------------------------------------------------------------------------
