@@ -19,6 +19,14 @@ lammps_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, h
 app.add_typer(data_app, name="data")
 app.add_typer(lammps_app, name="lammps")
 console = Console()
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def warn(text: str) -> None:
+    """One yellow ``warning: ...`` line on stderr."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble(("warning:", "yellow"), " ", text))
 
 # ---- data commands (maskpot data ...) ------------------------------------------------------------------------
 
@@ -56,13 +64,16 @@ def data_tip3p(
 
 @data_app.command("info")
 def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to read.")) -> None:
-    """Read each path and print a summary table (frames, atoms, species, label statistics)."""
+    """Read each path and print a summary table (frames, atoms, species, label statistics); warn about frames
+    that training would refuse (non-finite values, overlapping atoms)."""
     from rich.table import Table
 
     from maskpot.data import read, summary
+    from maskpot.data.checks import frame_problem
 
     for path in paths:
-        info = summary(read(path))
+        frames = read(path)
+        info = summary(frames)
         table = Table(show_header=False)
         table.add_column("key", style="bold")
         table.add_column("value")
@@ -81,12 +92,17 @@ def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to r
             table.add_row(key, value)
         console.print(f"[bold]{path}[/bold]", highlight=False)
         console.print(table)
+        problems = [p for p in map(frame_problem, frames) if p is not None]
+        if problems:
+            warn(f"{len(problems)} of {len(frames)} frames would be refused for training (NaN statistics come "
+                 f"from them); the first: {problems[0]}")
 
 # ---- training commands (pretrain, finetune, evaluate) --------------------------------------------------------
 
 # Defaults measured on the 2-core development machine: a usable DeePMD-water PaiNN in a few minutes (8 finetuning
 # epochs over 288 frames of 192 atoms: test errors about 1.5 meV/atom and 150 meV/Å). Epoch and learning-rate
 # defaults below equal those of FinetuneConfig / PretrainConfig (not imported here: that would load torch for --help).
+from maskpot.md import DEFAULT_ENSEMBLE, ENSEMBLES  # noqa: E402  (no torch import)
 from maskpot.models.config import ModelConfig  # noqa: E402  (no torch import)
 
 _DEFAULT = ModelConfig()
@@ -304,7 +320,8 @@ def md(
     steps: int = typer.Option(1000, help="MD steps"),
     timestep: float = typer.Option(0.5, help="time step, fs"),
     temperature: float = typer.Option(300.0, help="K"),
-    ensemble: str = typer.Option("nvt", help="nvt (Langevin) | nve"),
+    ensemble: str = typer.Option(DEFAULT_ENSEMBLE, help=" | ".join(ENSEMBLES) + ": the same thermostat in "
+                                                         "either engine (maskpot/md.py)"),
     report_interval: int = typer.Option(10, help="steps between trajectory/thermo records"),
     out: str = typer.Option("md", help="output prefix: <out>.dcd and <out>.csv"),
     platform: str = typer.Option("CPU", help="OpenMM platform: CPU | Reference | CUDA"),
@@ -316,11 +333,12 @@ def md(
     from rich.progress import Progress
 
     from maskpot.data import read
+    from maskpot.data.checks import check_frames
+    from maskpot.md import check_ensemble
 
-    from maskpot.data.checks import check_no_overlap
-
+    check_ensemble(ensemble)
     frame = read(structure)[0]
-    check_no_overlap(frame)
+    check_frames([frame], labels=False)
     if engine == "openmm":
         from maskpot.openmm.md import MDConfig, run_openmm_md
 
@@ -338,7 +356,7 @@ def md(
                                ensemble=ensemble, report_interval=report_interval, out_prefix=out, nprocs=nprocs, seed=seed)
     else:
         raise ValueError(f"unknown engine {engine!r}; choose openmm or lammps")
-    console.print(f"{engine}: {result['atoms']} atoms, {result['steps']} steps, {result['ms_per_step']:.2f} ms/step, "
+    console.print(f"{engine} ({ensemble}): {result['atoms']} atoms, {result['steps']} steps, {result['ms_per_step']:.2f} ms/step, "
                   f"[bold]{result['ns_per_day']:.3f} ns/day[/bold]; thermo in {result['thermo']}")
 
 
@@ -393,14 +411,13 @@ def main() -> None:
     import click
     from rich.text import Text
 
-    err = Console(stderr=True, soft_wrap=True, highlight=False)
     debug = os.environ.get("MASKPOT_DEBUG", "") not in ("", "0")
     try:
         code = app(standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
         cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
         detail = str(cause) if cause is not None and str(cause) else ""
-        err.print(Text.assemble(("interrupted", "red"), f": {detail}" if detail else " (Ctrl-C)"))
+        err_console.print(Text.assemble(("interrupted", "red"), f": {detail}" if detail else " (Ctrl-C)"))
         sys.exit(130)
     except click.ClickException as exc:  # usage errors: click's own message and status 2
         exc.show()
@@ -410,6 +427,6 @@ def main() -> None:
             import traceback
 
             traceback.print_exc()
-        err.print(Text.assemble(("error:", "red"), " ", error_text(exc)))
+        err_console.print(Text.assemble(("error:", "red"), " ", error_text(exc)))
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 import maskpot
-from maskpot.atomic import atomic_write
+from maskpot.atomic import atomic_write, exclusive_output
 from maskpot.export.metadata import METADATA_NAME, build_metadata
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 
@@ -49,8 +49,14 @@ def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtyp
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
-    ``openmmtorch.TorchForce(out)`` works without maskpot.
+    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot. A second export to
+    the same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
     """
+    with exclusive_output(out):
+        return _export(checkpoint, target, out, dtype, topology)
+
+
+def _export(checkpoint, target, out, dtype, topology) -> Path:
     from maskpot.train.checkpoint import load_checkpoint, load_potential
 
     ckpt = load_checkpoint(checkpoint)
