@@ -1,7 +1,8 @@
 """The ``maskpot`` command line. Thin: parse options, call library functions, print with rich.
 
-Every exception that reaches :func:`main` becomes one red ``error: ...`` line on stderr and exit status 1
-(Ctrl-C: one line and status 130); ``MASKPOT_DEBUG=1`` prints the traceback before that line.
+Every exception that reaches :func:`main` becomes one red ``error: ...`` line on stderr and exit status 1;
+Ctrl-C one line and status 130 (``maskpot.errors.Interrupted`` carries what the run kept); ``MASKPOT_DEBUG=1``
+prints the traceback before the line.
 """
 
 from __future__ import annotations
@@ -411,13 +412,17 @@ def main() -> None:
     import click
     from rich.text import Text
 
+    from maskpot.errors import Interrupted, first_line
+
     debug = os.environ.get("MASKPOT_DEBUG", "") not in ("", "0")
+    interrupted = Text.assemble(("interrupted", "red"), " (Ctrl-C)")
     try:
-        code = app(standalone_mode=False)
-    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # click turns Ctrl-C into Abort
-        cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
-        detail = str(cause) if cause is not None and str(cause) else ""
-        err_console.print(Text.assemble(("interrupted", "red"), f": {detail}" if detail else " (Ctrl-C)"))
+        code = app(standalone_mode=False)  # typer turns a bare KeyboardInterrupt into exit status 130
+    except Interrupted as exc:  # Ctrl-C caught by the library, which says what it kept
+        err_console.print(Text.assemble(("interrupted:", "red"), " ", first_line(exc)))
+        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print(interrupted)
         sys.exit(130)
     except click.ClickException as exc:  # usage errors: click's own message and status 2
         exc.show()
@@ -429,4 +434,6 @@ def main() -> None:
             traceback.print_exc()
         err_console.print(Text.assemble(("error:", "red"), " ", error_text(exc)))
         sys.exit(1)
+    if code == 130:
+        err_console.print(interrupted)
     sys.exit(code if isinstance(code, int) else 0)
