@@ -40,7 +40,8 @@ def closest_pair(edge_index: Tensor, edge_vec: Tensor, atom_ids: Optional[Tensor
     i, j = int(edge_index[0, k]), int(edge_index[1, k])
     if i > j:
         i, j = j, i
-    return "atoms " + _atom_name(i, atom_ids) + " and " + _atom_name(j, atom_ids) + ", " + _three_decimals(float(d[k])) + " A apart"
+    return ("atoms " + _atom_name(i, atom_ids) + " and " + _atom_name(j, atom_ids) + ", "
+            + _three_decimals(float(d[k])) + " A apart")
 
 
 def _three_decimals(x: float) -> str:
@@ -106,7 +107,8 @@ class ModelCore(torch.nn.Module):
             forces = torch.zeros((n_nodes, 3), dtype=edge_vec.dtype, device=edge_vec.device)
             forces[:n_energy] = node_vector[:n_energy].detach()
             check_finite(energy, forces, edge_index, edge_vec, atom_ids)
-            return energy.detach(), node_energy[:n_energy].detach(), forces, torch.zeros((3, 3), dtype=edge_vec.dtype)
+            virial = torch.zeros((3, 3), dtype=edge_vec.dtype, device=edge_vec.device)
+            return energy.detach(), node_energy[:n_energy].detach(), forces, virial
         if not energy.requires_grad:
             raise RuntimeError("maskpot: forces need autograd; do not call the model under torch.no_grad()")
         batch = torch.zeros((n_nodes,), dtype=torch.long, device=species.device)

@@ -162,6 +162,7 @@ class OpenMMModel(_Target):
         energy, _, forces, _ = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0], self.atoms)
         forces = forces * (self.kj_per_mol_per_ev * self.nm_to_angstrom)  # eV/A -> kJ/mol/nm
         if self.atoms.numel() > 0:
-            forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype).index_copy(0, self.atoms, forces)
+            forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype, device=forces.device).index_copy(
+                0, self.atoms, forces)
         return (energy * self.kj_per_mol_per_ev).to(positions.dtype), forces.to(positions.dtype)
 
