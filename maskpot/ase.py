@@ -29,7 +29,8 @@ class MaskpotCalculator(Calculator):
             raise ValueError(f"{model_file}: exported for {self.metadata['target']}; re-export with --target ase")
         self.model = torch.jit.load(str(model_file))
         self.energy_centric = self.metadata["model_kind"] == "energy-centric"
-        self.implemented_properties = ["energy", "free_energy", "forces", "stress"] if self.energy_centric else ["forces"]
+        self.implemented_properties = (["energy", "free_energy", "forces", "stress"] if self.energy_centric
+                                       else ["forces"])
 
     def calculate(self, atoms=None, properties=("forces",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)

@@ -15,7 +15,8 @@ from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="maskpot: masked pretraining -> finetuning -> export -> MD.")
-data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="Read, inspect and generate data sets.")
+data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="Read, inspect and generate data sets.")
 lammps_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="LAMMPS plugin helpers.")
 app.add_typer(data_app, name="data")
 app.add_typer(lammps_app, name="lammps")
@@ -357,7 +358,8 @@ def md(
                                ensemble=ensemble, report_interval=report_interval, out_prefix=out, nprocs=nprocs, seed=seed)
     else:
         raise ValueError(f"unknown engine {engine!r}; choose openmm or lammps")
-    console.print(f"{engine} ({ensemble}): {result['atoms']} atoms, {result['steps']} steps, {result['ms_per_step']:.2f} ms/step, "
+    console.print(f"{engine} ({ensemble}): {result['atoms']} atoms, {result['steps']} steps, "
+                  f"{result['ms_per_step']:.2f} ms/step, "
                   f"[bold]{result['ns_per_day']:.3f} ns/day[/bold]; thermo in {result['thermo']}")
 
 

@@ -59,9 +59,10 @@ class LammpsModel(_Target):
     - ``ghosts exchange`` (several ranks, the default) does not call ``forward`` but the layer-wise methods below
       and ``repulsion_energy``.
 
-    energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial
-    (xx,yy,zz,xy,xz,yz, = sum r_i F_i convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
+    energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
+    convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
     forces on the local atoms and a zero virial. Edge vectors are formed in float64, then cast to ``dtype``.
+
     A non-finite position, energy or force raises (``maskpot.export.core``); the message numbers atoms as the
     nodes here (LAMMPS' local atom indices, not atom IDs).
     """

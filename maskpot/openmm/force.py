@@ -125,7 +125,9 @@ def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[in
     module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
     force = openmmtorch.TorchForce(module)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
-    # exports made before every OpenMM export returned forces: energy-centric ones return the energy alone
-    outputs_forces = module.outputs_forces if hasattr(module, "outputs_forces") else meta["model_kind"] == "force-centric"
-    force.setOutputsForces(bool(outputs_forces))
+    # a file without ``outputs_forces`` returns the energy alone unless its model is force-centric
+    if hasattr(module, "outputs_forces"):
+        force.setOutputsForces(bool(module.outputs_forces))
+    else:
+        force.setOutputsForces(meta["model_kind"] == "force-centric")
     return force

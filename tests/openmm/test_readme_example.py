@@ -23,7 +23,8 @@ def test_readme_openmm_script(export_factory, water_atoms, tmp_path):
     water_atoms[order].write(tmp_path / "water.extxyz")
     shutil.copy(export_factory("openmm"), tmp_path / "model-openmm.pt")
     code = readme_block("## OpenMM").replace("sim.step(1000)", "sim.step(10)")
-    code += "\nprint(pdb.topology.getNumAtoms(), 'atoms')\nprint(sim.context.getState(getEnergy=True).getPotentialEnergy())\n"
+    code += "\nprint(pdb.topology.getNumAtoms(), 'atoms')"
+    code += "\nprint(sim.context.getState(getEnergy=True).getPotentialEnergy())\n"
     res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "kJ/mol" in res.stdout and f"{len(water_atoms)} atoms" in res.stdout
