@@ -100,3 +100,29 @@ def test_atomic_write_failure_leaves_nothing_and_names_the_path(tmp_path):
         atomic_write(out, broken)
     assert err.value.filename == str(out)
     assert out.read_text() == "old" and leftovers(tmp_path) == []
+
+
+def test_ctrl_c_during_md_exits_130_and_leaves_no_output(export_factory, water_atoms, tmp_path):
+    """SIGINT once the run holds its output lock: status 130, one line, no trajectory, no temp or lock file."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.faults.conftest import REPO
+
+    structure = tmp_path / "water.extxyz"
+    water_atoms[:24].write(structure)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "maskpot", "md", str(export_factory("openmm")), "--structure",
+                             str(structure), "--steps", "1000000", "--out", str(tmp_path / "run")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / ".run.lock").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert [line for line in err.splitlines() if line.strip()] == ["interrupted (Ctrl-C)"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["water.extxyz"]
