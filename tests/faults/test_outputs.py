@@ -63,3 +63,17 @@ def test_md_to_an_output_in_use_fails(export_factory, water_atoms, tmp_path):
         assert_one_line(run_cli("md", export_factory("openmm"), "--structure", structure, "--steps", "2",
                                 "--out", tmp_path / "run"), "another run")
     assert not (tmp_path / "run.dcd").exists() and leftovers(tmp_path) == []
+
+
+def test_lammps_md_to_an_output_in_use_fails_before_running(export_factory, water_atoms, tmp_path):
+    from maskpot.data.frame import Frame
+    from maskpot.lammps.md import run_lammps_md
+
+    try:
+        with exclusive_output(tmp_path / "md"):
+            with pytest.raises(OutputInUseError, match="another run"):
+                run_lammps_md(export_factory("lammps"), Frame.from_atoms(water_atoms), steps=2,
+                              out_prefix=tmp_path / "md")
+    except FileNotFoundError as exc:  # no plugin built
+        pytest.skip(str(exc))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
