@@ -31,7 +31,8 @@ import torch  # noqa: E402  (before openmm: the Torch plugin needs torch's libra
 
 from benchmarks.accuracy_md import TIMESTEP_FS, nvt_quality, oo_contacts, read_trajectory  # noqa: E402
 from benchmarks.accuracy_report import INITS, write_outputs  # noqa: E402
-from benchmarks.common import REPO_ROOT, csv_list, one_line, save_json  # noqa: E402
+from benchmarks.common import REPO_ROOT, csv_list, save_json  # noqa: E402
+from maskpot.errors import first_line  # noqa: E402
 
 ARCHIVED = "no stored record (this archived study no longer trains: see benchmarks/pretraining.py)"
 REPULSION_MD = " + repulsion"  # MD rows of the best PaiNN with maskpot.models.repulsion added
@@ -166,7 +167,7 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args, re
         out = nvt_quality(Path(record["checkpoint"]), start, reference, folder, args.md_ps, args.threads,
                           repulsion_frames)
     except Exception as exc:  # e.g. LAMMPS "Lost atoms" when molecules collapse: the failure is the result
-        out = {"error": one_line(exc)}
+        out = {"error": first_line(exc)}
     out.update(model=name, budget=budget(args), ps_requested=args.md_ps)
     save_json(folder / "md.json", out)
     return out
@@ -254,7 +255,7 @@ def main(argv=None) -> int:
             try:
                 train, test = load_deepmd(args.quick) if ds == "deepmd" else load_tip3p(args.quick, out / "accuracy_data")
             except Exception as exc:
-                failures[ds] = f"data: {one_line(exc)}"
+                failures[ds] = f"data: {first_line(exc)}"
                 console.print(f"[red]{ds}: {failures[ds]}")
                 for r in plan:
                     if r["dataset"] == ds:
@@ -286,7 +287,7 @@ def main(argv=None) -> int:
                     try:
                         md[md_key] = md_quality(source, label, test[0], train + test, runs / ds / folder, args, extra)
                     except Exception as exc:
-                        md[md_key] = {"error": one_line(exc)}
+                        md[md_key] = {"error": first_line(exc)}
                     if "error" in md[md_key]:
                         console.print(f"[red]{ds} MD with {label}: {md[md_key]['error']}")
             elif "painn" in backbones:

@@ -103,7 +103,8 @@ def nvt_quality(checkpoint: Path, start, reference, folder: Path, ps: float, thr
     model = export_checkpoint(folder / "model.ckpt", "lammps", folder / "md-model-lammps.pt")
     steps = max(2, int(round(ps * 1000 / TIMESTEP_FS)))
     interval = max(1, steps // 200)
-    info = run_lammps_md(model, start, steps=steps, timestep_fs=TIMESTEP_FS, temperature=300.0, ensemble="nvt",
+    info = run_lammps_md(model, start, steps=steps, timestep_fs=TIMESTEP_FS, temperature=300.0,
+                         ensemble="nvt-nose-hoover",
                          report_interval=interval, out_prefix=folder / "md", nprocs=1, seed=0, threads=threads)
     traj = read_trajectory(info["trajectory"])[0]
     cell = np.asarray(start.cell)

@@ -102,12 +102,6 @@ def fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}g}"
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line (type when the message is empty)."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
-
-
 def csv_list(text: str, cast=str) -> list:
     return [cast(t.strip()) for t in text.split(",") if t.strip()]
 

@@ -28,8 +28,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import (command_line, fmt, machine_description, machine_markdown, markdown_table,  # noqa: E402
-                               one_line, save_figure, save_json)
+                               save_figure, save_json)
 from maskpot.atomic import atomic_write_text  # noqa: E402
+from maskpot.errors import first_line  # noqa: E402
 from maskpot.data.frame import Frame  # noqa: E402
 
 DIP = 0.1  # eV (about 4 kT at 300 K): an inward energy drop deeper than this counts as a false minimum
@@ -251,7 +252,7 @@ def main(argv=None) -> int:
             if (md / "md.json").is_file():
                 results[ds]["model"] = json.loads((md / "md.json").read_text()).get("model", "MD model")
         except Exception as exc:  # a dataset that cannot be scanned is a row saying why, not a crash
-            results[ds] = {"error": one_line(exc)}
+            results[ds] = {"error": first_line(exc)}
         print(f"{ds}: " + (results[ds].get("error") or ", ".join(
             f"{name}: false minima in {sum(m is not None for m in c['false_minima'])} of {len(c['false_minima'])} pairs"
             for name, c in results[ds]["curves"].items())))

@@ -44,7 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402  (before openmm: the Torch plugin needs torch's libraries)
 
-from benchmarks.common import REPO_ROOT, csv_list, one_line, save_json  # noqa: E402
+from benchmarks.common import REPO_ROOT, csv_list, save_json  # noqa: E402
+from maskpot.errors import Interrupted, first_line  # noqa: E402
 
 DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
 PRETRAIN_STEPS = 2500
@@ -227,6 +228,13 @@ def ready(task: Task, out: Path, args) -> bool:
     return all(finished(t, out, args) is not None for t in needs)
 
 
+def resumable(ckpt: Path) -> bool:
+    """Whether an interrupted run of ``ckpt`` left its training state (a stopped worker's run continues)."""
+    from maskpot.train.runlog import sibling
+
+    return sibling(ckpt, ".state.pt").is_file()
+
+
 def run_pretrain(task: Task, out: Path, args) -> dict:
     from maskpot.pretrain.loop import pretrain
     from maskpot.train.config import FinetuneConfig, PretrainConfig, PretrainTask
@@ -246,12 +254,13 @@ def run_pretrain(task: Task, out: Path, args) -> dict:
     if kind == "supervised":
         cfg = FinetuneConfig(max_steps=b["pretrain_steps"], eval_every=2 * b["eval_every"], patience=never,
                              seed=task.pt_seed, repulsion=False)
-        result = finetune(frames, ckpt, cfg, model_config=config, val_frames=val)
+        result = finetune(frames, ckpt, cfg, model_config=config, val_frames=val, resume=resumable(ckpt))
         best, metric = result.best_step, result.val_metrics["force_mae"]
     else:
         cfg = PretrainConfig(max_steps=b["pretrain_steps"], eval_every=2 * b["eval_every"], patience=never,
                              seed=task.pt_seed)
-        result = pretrain(frames, ckpt, config, PretrainTask(objective, readout), cfg, val_frames=val)
+        result = pretrain(frames, ckpt, config, PretrainTask(objective, readout), cfg, val_frames=val,
+                          resume=resumable(ckpt))
         best, metric = result.best_step, result.best_val["loss"]
     return {"budget": b, "backbone": task.backbone, "init": task.init, "pt_seed": task.pt_seed,
             "best_step": best, "val_metric": metric, "n_frames": len(frames), "seconds": time.perf_counter() - t0}
@@ -272,7 +281,7 @@ def run_finetune(task: Task, out: Path, args) -> dict:
     t0 = time.perf_counter()
     ckpt = folder / f"{task.name}.ckpt"
     result = finetune(pool, ckpt, cfg, model_config=None if init else model_config(task.backbone, args.quick),
-                      init=init, test_frames=test, val_frames=val)
+                      init=init, test_frames=test, val_frames=val, resume=resumable(ckpt))
     evals = [r for r in result.rows if r["step"] > 0]
     return {"budget": b, "backbone": task.backbone, "init": task.init, "pt_seed": task.pt_seed if init else None,
             "train_frames": task.size, "seed": task.seed, "best_step": result.best_step,
@@ -378,9 +387,13 @@ def main(argv=None) -> int:
                 if task.kind == "finetune":
                     report()
             say(f"done  {task.key}")
+        except Interrupted as exc:  # Ctrl-C: the run's state stays for the next worker to resume
+            say(f"interrupted {task.key}: {exc}")
+            release(path)
+            return 130
         except Exception as exc:  # recorded; tasks that need this one wait (remove the .error.json to retry)
-            say(f"FAILED {task.key}: {one_line(exc)}")
-            save_json(error_path(task, out, args.quick), {"error": one_line(exc)})
+            say(f"FAILED {task.key}: {first_line(exc)}")
+            save_json(error_path(task, out, args.quick), {"error": first_line(exc)})
         finally:
             release(path)
         done_here += 1

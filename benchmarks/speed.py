@@ -42,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402  (import torch before openmm: the Torch plugin needs torch's libraries)
 
-from benchmarks.common import csv_list, one_line  # noqa: E402
+from benchmarks.common import csv_list  # noqa: E402
+from maskpot.errors import first_line  # noqa: E402
 from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_row, model_only,  # noqa: E402
                                       openmm_model, tip3p)
 from benchmarks.speed_report import MODEL_ENGINES, Row, assess, write_outputs  # noqa: E402
@@ -157,7 +158,7 @@ def main(argv=None) -> int:
         try:
             row.times_ms = fn()
         except Exception as exc:  # every failure becomes a table row, never a silent skip
-            row.error = one_line(exc)
+            row.error = first_line(exc)
             console.print(f"[red]{row.label} {row.waters} waters failed: {row.error}")
         rows.append(row)
 
@@ -192,7 +193,7 @@ def main(argv=None) -> int:
                         folder / "model.ckpt", backbone, dtype, args.quick)
                     model_files[key] = (ckpt, exports(ckpt, dtype, folder))
                 except Exception as exc:
-                    model_files[key] = one_line(exc)
+                    model_files[key] = first_line(exc)
             setup = model_files[key]
             for engine in [e for e in engines if e != "tip3p"]:
                 for nr in (ranks if engine == "lammps" else [1]):

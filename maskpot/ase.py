@@ -1,7 +1,12 @@
 """ASE calculator for an export made with ``maskpot export --target ase``.
 
-Energy in eV, forces in eV/Angstrom, stress in eV/Angstrom^3 (ASE's convention, periodic cells only,
-energy-centric models only). Loading needs torch alone: the file carries the network and its metadata.
+Energy in eV, forces in eV/Angstrom, stress in eV/Angstrom^3 (ASE's convention, periodic cells only).
+Force-centric models (GNS) predict forces only: they implement ``forces`` alone, so asking for their energy
+or stress raises ASE's ``PropertyNotImplementedError`` (ASE dynamics that only need forces, such as
+``VelocityVerlet`` or ``Langevin`` without an energy logger, work). Loading needs torch alone: the file
+carries the network and its metadata. A structure the model cannot evaluate (a non-finite position, or an
+energy or force that comes out NaN or infinite, e.g. two atoms on the same spot) raises a one-line
+RuntimeError naming the atom or the closest pair.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
+from maskpot.errors import first_line
 from maskpot.export.metadata import read_metadata
 
 
@@ -23,9 +29,10 @@ class MaskpotCalculator(Calculator):
             raise ValueError(f"{model_file}: exported for {self.metadata['target']}; re-export with --target ase")
         self.model = torch.jit.load(str(model_file))
         self.energy_centric = self.metadata["model_kind"] == "energy-centric"
-        self.implemented_properties = ["energy", "free_energy", "forces"] + (["stress"] if self.energy_centric else [])
+        self.implemented_properties = (["energy", "free_energy", "forces", "stress"] if self.energy_centric
+                                       else ["forces"])
 
-    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+    def calculate(self, atoms=None, properties=("forces",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
         pbc = np.asarray(atoms.pbc, dtype=bool)
@@ -34,14 +41,18 @@ class MaskpotCalculator(Calculator):
         unknown = sorted(set(atoms.get_chemical_symbols()) - set(self.metadata["species_symbols"]))
         if unknown:
             raise ValueError(f"element(s) {', '.join(unknown)} not known to this model ({', '.join(self.metadata['species_symbols'])})")
-        energy, forces, virial = self.model(
-            torch.tensor(atoms.positions, dtype=torch.float64),
-            torch.tensor(atoms.numbers, dtype=torch.long),
-            torch.tensor(np.array(atoms.cell), dtype=torch.float64),
-            torch.tensor(pbc),
-        )
-        self.results["energy"] = self.results["free_energy"] = float(energy)
+        try:
+            energy, forces, virial = self.model(
+                torch.tensor(atoms.positions, dtype=torch.float64),
+                torch.tensor(atoms.numbers, dtype=torch.long),
+                torch.tensor(np.array(atoms.cell), dtype=torch.float64),
+                torch.tensor(pbc),
+            )
+        except torch.jit.Error as exc:  # raised inside the TorchScript model: keep its message, not the traceback
+            raise RuntimeError(first_line(exc)) from None
         self.results["forces"] = forces.detach().numpy().copy()
+        if self.energy_centric:
+            self.results["energy"] = self.results["free_energy"] = float(energy)
         if self.energy_centric and pbc.all():
             stress = -virial.detach().numpy() / atoms.get_volume()
             self.results["stress"] = stress.reshape(9)[[0, 4, 8, 5, 2, 1]]

@@ -1,23 +1,34 @@
 """The ``maskpot`` command line. Thin: parse options, call library functions, print with rich.
 
-Errors from library code (``MaskpotError`` and ``ValueError``/``FileNotFoundError`` raised for bad input) are
-shown as one red line and exit status 1, never as a traceback.
+Every exception that reaches :func:`main` becomes one red ``error: ...`` line on stderr and exit status 1;
+Ctrl-C one line and status 130 (``maskpot.errors.Interrupted`` carries what the run kept); ``MASKPOT_DEBUG=1``
+prints the traceback before the line.
 """
 
 from __future__ import annotations
 
-import contextlib
+import os
 import sys
 
 import typer
 from rich.console import Console
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="maskpot: masked pretraining -> finetuning -> export -> MD.")
-data_app = typer.Typer(no_args_is_help=True, help="Read, inspect and generate data sets.")
-lammps_app = typer.Typer(no_args_is_help=True, help="LAMMPS plugin helpers.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="maskpot: masked pretraining -> finetuning -> export -> MD.")
+data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
+                       help="Read, inspect and generate data sets.")
+lammps_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, help="LAMMPS plugin helpers.")
 app.add_typer(data_app, name="data")
 app.add_typer(lammps_app, name="lammps")
 console = Console()
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+
+def warn(text: str) -> None:
+    """One yellow ``warning: ...`` line on stderr."""
+    from rich.text import Text
+
+    err_console.print(Text.assemble(("warning:", "yellow"), " ", text))
 
 # ---- data commands (maskpot data ...) ------------------------------------------------------------------------
 
@@ -69,13 +80,16 @@ def data_tip3p(
 
 @data_app.command("info")
 def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to read.")) -> None:
-    """Read each path and print a summary table (frames, atoms, species, label statistics)."""
+    """Read each path and print a summary table (frames, atoms, species, label statistics); warn about frames
+    that training would refuse (non-finite values, overlapping atoms)."""
     from rich.table import Table
 
     from maskpot.data import read, summary
+    from maskpot.data.checks import frame_problem
 
     for path in paths:
-        info = summary(read(path))
+        frames = read(path)
+        info = summary(frames)
         table = Table(show_header=False)
         table.add_column("key", style="bold")
         table.add_column("value")
@@ -94,11 +108,16 @@ def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to r
             table.add_row(key, value)
         console.print(f"[bold]{path}[/bold]", highlight=False)
         console.print(table)
+        problems = [p for p in map(frame_problem, frames) if p is not None]
+        if problems:
+            warn(f"{len(problems)} of {len(frames)} frames would be refused for training (NaN statistics come "
+                 f"from them); the first: {problems[0]}")
 
 # ---- training commands (pretrain, finetune, evaluate) --------------------------------------------------------
 
 # Every default below is read from the typed configs (maskpot.models.config, maskpot.train.config: no torch
 # import, so --help stays fast); tests/train/test_train_cli.py pins that.
+from maskpot.md import DEFAULT_ENSEMBLE, ENSEMBLES  # noqa: E402
 from maskpot.models.config import ModelConfig  # noqa: E402
 from maskpot.train.config import FinetuneConfig, PretrainConfig, PretrainTask  # noqa: E402
 
@@ -125,22 +144,6 @@ def _metrics_table(title: str, rows: dict[str, dict]):
         table.add_row(name, str(m["frames"]), fmt(m["energy_mae"]), fmt(m["energy_rmse"]), fmt(m["force_mae"]),
                       fmt(m["force_rmse"]))
     return table
-
-
-_INTERRUPT_REPORTED = []
-
-
-@contextlib.contextmanager
-def _interruptible():
-    """Ctrl-C in training: the library has written the best weights so far; say so in one line, exit 130."""
-    from maskpot.train.loop import Interrupted
-
-    try:
-        yield
-    except Interrupted as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]interrupted:[/red] {exc}", highlight=False)
-        _INTERRUPT_REPORTED.append(True)
-        raise typer.Exit(130) from None
 
 
 class _TrainProgress:
@@ -204,8 +207,11 @@ def pretrain(
     cfg = PretrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
                          patience=patience, ema_decay=ema_decay, seed=seed, val_fraction=val_fraction,
                          max_minutes=max_minutes)
-    with _interruptible(), _TrainProgress(f"pretrain ({objective})", max_steps) as bar:
-        result = run(frames, out, config, PretrainTask(objective, readout, mask_ratio, noise), cfg,
+    task = PretrainTask(objective, readout, mask_ratio, noise)
+    cfg.check()
+    task.check()
+    with _TrainProgress(f"pretrain ({objective})", max_steps) as bar:
+        result = run(frames, out, config, task, cfg,
                      val_frames=read_many(val) if val else None, resume=resume, on_eval=bar)
     console.print(f"wrote {out} (best step {result.best_step}, val loss {result.best_val['loss']:.4f}, "
                   f"stopped: {result.stopped}); log {result.log_path}")
@@ -256,7 +262,8 @@ def finetune(
                          eval_every=eval_every, patience=patience, ema_decay=ema_decay, seed=seed,
                          val_fraction=val_fraction, max_minutes=max_minutes, energy_weight=energy_weight,
                          force_weight=force_weight, train_frames=train_frames, repulsion=repulsion)
-    with _interruptible(), _TrainProgress("finetune", max_steps) as bar:
+    cfg.check()
+    with _TrainProgress("finetune", max_steps) as bar:
         result = run(frames, out, cfg, model_config=config, init=init, test_frames=read_many(test) if test else None,
                      val_frames=read_many(val) if val else None, resume=resume, on_eval=bar)
     if result.init_report:
@@ -374,7 +381,8 @@ def md(
     steps: int = typer.Option(1000, help="MD steps"),
     timestep: float = typer.Option(0.5, help="time step, fs"),
     temperature: float = typer.Option(300.0, help="K"),
-    ensemble: str = typer.Option("nvt", help="nvt (Langevin) | nve"),
+    ensemble: str = typer.Option(DEFAULT_ENSEMBLE, help=" | ".join(ENSEMBLES) + ": the same thermostat in "
+                                                         "either engine (maskpot/md.py)"),
     report_interval: int = typer.Option(10, help="steps between trajectory/thermo records"),
     out: str = typer.Option("md", help="output prefix: <out>.dcd and <out>.csv"),
     platform: str = typer.Option("CPU", help="OpenMM platform: CPU | Reference | CUDA"),
@@ -386,11 +394,12 @@ def md(
     from rich.progress import Progress
 
     from maskpot.data import read
+    from maskpot.data.checks import check_frames
+    from maskpot.md import check_ensemble
 
-    from maskpot.data.checks import check_no_overlap
-
+    check_ensemble(ensemble)
     frame = read(structure)[0]
-    check_no_overlap(frame)
+    check_frames([frame], labels=False)
     if engine == "openmm":
         from maskpot.openmm.md import MDConfig, run_openmm_md
 
@@ -408,7 +417,8 @@ def md(
                                ensemble=ensemble, report_interval=report_interval, out_prefix=out, nprocs=nprocs, seed=seed)
     else:
         raise ValueError(f"unknown engine {engine!r}; choose openmm or lammps")
-    console.print(f"{engine}: {result['atoms']} atoms, {result['steps']} steps, {result['ms_per_step']:.2f} ms/step, "
+    console.print(f"{engine} ({ensemble}): {result['atoms']} atoms, {result['steps']} steps, "
+                  f"{result['ms_per_step']:.2f} ms/step, "
                   f"[bold]{result['ns_per_day']:.3f} ns/day[/bold]; thermo in {result['thermo']}")
 
 
@@ -441,22 +451,50 @@ def lammps_data(
     console.print(f"wrote {path} ({len(frames[index])} atoms, types {species}) from {structure} frame {index}")
 
 
-def main() -> None:
-    """Console entry point: run the app, turning bad-input exceptions into one-line errors."""
-    import click
+# Exceptions whose message is the whole story (bad input, unwritable output, a failed engine: torch's and
+# OpenMM's errors included); any other type is a bug in maskpot, shown with its type name.
+EXPECTED = (ValueError, OSError, RuntimeError, KeyError)
+ENGINE_MODULES = ("torch", "openmm")
 
+
+def error_text(exc: BaseException) -> str:
+    """The one line ``main`` prints for ``exc`` (after "error: ")."""
+    from maskpot.errors import first_line
+
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{os.fsdecode(exc.filename)}: {exc.strerror}"
+    if isinstance(exc, EXPECTED) or type(exc).__module__.split(".")[0] in ENGINE_MODULES:
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)} (a maskpot bug; MASKPOT_DEBUG=1 shows the traceback)"
+
+
+def main() -> None:
+    """Console entry point: run the app; every failure ends as one line on stderr and a non-zero exit status."""
+    import click
+    from rich.text import Text
+
+    from maskpot.errors import Interrupted, first_line
+
+    debug = os.environ.get("MASKPOT_DEBUG", "") not in ("", "0")
+    interrupted = Text.assemble(("interrupted", "red"), " (Ctrl-C)")
     try:
-        code = app(standalone_mode=False)  # typer returns 130 for Ctrl-C, and a typer.Exit's code
-        if code == 130 and not _INTERRUPT_REPORTED:
-            Console(stderr=True, soft_wrap=True).print("[red]interrupted:[/red] Ctrl-C", highlight=False)
-        sys.exit(code if isinstance(code, int) else 0)
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
-        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(1)
-    except typer.Exit as exc:
+        code = app(standalone_mode=False)  # typer turns a bare KeyboardInterrupt into exit status 130
+    except Interrupted as exc:  # Ctrl-C caught by the library, which says what it kept
+        err_console.print(Text.assemble(("interrupted:", "red"), " ", first_line(exc)))
+        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err_console.print(interrupted)
+        sys.exit(130)
+    except click.ClickException as exc:  # usage errors: click's own message and status 2
+        exc.show()
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors etc.
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        err_console.print(Text.assemble(("error:", "red"), " ", error_text(exc)))
+        sys.exit(1)
+    if code == 130:
+        err_console.print(interrupted)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -8,6 +8,8 @@ The reader is chosen from what the path is:
 * anything else: whatever ``ase.io.read(path, ":")`` understands (extxyz, ...), labels from the calculator.
 
 Every frame gets ``source = "path#index"`` (index within the file or DeePMD system), used in error messages.
+:func:`read` returns what the file holds; :func:`read_many` (what training and evaluation read with) also
+refuses frames with non-finite values or overlapping atoms.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from maskpot.atomic import atomic_write
+from maskpot.data.checks import check_frames
 from maskpot.data.frame import Frame
 from maskpot.data.units import BOHR_TO_ANGSTROM, HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM, HARTREE_TO_EV
+from maskpot.errors import first_line
 
 __all__ = ["read", "read_many", "read_deepmd", "read_runner", "read_ase", "write_extxyz"]
 
@@ -43,8 +47,12 @@ def read(path: str | os.PathLike) -> list[Frame]:
 
 
 def read_many(paths: Iterable[str | os.PathLike]) -> list[Frame]:
-    """Concatenate :func:`read` over several paths, in the order given."""
-    return [frame for path in paths for frame in read(path)]
+    """Concatenate :func:`read` over several paths, in the order given, and refuse the first frame with a
+    non-finite position, energy or force or overlapping atoms (``maskpot.data.checks``: one line naming the
+    file, the frame and the atoms), so that training never starts on such data."""
+    frames = [frame for path in paths for frame in read(path)]
+    check_frames(frames)
+    return frames
 
 
 # ---- DeePMD npy systems ----------------------------------------------------------------------------------------
@@ -53,7 +61,7 @@ def _load_npy(file: Path) -> np.ndarray:
     try:
         return np.load(file, allow_pickle=False)
     except Exception as exc:  # truncated or not an npy file
-        raise ValueError(f"{file}: cannot load npy array ({_one_line(exc)})") from None
+        raise ValueError(f"{file}: cannot load npy array ({first_line(exc)})") from None
 
 
 def read_deepmd(system: str | os.PathLike) -> list[Frame]:
@@ -64,7 +72,7 @@ def read_deepmd(system: str | os.PathLike) -> list[Frame]:
     try:
         types = np.loadtxt(system / "type.raw", dtype=np.int64, ndmin=1)
     except ValueError as exc:
-        raise ValueError(f"{system / 'type.raw'}: not a list of integer types ({_one_line(exc)})") from None
+        raise ValueError(f"{system / 'type.raw'}: not a list of integer types ({first_line(exc)})") from None
     map_file = system / "type_map.raw"
     if not map_file.is_file():
         raise ValueError(f"{system}: DeePMD system has no type_map.raw, so element types are unknown")
@@ -179,7 +187,7 @@ def read_runner(path: str | os.PathLike) -> list[Frame]:
                 elif key not in ("comment", "charge"):
                     raise ValueError(f"unknown keyword {fields[0]!r}")
             except (ValueError, IndexError) as exc:
-                raise ValueError(f"{where}: {_one_line(exc)}") from None
+                raise ValueError(f"{where}: {first_line(exc)}") from None
     if block is not None:
         raise ValueError(f"{path}#{len(frames)}: structure has no 'end' (file truncated?)")
     if not frames:
@@ -211,13 +219,13 @@ def read_ase(path: str | os.PathLike, format: str | None = None) -> list[Frame]:
         try:
             format = filetype(str(path), guess=True)
         except Exception as exc:  # ASE raises several types when it cannot tell the format
-            raise ValueError(f"{path}: unknown format ({_one_line(exc)})") from None
+            raise ValueError(f"{path}: unknown format ({first_line(exc)})") from None
         if format not in ioformats:  # filetype() falls back to the file extension without checking it
             raise ValueError(f"{path}: unknown format {format!r} (not DeePMD, RuNNer, or a format ASE reads)")
     try:
         images = ase.io.read(path, index=":", format=format)
     except Exception as exc:  # ASE raises many types for corrupt/truncated files; report one line
-        raise ValueError(f"{path}: cannot read as {format} ({type(exc).__name__}: {_one_line(exc)})") from None
+        raise ValueError(f"{path}: cannot read as {format} ({type(exc).__name__}: {first_line(exc)})") from None
     if not images:
         raise ValueError(f"{path}: no structures found")
     return [Frame.from_atoms(atoms, source=f"{path}#{k}") for k, atoms in enumerate(images)]
@@ -228,8 +236,3 @@ def write_extxyz(frames: Sequence[Frame], path: str | os.PathLike) -> Path:
     import ase.io
 
     return atomic_write(path, lambda tmp: ase.io.write(tmp, [f.to_atoms() for f in frames], format="extxyz"))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -1,16 +1,67 @@
 """The one TorchScript core every export target shares, so the targets cannot drift apart.
 
 Units: Angstrom, eV, eV/Angstrom. The network, species lookup and force/virial algebra come from
-``maskpot.models`` unchanged; this module only adds "energy of the first n nodes" (LAMMPS' local atoms,
-whose graph also holds ghost atoms).
+``maskpot.models`` unchanged; this module adds "energy of the first n nodes" (LAMMPS' local atoms, whose graph
+also holds ghost atoms), the graph of a structure given by positions and a cell (ASE, OpenMM), and the checks
+every engine relies on: positions must be finite, and a non-finite energy or force stops the engine with an
+error naming the closest pair of atoms instead of returning NaN.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
 
 from maskpot.models.compute import forces_virial
+from maskpot.models.neighbors import neighbor_pairs
+
+
+def _atom_name(k: int, atom_ids: Optional[Tensor]) -> str:
+    """Node k as the engine numbers it: ``atom_ids[k]`` when given (OpenMM's ML atoms of a larger system)."""
+    if atom_ids is not None and atom_ids.numel() > 0:
+        return str(int(atom_ids[k]))
+    return str(k)
+
+
+def check_positions(positions: Tensor, atom_ids: Optional[Tensor] = None) -> None:
+    """Raise naming the first atom whose position is NaN or infinite."""
+    bad = ~torch.isfinite(positions).all(dim=1)
+    if bool(bad.any()):
+        k = int(torch.nonzero(bad)[0, 0])
+        raise ValueError("maskpot: the position of atom " + _atom_name(k, atom_ids) + " is not finite (NaN or inf)")
+
+
+def closest_pair(edge_index: Tensor, edge_vec: Tensor, atom_ids: Optional[Tensor] = None) -> str:
+    """The shortest edge of the graph as "atoms i and j, d A apart"."""
+    if edge_vec.shape[0] == 0:
+        return "no two atoms are closer than the cutoff"
+    d = torch.linalg.vector_norm(edge_vec.detach().double(), dim=1)
+    k = int(torch.argmin(d))
+    i, j = int(edge_index[0, k]), int(edge_index[1, k])
+    if i > j:
+        i, j = j, i
+    return ("atoms " + _atom_name(i, atom_ids) + " and " + _atom_name(j, atom_ids) + ", "
+            + _three_decimals(float(d[k])) + " A apart")
+
+
+def _three_decimals(x: float) -> str:
+    """``f"{x:.3f}"`` for x >= 0 (TorchScript has no format specifiers)."""
+    if x != x or x > 1e12:
+        return str(x)
+    milli = int(x * 1000.0 + 0.5)
+    frac = str(milli % 1000)
+    while len(frac) < 3:
+        frac = "0" + frac
+    return str(milli // 1000) + "." + frac
+
+
+def check_finite(energy: Tensor, forces: Tensor, edge_index: Tensor, edge_vec: Tensor,
+                 atom_ids: Optional[Tensor] = None) -> None:
+    """Raise when the energy or a force is NaN or infinite, naming the closest pair of atoms (the usual cause:
+    two atoms on the same spot, or closer than anything the model was trained on)."""
+    if not bool(torch.isfinite(energy).all()) or not bool(torch.isfinite(forces).all()):
+        raise RuntimeError("maskpot: the model's energy or forces are not finite (NaN or inf); closest pair: "
+                           + closest_pair(edge_index, edge_vec, atom_ids))
 
 
 class ModelCore(torch.nn.Module):
@@ -26,12 +77,26 @@ class ModelCore(torch.nn.Module):
         """Atomic numbers (N,) -> species indices; raises naming an element the model does not know."""
         return self.potential.species_from_numbers(atomic_numbers)
 
-    def evaluate(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, n_energy: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    def graph(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor,
+              atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+        """edge_index (2,E) and edge vectors (E,3) r_j - r_i + shift (Angstrom) of every pair closer than the
+        cutoff; ``positions`` (N,3) and ``cell`` (3,3, rows, or None: not periodic) in Angstrom, ``pbc`` (3,)."""
+        check_positions(positions, atom_ids)
+        box: Optional[Tensor] = cell if bool(pbc.any()) else None
+        edge_index, shifts = neighbor_pairs(positions.detach(), box, pbc, self.cutoff)
+        edge_vec = positions[edge_index[1]] - positions[edge_index[0]]
+        if box is not None:
+            edge_vec = edge_vec + shifts @ box
+        return edge_index, edge_vec
+
+    def evaluate(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, n_energy: int,
+                 atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Energy of the first ``n_energy`` nodes, their node energies, forces on all nodes and the virial (3,3).
 
         ``edge_vec`` (r_j - r_i, Angstrom) is detached and gradients are taken with respect to it, which gives
         forces and virial in one backward pass, exact also when ghost/image atoms are nodes of the graph.
         Force-centric models return their predicted forces on the first ``n_energy`` nodes and zero virial.
+        A non-finite energy or force raises (:func:`check_finite`; ``atom_ids`` names the nodes in the message).
         TorchScript has no enable_grad(): callers must not run this under torch.no_grad().
         """
         n_nodes = species.shape[0]
@@ -41,9 +106,12 @@ class ModelCore(torch.nn.Module):
         if not self.energy_centric:
             forces = torch.zeros((n_nodes, 3), dtype=edge_vec.dtype, device=edge_vec.device)
             forces[:n_energy] = node_vector[:n_energy].detach()
-            return energy.detach(), node_energy[:n_energy].detach(), forces, torch.zeros((3, 3), dtype=edge_vec.dtype)
+            check_finite(energy, forces, edge_index, edge_vec, atom_ids)
+            virial = torch.zeros((3, 3), dtype=edge_vec.dtype, device=edge_vec.device)
+            return energy.detach(), node_energy[:n_energy].detach(), forces, virial
         if not energy.requires_grad:
             raise RuntimeError("maskpot: forces need autograd; do not call the model under torch.no_grad()")
         batch = torch.zeros((n_nodes,), dtype=torch.long, device=species.device)
         forces, virial = forces_virial(energy.unsqueeze(0), edge_vec, edge_index, batch, n_nodes, 1, False)
+        check_finite(energy, forces, edge_index, edge_vec, atom_ids)
         return energy.detach(), node_energy[:n_energy].detach(), forces.detach(), virial[0].detach()

@@ -76,6 +76,18 @@ def read_metadata(path: str | Path) -> dict:
     return meta
 
 
+def refuse_export(path: str | Path, wanted: str) -> None:
+    """Raise a one-line ValueError if ``path`` is a maskpot export where ``wanted`` (e.g. "a checkpoint") is needed."""
+    if not zipfile.is_zipfile(path):
+        return
+    try:
+        meta = read_metadata(path)
+    except ValueError:
+        return
+    raise ValueError(f"{path}: this is an export (--target {meta['target']}), not {wanted}; pass the .ckpt it "
+                     f"was exported from ({meta.get('checkpoint_name', 'a finetuned checkpoint')})")
+
+
 def trained_on_periodic(meta: dict) -> bool:
     """Whether the exported model's training frames were periodic (``summary()``'s "periodic": "all"/True)."""
     data = meta.get("training_data") or {}

@@ -1,7 +1,8 @@
 """TorchScript wrappers, one per engine, around the shared ``ModelCore``.
 
-Each wrapper only converts units and builds the graph the way its engine needs; the network, the species
-lookup and the force/virial computation are the same code for all of them (``maskpot.export.core``).
+Each wrapper only converts units and says how its engine gives the graph (positions and a cell for ASE and
+OpenMM, edges for LAMMPS); the graph builder, the network, the species lookup, the force/virial computation and
+the finiteness checks are the same code for all of them (``maskpot.export.core``).
 """
 
 from typing import List, Optional, Tuple
@@ -10,8 +11,7 @@ import torch
 from torch import Tensor
 
 from maskpot.data.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
-from maskpot.export.core import ModelCore
-from maskpot.models.neighbors import neighbor_pairs
+from maskpot.export.core import ModelCore, check_positions
 
 
 class _Target(torch.nn.Module):
@@ -38,12 +38,7 @@ class AseModel(_Target):
     def forward(self, positions: Tensor, atomic_numbers: Tensor, cell: Tensor, pbc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         pos = positions.to(self.model_dtype)
         species = self.core.species_of(atomic_numbers)
-        periodic = bool(pbc.any())
-        box: Optional[Tensor] = cell.to(self.model_dtype) if periodic else None
-        edge_index, shifts = neighbor_pairs(pos.detach(), box, pbc, self.cutoff)
-        edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
-        if box is not None:
-            edge_vec = edge_vec + shifts @ box
+        edge_index, edge_vec = self.core.graph(pos, cell.to(self.model_dtype), pbc)
         energy, _, forces, virial = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0])
         return energy.double(), forces.double(), virial.double()
 
@@ -61,11 +56,15 @@ class LammpsModel(_Target):
     energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
     convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
     forces on the local atoms and a zero virial. Edge vectors are formed in float64, then cast to ``dtype``.
+
+    A non-finite position, energy or force raises (``maskpot.export.core``); the message numbers atoms as the
+    nodes here (LAMMPS' local atom indices, not atom IDs).
     """
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, edge_shift: Tensor,
                 n_local: int, compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         pos = positions.to(torch.float64)
+        check_positions(pos)
         species = self.core.species_of(atomic_numbers)
         edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift.to(torch.float64)).to(self.model_dtype)
         _, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
@@ -105,6 +104,10 @@ class LammpsModel(_Target):
         n = atomic_numbers.shape[0]
         s, v = self.core.potential.backbone.node_features(node, edge, feat, edge_index[0], n)
         node_energy, node_vector = self.core.potential.readout(s, v, self.core.species_of(atomic_numbers))
+        bad = ~(torch.isfinite(node_energy) & torch.isfinite(node_vector).all(dim=1))
+        if bool(bad.any()):  # no edge vectors here to name the closest pair; the atom is the next best thing
+            raise RuntimeError("maskpot: the model's energy or forces are not finite (NaN or inf) at local atom "
+                               + str(int(torch.nonzero(bad)[0, 0])) + " (two atoms on the same spot?)")
         return node_energy.double(), node_vector.double()
 
 
@@ -120,11 +123,13 @@ class LammpsModel(_Target):
         return rep(species, edge_index, edge_vec.to(self.model_dtype), n_local).double()
 
 
-class _OpenMMBase(_Target):
-    """OpenMM target: positions and box vectors in nm (float64 on the CPU/Reference platforms, float32 on
-    CUDA single precision); energy kJ/mol, forces kJ/mol/nm. ``atomic_numbers`` (of the ML atoms) and ``atoms``
-    (their particle indices; empty means all particles) are set at export with a topology or by
-    ``maskpot.openmm.create_force``."""
+class OpenMMModel(_Target):
+    """OpenMM target: ``forward(positions nm (N,3), boxvectors nm (3,3) or None) -> (energy kJ/mol, forces
+    kJ/mol/nm (N,3))``, for ``TorchForce.setOutputsForces(True)`` (``outputs_forces``; set by ``create_force``).
+    Positions are float64 on the CPU/Reference platforms, float32 on CUDA single precision; outputs have their
+    dtype. ``atomic_numbers`` (of the ML atoms) and ``atoms`` (their particle indices; empty means all
+    particles) are set at export with a topology or by ``maskpot.openmm.create_force``. Forces outside the ML
+    atoms are zero; a force-centric model's energy is 0."""
 
     def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str):
         super().__init__(potential, species, dtype, target)
@@ -132,9 +137,9 @@ class _OpenMMBase(_Target):
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
         self.nm_to_angstrom: float = NM_TO_ANGSTROM  # TorchScript cannot read module-level float constants
         self.kj_per_mol_per_ev: float = EV_TO_KJ_PER_MOL
+        self.outputs_forces: bool = True
 
-    def graph(self, positions: Tensor, boxvectors: Optional[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
-        """Species, edge_index and edge vectors (Å, differentiable w.r.t. positions) of the ML atoms."""
+    def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         if self.atomic_numbers.numel() == 0:
             raise RuntimeError("maskpot: no atomic numbers set; use maskpot.openmm.create_force or export with --topology")
         pos = positions.to(self.model_dtype) * self.nm_to_angstrom
@@ -144,35 +149,15 @@ class _OpenMMBase(_Target):
             raise RuntimeError("maskpot: the model was set up for " + str(self.atomic_numbers.shape[0])
                                + " atoms but the system has " + str(pos.shape[0]))
         species = self.core.species_of(self.atomic_numbers)
+        pbc = torch.full((3,), boxvectors is not None, dtype=torch.bool)
         box: Optional[Tensor] = None
-        pbc = torch.zeros(3, dtype=torch.bool)
         if boxvectors is not None:
             box = boxvectors.to(self.model_dtype) * self.nm_to_angstrom
-            pbc = torch.ones(3, dtype=torch.bool)
-        edge_index, shifts = neighbor_pairs(pos.detach(), box, pbc, self.cutoff)
-        edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
-        if box is not None:
-            edge_vec = edge_vec + shifts @ box
-        return species, edge_index, edge_vec
-
-
-class OpenMMEnergyModel(_OpenMMBase):
-    """Energy-centric OpenMM target: returns the energy (kJ/mol); openmm-torch takes -dE/dx by autograd."""
-
-    def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tensor:
-        species, edge_index, edge_vec = self.graph(positions, boxvectors)
-        node_energy, _ = self.core.potential(species, edge_index, edge_vec, None)
-        return (node_energy.sum() * self.kj_per_mol_per_ev).to(positions.dtype)
-
-
-class OpenMMForceModel(_OpenMMBase):
-    """Force-centric OpenMM target (use with ``TorchForce.setOutputsForces(True)``): returns (0, forces kJ/mol/nm)
-    for every particle of the system (zero outside the ML atoms)."""
-
-    def forward(self, positions: Tensor, boxvectors: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-        species, edge_index, edge_vec = self.graph(positions, boxvectors)
-        _, node_vector = self.core.potential(species, edge_index, edge_vec.detach(), None)
-        forces = node_vector.detach() * (self.kj_per_mol_per_ev * self.nm_to_angstrom)  # eV/A -> kJ/mol/nm
+        edge_index, edge_vec = self.core.graph(pos, box, pbc, self.atoms)
+        energy, _, forces, _ = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0], self.atoms)
+        forces = forces * (self.kj_per_mol_per_ev * self.nm_to_angstrom)  # eV/A -> kJ/mol/nm
         if self.atoms.numel() > 0:
-            forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype).index_copy(0, self.atoms, forces)
-        return torch.zeros((), dtype=positions.dtype), forces.to(positions.dtype)
+            forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype, device=forces.device).index_copy(
+                0, self.atoms, forces)
+        return (energy * self.kj_per_mol_per_ev).to(positions.dtype), forces.to(positions.dtype)
+

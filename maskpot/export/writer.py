@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 import maskpot
-from maskpot.atomic import atomic_write
+from maskpot.atomic import atomic_write, exclusive_output
 from maskpot.export.metadata import METADATA_NAME, build_metadata
-from maskpot.export.targets import AseModel, LammpsModel, OpenMMEnergyModel, OpenMMForceModel
+from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 
 TARGETS = ("openmm", "lammps", "ase")
 
@@ -25,10 +25,7 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
     potential = potential.to(torch.float64 if dtype == "float64" else torch.float32).eval()
     for p in potential.parameters():
         p.requires_grad_(False)
-    energy_centric = config["backbone"] != "gns"
-    cls = {"ase": AseModel, "lammps": LammpsModel}.get(target)
-    if cls is None:
-        cls = OpenMMEnergyModel if energy_centric else OpenMMForceModel
+    cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
     return torch.jit.script(cls(potential, list(config["species"]), dtype, target))
 
 
@@ -51,8 +48,14 @@ def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtyp
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
-    ``openmmtorch.TorchForce(out)`` works without maskpot.
+    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot. A second export to
+    the same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
     """
+    with exclusive_output(out):
+        return _export(checkpoint, target, out, dtype, topology)
+
+
+def _export(checkpoint, target, out, dtype, topology) -> Path:
     from maskpot.train.checkpoint import load_checkpoint, load_potential
 
     ckpt = load_checkpoint(checkpoint)

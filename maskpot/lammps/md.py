@@ -8,23 +8,21 @@ element names, readable by ASE and OVITO). Units metal: Angstrom, eV, ps.
 from __future__ import annotations
 
 import csv
-import os
 import re
 from pathlib import Path
 
-from maskpot.atomic import atomic_write
+from maskpot.atomic import atomic_outputs, atomic_write, atomic_write_text, exclusive_output
 from maskpot.data.frame import Frame
 from maskpot.export.metadata import read_metadata
 from maskpot.lammps.datafile import write_data
 from maskpot.lammps.plugin import plugin_path
 from maskpot.lammps.runner import run_lammps
+from maskpot.md import DEFAULT_ENSEMBLE, LANGEVIN_FRICTION_PER_PS, NOSE_HOOVER_DAMP_STEPS, check_ensemble
 
-ENSEMBLES = ("nvt", "nve")
 # thermo_style keyword, the column LAMMPS prints for it, the CSV column (units metal)
 THERMO = [("step", "Step", "step"), ("time", "Time", "time_ps"), ("temp", "Temp", "temperature_K"),
           ("pe", "PotEng", "potential_energy_eV"), ("ke", "KinEng", "kinetic_energy_eV"),
           ("etotal", "TotEng", "total_energy_eV"), ("press", "Press", "pressure_bar")]
-NVT_DAMP_STEPS = 100  # Nose-Hoover temperature damping, in time steps (LAMMPS' usual choice)
 
 
 def md_deck(data: Path, model: Path, plugin: Path, elements: list[str], steps: int, timestep_fs: float,
@@ -33,8 +31,11 @@ def md_deck(data: Path, model: Path, plugin: Path, elements: list[str], steps: i
     """The LAMMPS input: a warm-up run of ``warmup_steps`` (0: just ``run 0``; TorchScript's first calls optimise
     the graph, so benchmarks warm up longer), then the timed run."""
     dt_ps = timestep_fs * 1e-3
-    if ensemble == "nvt":
-        integrate = f"fix integrate all nvt temp {temperature!r} {temperature!r} {NVT_DAMP_STEPS * dt_ps!r}"
+    if check_ensemble(ensemble) == "nvt-nose-hoover":
+        integrate = f"fix integrate all nvt temp {temperature!r} {temperature!r} {NOSE_HOOVER_DAMP_STEPS * dt_ps!r}"
+    elif ensemble == "nvt-langevin":
+        integrate = (f"fix thermostat all langevin {temperature!r} {temperature!r} {1.0 / LANGEVIN_FRICTION_PER_PS!r} "
+                     f"{seed + 2} zero yes\nfix integrate all nve")
     else:
         integrate = "fix integrate all nve"
     names = " ".join(elements)
@@ -88,24 +89,25 @@ def write_thermo_csv(thermo: dict, path: Path) -> Path:
 
 
 def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, timestep_fs: float = 0.5,
-                  temperature: float = 300.0, ensemble: str = "nvt", report_interval: int = 10,
+                  temperature: float = 300.0, ensemble: str = DEFAULT_ENSEMBLE, report_interval: int = 10,
                   out_prefix: str | Path = "md", nprocs: int = 1, seed: int = 0, warmup_steps: int = 0,
                   threads: int | None = None) -> dict:
     """Run MD of the periodic ``frame`` with a model exported for LAMMPS; returns steps, ms_per_step, ns_per_day
     (from LAMMPS' ``Performance:`` line of the timed run), atoms, nprocs, final potential_energy_eV, and the
     paths of thermo (CSV), trajectory (dump), deck and log.
 
-    NVT is Nose-Hoover (damping 100 steps), NVE velocity Verlet; velocities drawn at ``temperature`` with the
-    LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed). ``warmup_steps`` run untimed before the ``steps``;
-    ``threads``: torch threads per rank (see run_lammps).
-    One rank folds ghosts onto their owners, several exchange node states between layers (see pair_maskpot.h).
+    ``ensemble``: one of ``maskpot.md.ENSEMBLES`` (the same thermostats as in OpenMM); velocities drawn at
+    ``temperature`` with the LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed; the Langevin thermostat
+    uses ``seed + 2``). ``warmup_steps`` run untimed before the ``steps``; ``threads``: torch threads per rank
+    (see run_lammps). One rank folds ghosts onto their owners, several exchange node states between layers (see
+    pair_maskpot.h). The log, thermo and trajectory appear only when the run has finished, and a second run
+    with the same ``out_prefix`` stops at once (``maskpot.atomic.exclusive_output``).
     """
     model_file = Path(model_file).resolve()
     meta = read_metadata(model_file)
     if meta["target"] != "lammps":
         raise ValueError(f"{model_file}: exported for {meta['target']}; re-export with --target lammps")
-    if ensemble not in ENSEMBLES:
-        raise ValueError(f"unknown ensemble {ensemble!r}; choose nvt or nve")
+    check_ensemble(ensemble)
     if steps < 1 or report_interval < 1 or nprocs < 1 or warmup_steps < 0:
         raise ValueError(f"steps ({steps}), report_interval ({report_interval}) and nprocs ({nprocs}) must be >= 1, "
                          f"warmup_steps ({warmup_steps}) >= 0")
@@ -115,23 +117,17 @@ def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, times
     elements = list(meta["species_symbols"])
 
     out_prefix = Path(out_prefix).resolve()
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = {ext: out_prefix.parent / (out_prefix.name + ext) for ext in (".data", ".in", ".log", ".csv", ".lammpstrj")}
-    data = write_data(frame, paths[".data"], elements)
-    dump_tmp = paths[".lammpstrj"].parent / f".{paths['.lammpstrj'].name}.tmp"
-    deck = md_deck(data, model_file, plugin, elements, steps, timestep_fs, temperature, ensemble, report_interval,
-                   dump_tmp, seed, warmup_steps)
-    paths[".in"].write_text(deck)
-    try:
+    with exclusive_output(out_prefix), atomic_outputs(paths[".lammpstrj"], paths[".log"]) as (dump_tmp, log_tmp):
+        data = write_data(frame, paths[".data"], elements)
+        deck = md_deck(data, model_file, plugin, elements, steps, timestep_fs, temperature, ensemble,
+                       report_interval, Path(dump_tmp), seed, warmup_steps)
+        atomic_write_text(paths[".in"], deck)
         result = run_lammps(paths[".in"], nprocs=nprocs, cwd=out_prefix.parent, threads=threads)
-        paths[".log"].write_text(result.log)
+        Path(log_tmp).write_text(result.log)
         ns_per_day, ms_per_step, done = performance(result.log)
         thermo = result.last
         write_thermo_csv(thermo, paths[".csv"])
-        os.replace(dump_tmp, paths[".lammpstrj"])
-    finally:
-        if dump_tmp.exists():
-            dump_tmp.unlink()
     return {
         "steps": done,
         "ms_per_step": ms_per_step,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from maskpot.errors import first_line
 from maskpot.lammps.plugin import engine_environment, executable
 
 
@@ -76,7 +77,8 @@ def run_lammps(deck: str | os.PathLike, nprocs: int = 1, variables: dict[str, ob
     ``lmp``, through ``mpirun -np nprocs`` when nprocs > 1. ``variables`` become ``-var name value``;
     ``threads``: torch threads per rank (default: OMP_NUM_THREADS or all cores, capped at cores / nprocs).
 
-    Raises RuntimeError with LAMMPS' ERROR line (or the exit status) when the run fails.
+    Raises RuntimeError with LAMMPS' ERROR line, the message the model raised, or the exit status when the run
+    fails.
     """
     with tempfile.TemporaryDirectory() as scratch:
         if isinstance(deck, str) and "\n" in deck:
@@ -97,6 +99,8 @@ def run_lammps(deck: str | os.PathLike, nprocs: int = 1, variables: dict[str, ob
     error = _error_line(output)
     if error is not None:
         raise RuntimeError(f"LAMMPS failed: {error}")
+    if done.returncode != 0 and "TorchScript" in output:  # the model raised: its message, not the traceback
+        raise RuntimeError(f"LAMMPS failed: {first_line(output)}")
     if done.returncode != 0:
         tail = " | ".join(output.strip().splitlines()[-3:])
         raise RuntimeError(f"LAMMPS exited with status {done.returncode}: {tail}")

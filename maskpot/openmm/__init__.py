@@ -1,4 +1,5 @@
-"""OpenMM adapter: ``create_force`` (an openmm-torch ``TorchForce`` from an export) and the OpenMM-ML plugin.
+"""OpenMM adapter: ``create_force`` (an openmm-torch ``TorchForce`` from an export), ``write_pdb`` (a structure
+as a PDB file OpenMM reads atom for atom) and the OpenMM-ML plugin.
 
 This package's ``__init__`` stays import-light: OpenMM-ML imports the ``maskpot`` entry point at
 ``import openmmml``, and a failure there would break every OpenMM-ML user.
@@ -12,4 +13,11 @@ def create_force(*args, **kwargs):
     return _create_force(*args, **kwargs)
 
 
-__all__ = ["create_force"]
+def write_pdb(*args, **kwargs):
+    """See :func:`maskpot.openmm.system.write_pdb`."""
+    from maskpot.openmm.system import write_pdb as _write_pdb
+
+    return _write_pdb(*args, **kwargs)
+
+
+__all__ = ["create_force", "write_pdb"]

@@ -1,11 +1,12 @@
 """Build an ``openmmtorch.TorchForce`` from a maskpot export (``--target openmm``).
 
-The exported module takes positions and box vectors in nm and returns kJ/mol (and kJ/mol/nm for
-force-centric models); the atomic numbers of the ML atoms are stored in it here.
+The exported module takes positions and box vectors in nm and returns the energy (kJ/mol) and the forces
+(kJ/mol/nm); the atomic numbers of the ML atoms are stored in it here.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 
@@ -33,6 +34,42 @@ def ensure_torch_plugin() -> None:
         _PLUGINS_RELOADED = True
 
 
+PRECISIONS = {"single": "float32", "double": "float64"}  # OpenMM-ML's precision names -> export dtypes
+
+
+def import_openmmtorch():
+    """``openmmtorch``, imported without the "importing 'simtk.openmm' is deprecated" warning its SWIG module
+    triggers (it imports ``simtk.openmm``, whose shim logs that warning on the root logger)."""
+    import sys
+
+    if "simtk.openmm" not in sys.modules:
+        def not_simtk(record: logging.LogRecord) -> bool:
+            return "simtk.openmm" not in record.getMessage()
+
+        root = logging.getLogger()
+        root.addFilter(not_simtk)
+        try:
+            import simtk.openmm  # noqa: F401
+        finally:
+            root.removeFilter(not_simtk)
+    import openmmtorch
+
+    return openmmtorch
+
+
+def check_precision(model_file: str, meta: dict, precision: str | None) -> None:
+    """Refuse an OpenMM-ML ``precision`` ("single" | "double") the export was not made in."""
+    if precision is None:
+        return
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose 'single' or 'double'")
+    if PRECISIONS[precision] != meta["dtype"]:
+        other = next(p for p, d in PRECISIONS.items() if d == meta["dtype"])
+        raise ValueError(f"precision={precision!r} needs a {PRECISIONS[precision]} export but {model_file} is "
+                         f"{meta['dtype']}: re-export with --dtype {PRECISIONS[precision]}, or pass "
+                         f"precision={other!r}")
+
+
 def _atomic_numbers(system_atoms) -> list[int]:
     """Atomic numbers from an OpenMM Topology or a sequence of ints."""
     if hasattr(system_atoms, "atoms"):
@@ -46,7 +83,7 @@ def _atomic_numbers(system_atoms) -> list[int]:
 
 
 def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[int] | None = None,
-                 periodic: bool | None = None):
+                 periodic: bool | None = None, precision: str | None = None):
     """A ``TorchForce`` applying the exported model to the ML atoms.
 
     Args:
@@ -55,12 +92,18 @@ def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[in
         atoms: particle indices of the ML region (default: all particles).
         periodic: use periodic boundary conditions; default: whether the topology has box vectors (True for a
             list of atomic numbers). A periodic model in a non-periodic system sees no images.
+        precision: "single" or "double" (OpenMM-ML's names): refused unless the export has that dtype
+            (float32, float64); None takes the export's.
+
+    During the simulation the model raises (OpenMM reports an ``OpenMMException`` holding the line
+    ``maskpot: the model's energy or forces are not finite ...; closest pair: ...``) instead of returning NaN.
     """
     meta = read_metadata(model_file)
     if meta["target"] != "openmm":
         raise ValueError(f"{model_file}: exported for {meta['target']}; re-export with --target openmm")
+    check_precision(model_file, meta, precision)
     ensure_torch_plugin()
-    import openmmtorch
+    openmmtorch = import_openmmtorch()
 
     numbers = _atomic_numbers(atomic_numbers_or_topology)
     if periodic is None:
@@ -82,5 +125,9 @@ def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[in
     module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
     force = openmmtorch.TorchForce(module)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
-    force.setOutputsForces(meta["model_kind"] == "force-centric")
+    # a file without ``outputs_forces`` returns the energy alone unless its model is force-centric
+    if hasattr(module, "outputs_forces"):
+        force.setOutputsForces(bool(module.outputs_forces))
+    else:
+        force.setOutputsForces(meta["model_kind"] == "force-centric")
     return force

@@ -8,20 +8,36 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskpot.data.frame import Frame
+from maskpot.md import DEFAULT_ENSEMBLE, LANGEVIN_FRICTION_PER_PS, NOSE_HOOVER_DAMP_STEPS, check_ensemble
 
 
 @dataclass
 class MDConfig:
-    """Options of an MD run. Units: fs, K, 1/ps."""
+    """Options of an MD run (``ensemble``: one of ``maskpot.md.ENSEMBLES``). Units: fs, K, 1/ps."""
 
     steps: int = 1000
     timestep_fs: float = 0.5
     temperature: float = 300.0
-    ensemble: str = "nvt"  # nvt (Langevin middle integrator) or nve (velocity Verlet)
-    friction_per_ps: float = 1.0
+    ensemble: str = DEFAULT_ENSEMBLE
+    friction_per_ps: float = LANGEVIN_FRICTION_PER_PS
     report_interval: int = 10
     platform: str = "CPU"
     seed: int = 0
+
+
+def _integrator(config: MDConfig):
+    import openmm
+    import openmm.unit as u
+
+    dt = config.timestep_fs * u.femtoseconds
+    temperature = config.temperature * u.kelvin
+    if config.ensemble == "nvt-langevin":
+        integrator = openmm.LangevinMiddleIntegrator(temperature, config.friction_per_ps / u.picosecond, dt)
+        integrator.setRandomNumberSeed(config.seed)
+        return integrator
+    if config.ensemble == "nvt-nose-hoover":
+        return openmm.NoseHooverIntegrator(temperature, 1.0 / (NOSE_HOOVER_DAMP_STEPS * dt), dt)
+    return openmm.VerletIntegrator(dt)
 
 
 def run_openmm_md(model_file: str, frame: Frame, config: MDConfig, out_prefix: str | Path,
@@ -29,55 +45,58 @@ def run_openmm_md(model_file: str, frame: Frame, config: MDConfig, out_prefix: s
                   minimize: bool = False) -> dict:
     """Run MD and write ``<out_prefix>.dcd`` and ``<out_prefix>.csv``; returns timing and final energies.
 
-    ``minimize`` relaxes the structure with the model (L-BFGS, at most 500 iterations) before MD.
+    ``minimize`` relaxes the structure with the model (L-BFGS, at most 500 iterations) before MD. The outputs
+    appear only when the run has finished (temporary files until then), and a second run with the same
+    ``out_prefix`` stops at once (``maskpot.atomic.exclusive_output``). A model that fails during the run
+    (e.g. a non-finite energy: ``maskpot.export.core.check_finite``) raises a one-line RuntimeError.
     """
     import openmm
     import openmm.app as app
     import openmm.unit as u
 
+    from maskpot.atomic import atomic_outputs, exclusive_output
+    from maskpot.errors import first_line
     from maskpot.openmm.system import system_from_frame
 
-    if config.ensemble not in ("nvt", "nve"):
-        raise ValueError(f"unknown ensemble {config.ensemble!r}; choose nvt or nve")
-    system, top, positions = system_from_frame(frame, model_file, allow_non_periodic)
-    dt = config.timestep_fs * u.femtoseconds
-    if config.ensemble == "nvt":
-        integrator = openmm.LangevinMiddleIntegrator(config.temperature * u.kelvin, config.friction_per_ps / u.picosecond, dt)
-        integrator.setRandomNumberSeed(config.seed)
-    else:
-        integrator = openmm.VerletIntegrator(dt)
-    platform = openmm.Platform.getPlatformByName(config.platform)
-    sim = app.Simulation(top, system, integrator, platform)
-    sim.context.setPositions(positions)
-    if minimize:
-        sim.minimizeEnergy(maxIterations=500)
-    sim.context.setVelocitiesToTemperature(config.temperature * u.kelvin, config.seed)
+    check_ensemble(config.ensemble)
     out_prefix = Path(out_prefix)
-    out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    sim.reporters.append(app.DCDReporter(str(out_prefix.with_suffix(".dcd")), config.report_interval))
-    sim.reporters.append(app.StateDataReporter(str(out_prefix.with_suffix(".csv")), config.report_interval, step=True,
-                                               time=True, potentialEnergy=True, kineticEnergy=True, totalEnergy=True,
-                                               temperature=True, speed=True))
-    sim.step(1)  # first call builds the TorchScript graph: keep it out of the timing
-    done, t0 = 1, time.perf_counter()
-    chunk = max(1, config.report_interval)
-    while done < config.steps:
-        n = min(chunk, config.steps - done)
-        sim.step(n)
-        done += n
-        if progress is not None:
-            progress(n)
-    elapsed = time.perf_counter() - t0
+    trajectory, thermo = out_prefix.with_suffix(".dcd"), out_prefix.with_suffix(".csv")
+    system, top, positions = system_from_frame(frame, model_file, allow_non_periodic)
+    platform = openmm.Platform.getPlatformByName(config.platform)
+    with exclusive_output(out_prefix), atomic_outputs(trajectory, thermo) as (dcd_tmp, csv_tmp), \
+            open(csv_tmp, "w") as csv_file:
+        sim = app.Simulation(top, system, _integrator(config), platform)
+        try:
+            sim.context.setPositions(positions)
+            if minimize:
+                sim.minimizeEnergy(maxIterations=500)
+            sim.context.setVelocitiesToTemperature(config.temperature * u.kelvin, config.seed)
+            sim.reporters.append(app.DCDReporter(dcd_tmp, config.report_interval))
+            sim.reporters.append(app.StateDataReporter(csv_file, config.report_interval, step=True, time=True,
+                                                       potentialEnergy=True, kineticEnergy=True, totalEnergy=True,
+                                                       temperature=True, speed=True))
+            sim.step(1)  # first call builds the TorchScript graph: keep it out of the timing
+            done, t0 = 1, time.perf_counter()
+            chunk = max(1, config.report_interval)
+            while done < config.steps:
+                n = min(chunk, config.steps - done)
+                sim.step(n)
+                done += n
+                if progress is not None:
+                    progress(n)
+            elapsed = time.perf_counter() - t0
+            state = sim.context.getState(getEnergy=True)
+        except openmm.OpenMMException as exc:  # the model's message, not the TorchScript traceback
+            raise RuntimeError(f"OpenMM MD failed at step {sim.currentStep}: {first_line(exc)}") from None
     timed = max(config.steps - 1, 1)
-    state = sim.context.getState(getEnergy=True)
     return {
         "steps": config.steps,
         "ms_per_step": 1e3 * elapsed / timed,
         "ns_per_day": timed * config.timestep_fs * 1e-6 / (elapsed / 86400.0) if elapsed > 0 else float("nan"),
         "potential_energy_kj_mol": state.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole),
         "kinetic_energy_kj_mol": state.getKineticEnergy().value_in_unit(u.kilojoule_per_mole),
-        "trajectory": str(out_prefix.with_suffix(".dcd")),
-        "thermo": str(out_prefix.with_suffix(".csv")),
+        "trajectory": str(trajectory),
+        "thermo": str(thermo),
         "atoms": len(frame),
         "platform": config.platform,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from maskpot.data.frame import Frame
@@ -23,6 +25,28 @@ def topology_from_frame(frame: Frame):
         cell = frame.cell / NM_TO_ANGSTROM
         top.setPeriodicBoxVectors([Vec3(*map(float, row)) for row in cell])
     return top
+
+
+def write_pdb(frame: Frame, path: str | Path) -> Path:
+    """Write ``frame`` as a PDB file that ``openmm.app.PDBFile`` reads back atom for atom (atomically).
+
+    Written by OpenMM's own ``PDBFile`` from :func:`topology_from_frame`: one residue per atom in the frame's
+    order, elements in their column, the periodic box in CRYST1. (A PDB written by ASE puts every atom in one
+    residue; OpenMM merges atoms of one residue with the same name, so water stored as all O then all H reads
+    as 2 atoms.)
+    """
+    import openmm.app as app
+    import openmm.unit as u
+
+    from maskpot.atomic import atomic_write
+
+    top = topology_from_frame(frame)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as handle:
+            app.PDBFile.writeFile(top, np.asarray(frame.positions) * u.angstrom, handle)
+
+    return atomic_write(path, write)
 
 
 def system_from_frame(frame: Frame, model_file: str, allow_non_periodic: bool = False):

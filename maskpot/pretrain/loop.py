@@ -18,6 +18,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from maskpot.atomic import exclusive_output
 from maskpot.data.frame import Frame
 from maskpot.models.build import torch_dtype
 from maskpot.models.config import ModelConfig
@@ -92,9 +93,10 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
                         metrics={"best_step": step, "val": metrics})
 
     log = RunLog(sibling(out, ".log.csv"), LOG_COLUMNS)
-    result = fit(model, step_loss, len(train), evaluate, save, cfg, log, sibling(out, ".state.pt"), "pretrain",
-                 options={"task": asdict(task), "model": model_config.to_dict(), "n_train": len(train)},
-                 resume=resume, on_eval=on_eval)
+    with exclusive_output(out):  # a second run writing the same checkpoint stops at once
+        result = fit(model, step_loss, len(train), evaluate, save, cfg, log, sibling(out, ".state.pt"), "pretrain",
+                     options={"task": asdict(task), "model": model_config.to_dict(), "n_train": len(train)},
+                     resume=resume, on_eval=on_eval)
     learning_curve(result.rows, sibling(out, ".curve.png"), ["train_loss", "val_loss"],
                    title=f"pretrain ({task.objective}, read-out {task.readout})")
     return PretrainResult(model.eval(), result.best_step, result.best_metrics, result.rows, log.path, result.stopped)

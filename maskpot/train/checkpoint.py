@@ -20,6 +20,8 @@ import torch
 
 import maskpot
 from maskpot.atomic import atomic_write
+from maskpot.errors import first_line
+from maskpot.export.metadata import refuse_export
 from maskpot.models.config import ModelConfig
 
 FORMAT = "maskpot-checkpoint"
@@ -86,12 +88,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    refuse_export(path, "a checkpoint")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/garbage files
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [type(exc).__name__]
-        reason = next((ln for ln in reversed(lines) if "error:" in ln.lower()), lines[0])
-        raise ValueError(f"{path}: not a readable maskpot checkpoint ({reason[:120]})") from None
+        raise ValueError(f"{path}: not a readable maskpot checkpoint ({first_line(exc)})") from None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise ValueError(f"{path}: not a maskpot checkpoint (missing format={FORMAT!r})")
     if raw.get("format_version", 0) > FORMAT_VERSION:

@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from maskpot.atomic import exclusive_output
 from maskpot.data.frame import Frame
 from maskpot.models.build import torch_dtype
 from maskpot.models.config import ModelConfig
@@ -184,9 +185,10 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
                                  "init": init_report})
 
     log = RunLog(sibling(out, ".log.csv"), LOG_COLUMNS)
-    result = fit(potential, step_loss, len(train), evaluate, save, cfg, log, sibling(out, ".state.pt"), "finetune",
-                 options={"model": config.to_dict(), "init": init, "n_train": len(train), "n_val": len(val)},
-                 resume=resume, on_eval=on_eval)
+    with exclusive_output(out):  # a second run writing the same checkpoint stops at once
+        result = fit(potential, step_loss, len(train), evaluate, save, cfg, log, sibling(out, ".state.pt"), "finetune",
+                     options={"model": config.to_dict(), "init": init, "n_train": len(train), "n_val": len(val)},
+                     resume=resume, on_eval=on_eval)
     learning_curve(result.rows, sibling(out, ".curve.png"), ["train_loss", "val_loss"], title="finetune")
     return FinetuneResult(potential, config, norm, result.best_step, result.best_metrics["metrics"], result.stopped,
                           test_metrics, init_report, log.path, result.rows)

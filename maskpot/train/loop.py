@@ -10,7 +10,8 @@
   rows) is written atomically to ``state_path``; ``resume=True`` continues from it and ends with the same weights
   as an uninterrupted run (batches and any corruption depend only on the seed and the step). The state file is
   removed when a run ends normally.
-- Ctrl-C (KeyboardInterrupt): ``save`` writes the best weights so far, then ``Interrupted`` says what was kept.
+- Ctrl-C (KeyboardInterrupt): ``save`` writes the best weights so far, then ``maskpot.errors.Interrupted`` says
+  what was kept.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from maskpot.atomic import atomic_write
+from maskpot.errors import Interrupted
 from maskpot.train.config import TrainConfig
 from maskpot.train.runlog import RunLog
 
@@ -35,10 +37,6 @@ log = logging.getLogger(__name__)
 
 # options that may differ between a saved state and the run that resumes it (the budget can be extended)
 RESUMABLE_CHANGES = ("max_steps", "patience", "max_minutes")
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training; ``str()`` says what was kept."""
 
 
 @dataclass

@@ -19,14 +19,15 @@ UNIT_SCALE = {"metal": 1.0, "real": EV_TO_KCAL_PER_MOL}
 
 
 def ase_reference(atoms, model: Path) -> dict:
-    """Energy (eV), forces (eV/A) and the pressure tensor from the virial alone (eV/A^3; zero for GNS)."""
+    """Energy (eV), forces (eV/A) and the pressure tensor from the virial alone (eV/A^3); for GNS (forces only
+    in ASE) the zero energy and pressure pair_style maskpot reports."""
     atoms = atoms.copy()
     calc = MaskpotCalculator(model)
     atoms.calc = calc
-    pressure = np.zeros((3, 3))
+    energy, pressure = 0.0, np.zeros((3, 3))
     if calc.energy_centric:
-        pressure = -atoms.get_stress(voigt=False)
-    return {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces(), "pressure": pressure}
+        energy, pressure = atoms.get_potential_energy(), -atoms.get_stress(voigt=False)
+    return {"energy": energy, "forces": atoms.get_forces(), "pressure": pressure}
 
 
 def assert_close(energy: float, forces: np.ndarray, pressure: np.ndarray, ref: dict, units: str, rtol: float) -> None:

@@ -21,7 +21,7 @@ def maskpot_md(*args: str, cwd) -> subprocess.CompletedProcess:
                           env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
 
 
-@pytest.mark.parametrize("nprocs, ensemble", [(2, "nvt"), (1, "nve")])
+@pytest.mark.parametrize("nprocs, ensemble", [(2, "nvt-nose-hoover"), (1, "nve")])
 def test_md_cli_lammps(nprocs, ensemble, export_factory, water_atoms, plugin, tmp_path):
     structure = tmp_path / "water.extxyz"
     ase.io.write(structure, water_atoms)

@@ -16,7 +16,8 @@ from maskpot.models import ModelConfig
 from maskpot.train.checkpoint import load_checkpoint
 from maskpot.train.config import FinetuneConfig, TrainConfig
 from maskpot.train.finetune import finetune
-from maskpot.train.loop import Interrupted, batch_indices, fit
+from maskpot.errors import Interrupted
+from maskpot.train.loop import batch_indices, fit
 from maskpot.train.runlog import RunLog
 
 TINY = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=16, layers=2)
