@@ -148,23 +148,30 @@ def _metrics_table(title: str, rows: dict[str, dict]):
 
 class _TrainProgress:
     """A rich bar over optimiser steps, advanced at each evaluation (the library calls ``__call__`` with the
-    log row)."""
+    log row). It appears at the first evaluation and goes when the run ends, so a run that fails leaves only
+    its error line."""
 
     def __init__(self, stage: str, max_steps: int) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(TextColumn(stage), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True),
+                            transient=True)
         self.task = self.bar.add_task(stage, total=max_steps, info="")
+        self.started = False
 
     def __enter__(self):
-        self.bar.__enter__()
         return self
 
     def __exit__(self, *exc):
-        return self.bar.__exit__(*exc)
+        if self.started:
+            self.bar.stop()
+        return False
 
     def __call__(self, row: dict) -> None:
+        if not self.started:
+            self.bar.start()
+            self.started = True
         info = f"val loss {row['val_loss']:.4g}, lr {row['lr']:.2g}"
         if row.get("val_force_mae") is not None:
             info += f", F {row['val_force_mae']:.1f} meV/Å"

@@ -116,7 +116,8 @@ def test_ctrl_c_during_md_exits_130_and_leaves_no_output(export_factory, water_a
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "maskpot", "md", str(export_factory("openmm")), "--structure",
                              str(structure), "--steps", "1000000", "--out", str(tmp_path / "run")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # see test_training
     deadline = time.monotonic() + 120
     while not (tmp_path / ".run.lock").exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
