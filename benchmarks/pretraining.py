@@ -19,7 +19,8 @@ Pretrainings (equal compute: ``PRETRAIN_STEPS`` optimiser steps of batch 4 for e
   mask-tip3p, mask-dft   masking with the paper's read-out (the model's own forces), TIP3P or DFT geometries
   denoise-tip3p          denoising with the same read-out
   supervised-tip3p       finetuning on TIP3P energies and forces (energy shift and scale refit on DFT later)
-  mask-head-dft          masking with a separate vector head, backbone transferred (today's read-out ablation)
+  mask-head-dft          masking with a separate vector head, backbone transferred (the read-out ablation)
+  scratch-no-ema         scratch without the EMA of the weights (the EMA ablation)
 Finetuning: every run trains to a plateau (maskpot.train.loop: learning rate halved after 4 validations without
 improvement, stop after ``PATIENCE`` such validations, at most ``MAX_STEPS`` steps; EMA weights), with the
 short-range repulsion off (the tables compare networks). The same training frames for a finetuning seed whatever
@@ -37,7 +38,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -63,6 +64,7 @@ INITS = {
     "denoise-tip3p": ("pretrain", "denoise", "force", "tip3p"),
     "supervised-tip3p": ("supervised", None, None, "tip3p"),
     "mask-head-dft": ("pretrain", "mask", "head", "dft"),
+    "scratch-no-ema": None,  # the EMA ablation: scratch with the raw weights validated and kept
 }
 
 
@@ -97,6 +99,7 @@ def plan(quick: bool) -> list[Task]:
     early = block("painn", ["scratch"], (0,), (10, 25), (0, 1, 2), lambda i: {10, 25})
     tasks = early + tasks + block("painn", list(INITS), (0, 1), SIZES, (0, 1, 2),
                                   lambda i: {10, 50} if i == "mask-head-dft" else set(SIZES))
+    tasks += block("painn", ["scratch-no-ema"], (0,), (10, 50), (0, 1, 2), lambda i: {10, 50})
     for bb in ("egnn", "gns"):
         tasks += block(bb, ["scratch", "mask-tip3p", "denoise-tip3p", "supervised-tip3p"], (0,), SIZES, (0, 1, 2),
                        lambda i: {10, 50})
@@ -278,6 +281,8 @@ def run_finetune(task: Task, out: Path, args) -> dict:
         init = str(folder / f"pre-{task.init}-p{task.pt_seed}.ckpt")
     cfg = FinetuneConfig(max_steps=b["max_steps"], eval_every=b["eval_every"], patience=b["patience"],
                          seed=task.seed, train_frames=task.size, repulsion=False)
+    if task.init == "scratch-no-ema":
+        cfg = replace(cfg, ema_decay=0.0)
     t0 = time.perf_counter()
     ckpt = folder / f"{task.name}.ckpt"
     result = finetune(pool, ckpt, cfg, model_config=None if init else model_config(task.backbone, args.quick),

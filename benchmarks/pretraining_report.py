@@ -23,7 +23,7 @@ from benchmarks.common import (atomic_write_text, command_line, fmt, machine_des
 COMPARISONS = (("mask-tip3p", "scratch"), ("mask-dft", "scratch"), ("denoise-tip3p", "scratch"),
                ("supervised-tip3p", "scratch"), ("mask-head-dft", "scratch"), ("mask-tip3p", "denoise-tip3p"),
                ("mask-tip3p", "supervised-tip3p"), ("mask-dft", "denoise-tip3p"), ("mask-dft", "supervised-tip3p"),
-               ("mask-dft", "mask-head-dft"), ("mask-dft", "mask-tip3p"))
+               ("mask-dft", "mask-head-dft"), ("mask-dft", "mask-tip3p"), ("scratch-no-ema", "scratch"))
 
 
 def finished(r: dict) -> bool:
@@ -150,7 +150,8 @@ def plot_mae(cell_rows, path: Path) -> None:
         ax.set_xlabel("DFT training frames")
         ax.set_ylabel("test force MAE, meV/Å")
         ax.set_title(bb)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -177,7 +178,8 @@ def plot_curves(records, out: Path, path: Path) -> None:
         ax.set_xlabel("step")
         ax.set_ylabel("validation force MAE, meV/Å")
         ax.set_title(f"PaiNN, {size} frames")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path)
 

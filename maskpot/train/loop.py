@@ -21,7 +21,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +46,6 @@ class FitResult:
     rows: list
     steps: int
     stopped: str  # "plateau" | "max_steps" | "max_minutes"
-    extra: dict = field(default_factory=dict)
 
 
 def batch_indices(n: int, batch_size: int, seed: int, step: int) -> np.ndarray:
