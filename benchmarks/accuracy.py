@@ -31,23 +31,17 @@ import torch  # noqa: E402  (before openmm: the Torch plugin needs torch's libra
 
 from benchmarks.accuracy_md import TIMESTEP_FS, nvt_quality, oo_contacts, read_trajectory  # noqa: E402
 from benchmarks.accuracy_report import INITS, write_outputs  # noqa: E402
-from benchmarks.common import REPO_ROOT, csv_list, save_json  # noqa: E402
+from benchmarks.common import argument_parser, begin, csv_list, deepmd_water, finish, known, save_json  # noqa: E402
 from maskpot.errors import first_line  # noqa: E402
 
 ARCHIVED = "no stored record (this archived study no longer trains: see benchmarks/pretraining.py)"
 REPULSION_MD = " + repulsion"  # MD rows of the best PaiNN with maskpot.models.repulsion added
-DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
 
 
 # ---- data -----------------------------------------------------------------------------------------------------
 
 def load_deepmd(quick: bool):
-    from maskpot.data import read_many
-
-    if not (DEEPMD / "data_3" / "type.raw").is_file():
-        raise FileNotFoundError(f"{DEEPMD}: DeePMD water data not found")
-    train = read_many([DEEPMD / f"data_{k}" for k in range(3)])
-    test = read_many([DEEPMD / "data_3"])
+    train, test = deepmd_water()
     if quick:  # a spread-out subset: every 8th training frame, every 4th test frame
         train, test = train[::8], test[::4]
     return train, test
@@ -176,8 +170,7 @@ def md_quality(record: dict, name: str, start, reference, folder: Path, args, re
 # ---- driver ---------------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argument_parser(__doc__)
     ap.add_argument("--data", default="deepmd,tip3p")
     ap.add_argument("--backbones", default="painn,egnn,gns")
     ap.add_argument("--sizes", default="10,25,50,100,all", help="training frames per finetuning run ('all' = pool)")
@@ -213,18 +206,11 @@ def main(argv=None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.threads = torch.get_num_threads()
-    out = Path(args.out)
+    out, started = begin(args)
     runs = out / "accuracy_runs"
-    datasets, backbones = csv_list(args.data), csv_list(args.backbones)
+    datasets, backbones = known(csv_list(args.data), ("deepmd", "tip3p"), "dataset"), csv_list(args.backbones)
     sizes, seeds = csv_list(args.sizes), csv_list(args.seeds, int)
-    unknown = set(datasets) - {"deepmd", "tip3p"}
-    if unknown:
-        raise SystemExit(f"unknown dataset(s) {', '.join(sorted(unknown))}; choose deepmd, tip3p")
     console = Console(stderr=True)
-    started = time.perf_counter()
     plan = planned_runs(datasets, backbones, sizes, seeds)
     done: dict = {}  # (dataset, backbone, size, seed, init) -> record
     md: dict = {}
@@ -294,9 +280,7 @@ def main(argv=None) -> int:
                 md[ds] = {"error": "no successful PaiNN run"}
             bar.advance(task)
             write()
-    console.print(f"[green]wrote {out / 'accuracy.md'} ({time.perf_counter() - started:.0f} s)")
-    return 0
-
+    return finish(out / "accuracy.md", started, console.print)
 
 
 if __name__ == "__main__":

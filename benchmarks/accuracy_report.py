@@ -140,7 +140,8 @@ def md_table(md: dict, datasets) -> str:
     return markdown_table(header, rows)
 
 
-def plot_force_mae(summary: list[dict], datasets, backbones, path: Path) -> None:
+def panels(datasets, backbones):
+    """A log-y figure of one panel per (dataset, backbone), titled so: (fig, [(ax, dataset, backbone), ...])."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,21 +149,25 @@ def plot_force_mae(summary: list[dict], datasets, backbones, path: Path) -> None
 
     fig, axes = plt.subplots(len(datasets), len(backbones), figsize=(4 * len(backbones), 3.3 * len(datasets)),
                              squeeze=False)
-    for i, ds in enumerate(datasets):
-        for j, bb in enumerate(backbones):
-            ax = axes[i][j]
-            for init in INITS:
-                rs = sorted([r for r in summary if (r["dataset"], r["backbone"], r["init"]) == (ds, bb, init)
-                             and r["seeds"] > 0], key=lambda r: r["n_train"])
-                if rs:
-                    ax.errorbar([r["n_train"] for r in rs], [r["force_mae"] for r in rs],
-                                yerr=[r["force_mae_std"] for r in rs], marker="o", capsize=3, label=init)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_title(f"{ds}, {bb}")
-            ax.set_xlabel("training frames")
-            ax.set_ylabel("test force MAE (meV/A)")
-            ax.legend(fontsize=7)
+    grid = [(axes[i][j], ds, bb) for i, ds in enumerate(datasets) for j, bb in enumerate(backbones)]
+    for ax, ds, bb in grid:
+        ax.set_yscale("log")
+        ax.set_title(f"{ds}, {bb}")
+    return fig, grid
+
+
+def plot_force_mae(summary: list[dict], datasets, backbones, path: Path) -> None:
+    fig, grid = panels(datasets, backbones)
+    for ax, ds, bb in grid:
+        for init in INITS:
+            rs = sorted([r for r in summary if (r["dataset"], r["backbone"], r["init"]) == (ds, bb, init)
+                         and r["seeds"] > 0], key=lambda r: r["n_train"])
+            if rs:
+                ax.errorbar([r["n_train"] for r in rs], [r["force_mae"] for r in rs],
+                            yerr=[r["force_mae_std"] for r in rs], marker="o", capsize=3, label=init)
+        ax.set_xscale("log")
+        ax.set(xlabel="training frames", ylabel="test force MAE (meV/A)")
+        ax.legend(fontsize=7)
     save_figure(fig, path)
 
 
@@ -170,34 +175,23 @@ def plot_learning_curves(records: list[dict], datasets, backbones, path: Path) -
     """Validation force MAE vs epoch from the runs' CSV logs: seed = first seed, smallest (dashed) and largest size."""
     import csv
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(len(datasets), len(backbones), figsize=(4 * len(backbones), 3.3 * len(datasets)),
-                             squeeze=False)
+    fig, grid = panels(datasets, backbones)
     colors = dict(zip(INITS, ("tab:gray", "tab:blue", "tab:orange")))
-    for i, ds in enumerate(datasets):
-        for j, bb in enumerate(backbones):
-            ax = axes[i][j]
-            ok = [r for r in records if (r["dataset"], r["backbone"]) == (ds, bb) and finished(r)]
-            if ok:
-                seed = min(r["seed"] for r in ok)
-                ns = sorted({r["n_train"] for r in ok})
-                for r in ok:
-                    if r["seed"] != seed or r["n_train"] not in (ns[0], ns[-1]) or not Path(r["log"]).is_file():
-                        continue
-                    with open(r["log"]) as handle:
-                        rows = [row for row in csv.DictReader(handle) if row["val_force_mae"]]
-                    ax.plot([int(row["epoch"]) for row in rows], [float(row["val_force_mae"]) for row in rows],
-                            color=colors[r["init"]], ls="-" if r["n_train"] == ns[-1] else "--",
-                            label=f"{r['init']}, {r['n_train']} frames")
-            ax.set_yscale("log")
-            ax.set_title(f"{ds}, {bb}")
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("validation force MAE (meV/A)")
-            ax.legend(fontsize=6)
+    for ax, ds, bb in grid:
+        ok = [r for r in records if (r["dataset"], r["backbone"]) == (ds, bb) and finished(r)]
+        if ok:
+            seed = min(r["seed"] for r in ok)
+            ns = sorted({r["n_train"] for r in ok})
+            for r in ok:
+                if r["seed"] != seed or r["n_train"] not in (ns[0], ns[-1]) or not Path(r["log"]).is_file():
+                    continue
+                with open(r["log"]) as handle:
+                    rows = [row for row in csv.DictReader(handle) if row["val_force_mae"]]
+                ax.plot([int(row["epoch"]) for row in rows], [float(row["val_force_mae"]) for row in rows],
+                        color=colors[r["init"]], ls="-" if r["n_train"] == ns[-1] else "--",
+                        label=f"{r['init']}, {r['n_train']} frames")
+        ax.set(xlabel="epoch", ylabel="validation force MAE (meV/A)")
+        ax.legend(fontsize=6)
     save_figure(fig, path)
 
 

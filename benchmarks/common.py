@@ -1,10 +1,12 @@
-"""Helpers shared by the benchmark scripts: machine description, markdown tables, atomic output files.
+"""Helpers shared by the benchmark scripts: the DeePMD water data, command-line set-up, machine description,
+markdown tables, atomic output files.
 
 The scripts import this as ``benchmarks.common`` (they put the repository root on ``sys.path`` themselves).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -20,6 +22,54 @@ if str(REPO_ROOT) not in sys.path:  # scripts run as files, not as an installed 
     sys.path.insert(0, str(REPO_ROOT))
 
 from maskpot.atomic import atomic_write, atomic_write_text  # noqa: E402
+
+DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
+
+
+def deepmd_water():
+    """(pool, test) frames of the DeePMD water set: data_0..data_2 and data_3, in file order."""
+    from maskpot.data import read_many
+
+    if not (DEEPMD / "data_3" / "type.raw").is_file():
+        raise FileNotFoundError(f"{DEEPMD}: DeePMD water data not found")
+    return read_many([DEEPMD / f"data_{k}" for k in range(3)]), read_many([DEEPMD / "data_3"])
+
+
+def argument_parser(doc: str, quick: str | None = None) -> argparse.ArgumentParser:
+    """A script's parser: the first paragraph of its docstring ``doc`` as description, the whole as epilog; with
+    ``quick`` (its help) a ``--quick`` flag first."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    if quick is not None:
+        ap.add_argument("--quick", action="store_true", help=quick)
+    return ap
+
+
+def begin(args) -> tuple[Path, float]:
+    """A script's run begins: torch uses ``args.threads`` threads (torch's default when None, recorded back in
+    ``args.threads``); returns the output folder ``args.out`` (created) and the start time."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.threads = torch.get_num_threads()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out, time.perf_counter()
+
+
+def known(names: Sequence[str], choices: Sequence[str], what: str) -> list[str]:
+    """``names``, or SystemExit naming those not in ``choices``."""
+    unknown = sorted(set(names) - set(choices))
+    if unknown:
+        raise SystemExit(f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(choices)}")
+    return list(names)
+
+
+def finish(path: Path, started: float, say=print) -> int:
+    """A script's run ends: one line naming its report ``path`` and the seconds since ``started``; exit status 0."""
+    say(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
+    return 0
 
 
 def save_json(path: Path, obj) -> None:

@@ -16,7 +16,6 @@ Energies in eV, distances in A.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -27,8 +26,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (command_line, fmt, machine_description, machine_markdown, markdown_table,  # noqa: E402
-                               save_figure, save_json)
+from benchmarks.common import (argument_parser, begin, command_line, csv_list, finish, fmt, known,  # noqa: E402
+                               machine_description, machine_markdown, markdown_table, save_figure, save_json)
 from maskpot.atomic import atomic_write_text  # noqa: E402
 from maskpot.errors import first_line  # noqa: E402
 from maskpot.data.frame import Frame  # noqa: E402
@@ -215,15 +214,14 @@ def write_outputs(results: dict, args, out: Path, seconds: float) -> None:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="the --quick data of accuracy.py, 1 pair, 0.2 A steps")
+    ap = argument_parser(__doc__, quick="the --quick data of accuracy.py, 1 pair, 0.2 A steps")
     ap.add_argument("--data", default="deepmd,tip3p")
-    ap.add_argument("--pairs", type=int, default=4, help="closest O-O pairs of the start frame to push together")
-    ap.add_argument("--start", type=float, default=3.2, help="first O-O distance (A)")
-    ap.add_argument("--stop", type=float, default=1.0, help="last O-O distance (A)")
-    ap.add_argument("--step", type=float, default=0.05, help="distance step (A)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    for name, kind, default, text in (("--pairs", int, 4, "closest O-O pairs of the start frame to push together"),
+                                      ("--start", float, 3.2, "first O-O distance (A)"),
+                                      ("--stop", float, 1.0, "last O-O distance (A)"),
+                                      ("--step", float, 0.05, "distance step (A)"),
+                                      ("--threads", int, 1, "torch threads")):
+        ap.add_argument(name, type=kind, default=default, help=text)
     ap.add_argument("--out", default="benchmarks/results", help="results folder of accuracy.py; outputs go there")
     args = ap.parse_args(argv)
     if args.quick:
@@ -232,17 +230,12 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    import torch
-
     from benchmarks.accuracy import load_deepmd, load_tip3p
-    from benchmarks.common import csv_list
 
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    started = time.perf_counter()
+    out, started = begin(args)
     results = {}
-    for ds in csv_list(args.data):
+    for ds in known(csv_list(args.data), ("deepmd", "tip3p"), "dataset"):
         md = out / "accuracy_runs" / ds / "md"
         try:
             if not (md / "model.ckpt").is_file():
@@ -257,8 +250,7 @@ def main(argv=None) -> int:
             f"{name}: false minima in {sum(m is not None for m in c['false_minima'])} of {len(c['false_minima'])} pairs"
             for name, c in results[ds]["curves"].items())))
     write_outputs(results, args, out, time.perf_counter() - started)
-    print(f"wrote {out / 'contact_scan.md'}")
-    return 0
+    return finish(out / "contact_scan.md", started)
 
 
 if __name__ == "__main__":

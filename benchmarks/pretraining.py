@@ -45,10 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402  (before openmm: the Torch plugin needs torch's libraries)
 
-from benchmarks.common import REPO_ROOT, csv_list, save_json  # noqa: E402
+from benchmarks.common import argument_parser, csv_list, deepmd_water, save_json  # noqa: E402
 from maskpot.errors import Interrupted, first_line  # noqa: E402
 
-DEEPMD = REPO_ROOT.parent / "shared" / "data" / "water" / "deepmd_water"
 PRETRAIN_STEPS = 2500
 MAX_STEPS = 5000
 EVAL_EVERY = 50
@@ -151,12 +150,9 @@ def budget(quick: bool) -> dict:
 
 def dft_data(quick: bool):
     """(training pool, validation, test) DFT frames; the validation frames are a fixed draw from the pool."""
-    from maskpot.data import read_many, split_frames
+    from maskpot.data import split_frames
 
-    if not (DEEPMD / "data_3" / "type.raw").is_file():
-        raise FileNotFoundError(f"{DEEPMD}: DeePMD water data not found")
-    pool = read_many([DEEPMD / f"data_{k}" for k in range(3)])
-    test = read_many([DEEPMD / "data_3"])
+    pool, test = deepmd_water()
     if quick:
         pool, test = pool[::8], test[::8]
     n_val = budget(quick)["n_val"]
@@ -330,9 +326,7 @@ def release(path: Path) -> None:
 
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="tiny end-to-end check (tiny models, data and budgets)")
+    ap = argument_parser(__doc__, quick="tiny end-to-end check (tiny models, data and budgets)")
     ap.add_argument("--backbones", default="painn,egnn,gns")
     ap.add_argument("--max-tasks", type=int, default=0, help="stop after this many tasks (0: all)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")

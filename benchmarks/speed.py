@@ -31,7 +31,6 @@ speedup from one core to two.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import time
@@ -42,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402  (import torch before openmm: the Torch plugin needs torch's libraries)
 
-from benchmarks.common import csv_list  # noqa: E402
+from benchmarks.common import argument_parser, begin, csv_list, finish, known  # noqa: E402
 from maskpot.errors import first_line  # noqa: E402
 from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_row, model_only,  # noqa: E402
                                       openmm_model, tip3p)
@@ -94,11 +93,8 @@ def exports(checkpoint: Path, dtype: str, folder: Path) -> dict[str, Path]:
 # ---- driver ---------------------------------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--quick", action="store_true",
-                    help="27 and 64 waters, painn float32 only, a small model (16 features, 2 layers, 4 A), "
-                         "10 steps, 1 repeat: checks that every row runs")
+    ap = argument_parser(__doc__, quick="27 and 64 waters, painn float32 only, a small model (16 features, 2 layers, "
+                                        "4 A), 10 steps, 1 repeat: checks that every row runs")
     ap.add_argument("--sizes", default="64,258,1024,4096", help="water molecules (size scan)")
     ap.add_argument("--variant-size", type=int, default=258, help="size at which all backbones x dtypes run")
     ap.add_argument("--backbones", default="painn,egnn,gns")
@@ -136,20 +132,14 @@ def main(argv=None) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    engines = csv_list(args.engines)
-    unknown = set(engines) - set(ALL_ENGINES)
-    if unknown:
-        raise SystemExit(f"unknown engine(s) {', '.join(sorted(unknown))}; choose from {', '.join(ALL_ENGINES)}")
+    out, started = begin(args)
+    engines = known(csv_list(args.engines), ALL_ENGINES, "engine")
     ranks = csv_list(args.ranks, int)
     given = dict(item.split("=", 1) for item in args.checkpoint)
     combos = plan(args)
     sizes = sorted({c[0] for c in combos})
     console = Console(stderr=True)
     rows: list[Row] = []
-    started = time.perf_counter()
 
     def steps_for(atoms):  # about the same work per row: --atom-steps, between 10 and 200 steps
         return args.steps or int(np.clip(args.atom_steps / atoms, 10, 200))
@@ -224,8 +214,7 @@ def main(argv=None) -> int:
 
     assess(rows)
     write_outputs(rows, args, out, combos, time.perf_counter() - started)
-    console.print(f"[green]wrote {out / 'speed.md'} ({time.perf_counter() - started:.0f} s)")
-    return 0
+    return finish(out / "speed.md", started, console.print)
 
 
 if __name__ == "__main__":

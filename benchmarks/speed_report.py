@@ -55,6 +55,12 @@ class Row:
         return self.engine if self.backbone == "-" else f"{self.backbone} {self.dtype} {self.engine}"
 
 
+def judge(row: Row, ok: bool) -> bool:
+    """Record in ``row.target`` whether the row meets its target (``ok``); returns ``ok``."""
+    row.target = "met" if ok else "not met"
+    return ok
+
+
 def assess(rows: list[Row]) -> None:
     """Ratios measured in this run, whether targets are met, and a short reason when not."""
     def find(waters, engine, backbone="-", dtype="-", ranks=1):
@@ -75,9 +81,7 @@ def assess(rows: list[Row]) -> None:
         if r.engine in ("openmm", "lammps") and bound is not None:
             r.ratio_bound = bound.ms / r.ms
         if r.engine == "openmm" and r.ratio_bound is not None:
-            ok = r.ratio_bound >= BOUND_TARGET
-            r.target = "met" if ok else "not met"
-            if not ok:
+            if not judge(r, r.ratio_bound >= BOUND_TARGET):
                 r.note = (f"{r.ms - bound.ms:.2f} ms/step outside the model (integrator, TorchForce data copies); "
                           f"neighbour search {100 * bound.extra['neighbour_share']:.0f}% of the bound")
         if r.engine == "lammps":
@@ -86,9 +90,7 @@ def assess(rows: list[Row]) -> None:
             if r.ranks > 1 and one is not None:
                 r.ratio_ranks = one.ms / r.ms
             if r.ranks == 1 and r.ratio_bound is not None:
-                ok = r.ratio_bound >= BOUND_TARGET
-                r.target = "met" if ok else "not met"
-                if not ok:
+                if not judge(r, r.ratio_bound >= BOUND_TARGET):
                     r.note = (f"{r.ms - bound.ms:.2f} ms/step more than the bound; pair style (graph building, "
                               f"model call, data copies) {pair:.0f}% of the step" if pair is not None else
                               f"{r.ms - bound.ms:.2f} ms/step more than the bound")
@@ -100,8 +102,7 @@ def assess(rows: list[Row]) -> None:
                 if r.waters != RANK_TARGET_WATERS:
                     r.target = f"n/a (target at {RANK_TARGET_WATERS} waters)"
                 else:
-                    ok = r.ratio_ranks >= RANK_TARGET
-                    r.target = "met" if ok else "not met"
+                    judge(r, r.ratio_ranks >= RANK_TARGET)
 
 
 HEADER = ["waters", "atoms", "model", "engine", "ns/day", "ms/step", "us/atom-step", "engine/bound",

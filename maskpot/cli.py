@@ -122,6 +122,23 @@ from maskpot.models.config import ModelConfig  # noqa: E402
 from maskpot.train.config import FinetuneConfig, PretrainConfig, PretrainTask  # noqa: E402
 
 M, P, F, T = ModelConfig, PretrainConfig, FinetuneConfig, PretrainTask
+# help of the options both training commands take
+MAX_STEPS = "optimiser steps at most"
+EVAL_EVERY = "steps between validations"
+PATIENCE = "stop after this many validations without improvement"
+EMA = "EMA of the weights that is validated and kept (0: off)"
+MAX_MINUTES = "stop after the validation that crosses this budget"
+RESUME = "continue an interrupted run from its state file (<out>.state.pt)"
+
+
+def _typed(cls, options: dict):
+    """A ``cls`` config from a command's ``options`` named as its fields (the others keep their defaults),
+    checked: a one-line ValueError for values no run can use."""
+    from dataclasses import fields
+
+    config = cls(**{f.name: options[f.name] for f in fields(cls) if f.name in options})
+    config.check()
+    return config
 
 
 def _model_config(frames, model, cutoff, hidden, layers, dtype):
@@ -190,16 +207,16 @@ def pretrain(
     mask_ratio: float = typer.Option(T.mask_ratio, help="fraction of H-bearing molecules masked per frame"),
     noise: float = typer.Option(T.noise, help="denoising noise sigma, Å"),
     val: list[str] = typer.Option(None, help="validation structures (default: a --val-fraction split of DATA)"),
-    max_steps: int = typer.Option(P.max_steps, help="optimiser steps at most"),
+    max_steps: int = typer.Option(P.max_steps, help=MAX_STEPS),
     batch_size: int = typer.Option(P.batch_size),
     lr: float = typer.Option(P.lr),
-    eval_every: int = typer.Option(P.eval_every, help="steps between validations"),
-    patience: int = typer.Option(P.patience, help="stop after this many validations without improvement"),
-    ema_decay: float = typer.Option(P.ema_decay, help="EMA of the weights that is validated and kept (0: off)"),
+    eval_every: int = typer.Option(P.eval_every, help=EVAL_EVERY),
+    patience: int = typer.Option(P.patience, help=PATIENCE),
+    ema_decay: float = typer.Option(P.ema_decay, help=EMA),
     seed: int = typer.Option(P.seed),
     val_fraction: float = typer.Option(P.val_fraction),
-    max_minutes: float = typer.Option(P.max_minutes, help="stop after the validation that crosses this budget"),
-    resume: bool = typer.Option(False, help="continue an interrupted run from its state file (<out>.state.pt)"),
+    max_minutes: float = typer.Option(P.max_minutes, help=MAX_MINUTES),
+    resume: bool = typer.Option(False, help=RESUME),
     cutoff: float = typer.Option(M.cutoff, help="Å"),
     hidden: int = typer.Option(M.hidden),
     layers: int = typer.Option(M.layers),
@@ -211,12 +228,7 @@ def pretrain(
 
     frames = read_many(data)
     config = _model_config(frames, model, cutoff, hidden, layers, dtype)
-    cfg = PretrainConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, eval_every=eval_every,
-                         patience=patience, ema_decay=ema_decay, seed=seed, val_fraction=val_fraction,
-                         max_minutes=max_minutes)
-    task = PretrainTask(objective, readout, mask_ratio, noise)
-    cfg.check()
-    task.check()
+    cfg, task = _typed(PretrainConfig, locals()), _typed(PretrainTask, locals())
     with _TrainProgress(f"pretrain ({objective})", max_steps) as bar:
         result = run(frames, out, config, task, cfg,
                      val_frames=read_many(val) if val else None, resume=resume, on_eval=bar)
@@ -234,19 +246,19 @@ def finetune(
     val: list[str] = typer.Option(None, help="validation structures (default: a --val-fraction split of DATA)"),
     test: list[str] = typer.Option(None, help="test data evaluated with the best weights (repeatable)"),
     train_frames: int = typer.Option(F.train_frames, help="use only this many training frames"),
-    max_steps: int = typer.Option(F.max_steps, help="optimiser steps at most"),
+    max_steps: int = typer.Option(F.max_steps, help=MAX_STEPS),
     batch_size: int = typer.Option(F.batch_size),
     lr: float = typer.Option(F.lr),
     weight_decay: float = typer.Option(F.weight_decay),
     energy_weight: float = typer.Option(F.energy_weight, help="w_E on per-atom energy L1"),
     force_weight: float = typer.Option(F.force_weight, help="w_F on force L1"),
-    eval_every: int = typer.Option(F.eval_every, help="steps between validations"),
-    patience: int = typer.Option(F.patience, help="stop after this many validations without improvement"),
-    ema_decay: float = typer.Option(F.ema_decay, help="EMA of the weights that is validated and kept (0: off)"),
+    eval_every: int = typer.Option(F.eval_every, help=EVAL_EVERY),
+    patience: int = typer.Option(F.patience, help=PATIENCE),
+    ema_decay: float = typer.Option(F.ema_decay, help=EMA),
     seed: int = typer.Option(F.seed),
     val_fraction: float = typer.Option(F.val_fraction, help="ignored with --val"),
-    max_minutes: float = typer.Option(F.max_minutes, help="stop after the validation that crosses this budget"),
-    resume: bool = typer.Option(False, help="continue an interrupted run from its state file (<out>.state.pt)"),
+    max_minutes: float = typer.Option(F.max_minutes, help=MAX_MINUTES),
+    resume: bool = typer.Option(False, help=RESUME),
     model: str = typer.Option(None, help=f"painn | egnn | gns (default {M.backbone}; not with --init)"),
     cutoff: float = typer.Option(None, help=f"Å (default {M.cutoff}; not with --init)"),
     hidden: int = typer.Option(None, help=f"default {M.hidden}; not with --init"),
@@ -265,11 +277,7 @@ def finetune(
     if init and given:
         raise ValueError(f"{', '.join(given)} cannot be combined with --init (the model comes from {init})")
     config = None if init else _model_config(frames, model, cutoff, hidden, layers, dtype)
-    cfg = FinetuneConfig(max_steps=max_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                         eval_every=eval_every, patience=patience, ema_decay=ema_decay, seed=seed,
-                         val_fraction=val_fraction, max_minutes=max_minutes, energy_weight=energy_weight,
-                         force_weight=force_weight, train_frames=train_frames, repulsion=repulsion)
-    cfg.check()
+    cfg = _typed(FinetuneConfig, locals())
     with _TrainProgress("finetune", max_steps) as bar:
         result = run(frames, out, cfg, model_config=config, init=init, test_frames=read_many(test) if test else None,
                      val_frames=read_many(val) if val else None, resume=resume, on_eval=bar)

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.common import fmt
+
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))  # the benchmark scripts' helpers (benchmarks.common)
 DEEPMD = ROOT.parent / "shared" / "data" / "water" / "deepmd_water" / "data_3" / "type.raw"
 
 
@@ -65,10 +68,23 @@ def test_speed_quick(tmp_path):
     if not no_plugin:
         assert finite(rows[64, "lammps", 2]["ratio_ranks"])
     table = (out / "speed.md").read_text()
-    assert "AMD" in table or "Intel" in table or "CPU:" in table
-    assert "--quick" in table
+    assert_machine_section(table, report, threads=1)
+    assert "--quick" in report["command"] and f"- command: `{report['command']}`" in table
     lines = [ln for ln in table.splitlines() if ln.startswith("| 64 |")]
     assert len(lines) == 7  # tip3p flex + rigid, model-only, eager, openmm, lammps 1 and 2 ranks
+    # the table shows the JSON's numbers (columns: waters, atoms, model, engine, ns/day, ms/step, ...)
+    assert sorted(ln.split(" | ")[5] for ln in lines) == sorted(
+        fmt(r["ms_per_step"]) for r in report["rows"] if r["waters"] == 64)
+
+
+def assert_machine_section(table: str, report: dict, threads: int) -> None:
+    """The report describes this machine and the thread count the run used, in the JSON and the markdown."""
+    from benchmarks.common import cpu_model
+
+    machine = report["machine"]
+    assert (machine["cpu"], machine["logical_cores"], machine["torch_threads"]) == (cpu_model(), os.cpu_count(),
+                                                                                    threads)
+    assert f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores\n- torch threads per process: {threads}\n" in table
 
 
 @pytest.mark.slow

@@ -148,6 +148,33 @@ def test_not_an_export_is_a_clear_error(tmp_path):
         MaskpotCalculator(plain)
 
 
-def test_wrong_target_and_pretrained_checkpoint_errors(export_factory, tmp_path):
+def test_wrong_target_error(export_factory):
     with pytest.raises(ValueError, match="re-export with --target ase"):
         MaskpotCalculator(export_factory("openmm"))
+
+
+@pytest.mark.parametrize("readout", ["head", "force"])
+def test_pretrained_checkpoint_export_error(readout, tip3p_water_frames, tmp_path, monkeypatch, capsys):
+    """`maskpot export` of a real pretrained checkpoint (either read-out; with "force" it holds a whole model
+    whose energy normalisation was never fitted) fails with one line naming the file and saying to finetune it,
+    and writes nothing."""
+    from maskpot.cli import main
+    from maskpot.models import ModelConfig
+    from maskpot.pretrain.loop import pretrain
+    from maskpot.train.checkpoint import load_checkpoint
+    from maskpot.train.config import PretrainConfig, PretrainTask
+
+    ckpt = tmp_path / f"pre-{readout}.ckpt"
+    config = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=8, layers=1, num_rbf=4)
+    pretrain(tip3p_water_frames[:2], ckpt, config, PretrainTask("mask", readout),
+             PretrainConfig(max_steps=2, eval_every=1, batch_size=1, ema_decay=0.0), val_frames=tip3p_water_frames[2:])
+    assert load_checkpoint(ckpt).kind == "pretrained"
+    out = tmp_path / "model-ase.pt"
+    monkeypatch.setattr(sys, "argv", ["maskpot", "export", str(ckpt), "--target", "ase", "--out", str(out)])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {ckpt}: a pretrained checkpoint"), lines
+    assert lines[0].endswith("finetune it first"), lines
+    assert not out.exists()

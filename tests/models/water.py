@@ -3,8 +3,6 @@
 import numpy as np
 import torch
 
-from maskpot.models.neighbors import neighbor_pairs
-
 
 def water_positions(n_per_side: int, box: float, seed: int = 0, jitter: float = 0.3) -> np.ndarray:
     """(3 M, 3) positions in Angstrom, ordered O H H per molecule, M = n_per_side**3, in a cubic box of side ``box``."""
@@ -20,17 +18,6 @@ def water_positions(n_per_side: int, box: float, seed: int = 0, jitter: float = 
         h2 = 0.96 * (np.cos(half) * q[0] - np.sin(half) * q[1])
         out += [o, o + h1, o + h2]
     return np.array(out)
-
-
-def water_species(n_mol: int) -> torch.Tensor:
-    """Species indices for model species [1, 8]: O -> 1, H -> 0."""
-    return torch.tensor([1, 0, 0] * n_mol, dtype=torch.int64)
-
-
-def periodic_graph(pos: torch.Tensor, cell: torch.Tensor, cutoff: float):
-    """edge_index and cartesian shifts (E,3) of a fully periodic structure."""
-    edge_index, shifts = neighbor_pairs(pos, cell, torch.tensor([True, True, True]), cutoff)
-    return edge_index, shifts @ cell
 
 
 def random_rotation(seed: int, dtype: torch.dtype) -> torch.Tensor:
