@@ -39,6 +39,8 @@ case "${1:-demo}" in
     ;;
   test)
     shift || true
+    # the AddressSanitizer build the plugin's memory-safety test runs (tests/faults/test_lammps_faults.py)
+    MASKPOT_ASAN=1 bash lammps/build.sh
     python -m pytest -q "$@"
     ;;
   shell)

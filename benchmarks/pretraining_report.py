@@ -191,7 +191,7 @@ def write_outputs(records: list[dict], out: Path, args) -> None:
     done = [r for r in records if finished(r)]
     at_last = float(np.mean([r["best_at_last"] for r in done])) if done else None
     summary = {"budget": budget(args.quick), "n_finished": len(done), "n_planned": len(records),
-               "best_at_last_fraction": at_last, "cpu_hours": sum(r.get("seconds", 0) for r in done) / 3600}
+               "best_at_last_fraction": at_last, "run_hours": sum(r.get("seconds", 0) for r in done) / 3600}
     save_json(out / "pretraining.json", {"summary": summary, "cells": cell_rows, "comparisons": comp_rows,
                                          "machine": machine_description(int(args.threads or 0))})
     plot_mae(cell_rows, out / "pretraining_force_mae.png")
@@ -199,8 +199,8 @@ def write_outputs(records: list[dict], out: Path, args) -> None:
     b = budget(args.quick)
     lines = ["# Does pretraining pay? (benchmarks/pretraining.py)", "",
              ("**--quick run: a functional check on tiny data, not a result.**\n" if args.quick else "") +
-             f"{len(done)} of {len(records)} finetuning runs finished ({summary['cpu_hours']:.1f} CPU-hours of "
-             f"finetuning). Every finetuning run trains to a plateau: validation every {b['eval_every']} steps on "
+             f"{len(done)} of {len(records)} finetuning runs finished ({summary['run_hours']:.1f} h of "
+             f"finetuning, wall time per run summed). Every finetuning run trains to a plateau: validation every {b['eval_every']} steps on "
              f"{b['n_val']} fixed DFT frames, learning rate halved after 4 validations without improvement, stop "
              f"after {b['patience']} (at most {b['max_steps']} steps); EMA weights. Pretraining: "
              f"{b['pretrain_steps']} steps of batch 4 for every init. Fraction of runs whose best validation is "

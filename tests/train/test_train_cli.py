@@ -92,3 +92,16 @@ def test_cli_defaults_are_the_configs_defaults():
     # finetune's model options default to None: the ModelConfig default applies unless --init gives the model
     params = {p.name: p.default for p in command.commands["finetune"].params}
     assert all(params[k] is None for k in ("model", "cutoff", "hidden", "layers", "dtype"))
+
+
+def test_explicit_validation_frames(tmp_path, water_set):
+    """--val FILE: those frames validate (every DATA frame may train), --val-fraction is ignored (0 is fine)."""
+    data, val = tmp_path / "train.extxyz", tmp_path / "val.extxyz"
+    write_extxyz(water_set[:7], data)
+    write_extxyz(water_set[7:], val)
+    out = tmp_path / "model.ckpt"
+    r = CliRunner().invoke(app, ["finetune", str(data), "--val", str(val), "--val-fraction", "0", "--max-steps", "4",
+                                 "--eval-every", "2", "--batch-size", "2", *TINY, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    ckpt = load_checkpoint(out)
+    assert ckpt.data["n_train"] == 7 and ckpt.data["n_val"] == 3 and ckpt.metrics["val"]["frames"] == 3
