@@ -1,4 +1,5 @@
-"""Potential = backbone + head + per-species energy normalisation; the module every engine wrapper calls."""
+"""Potential = network (backbone + head + per-species energy normalisation) + physical priors: the module every
+engine wrapper calls."""
 
 from typing import Final, List, Optional, Sequence, Tuple
 
@@ -8,7 +9,6 @@ from torch import Tensor, nn
 
 from maskpot.models.compute import edge_vectors, forces_virial, graph_energy
 from maskpot.models.heads import EnergyHead, VectorHead
-from maskpot.models.repulsion import ZBLRepulsion
 
 
 def z_to_species_table(species: Sequence[int]) -> Tensor:
@@ -41,50 +41,83 @@ def species_indices(numbers: Sequence[int] | np.ndarray, species: Sequence[int])
 
 
 class Potential(nn.Module):
-    """Backbone + head. ``forward(species, edge_index, edge_vec, mask_flag) -> (node_energy (N,) eV, node_vector (N,3))``.
+    """Network (backbone + head + normalisation) plus physical priors, written as the four layer-wise steps of
+    maskpot.models.backbone; ``forward`` composes them on the whole graph.
 
-    Energy-centric (PaiNN, EGNN): node_energy = energy_scale * head(s) + energy_shift[species] + the short-range
-    repulsion where the training data ends (maskpot.models.repulsion; zero unless the config has a table),
-    node_vector = 0; forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector =
-    energy_scale * head(v) is the force in eV/Angstrom and node_energy = 0.
+    ``forward(species, edge_index, edge_vec, mask_flag) -> (node_energy (N,) eV, node_vector (N,3))``.
+    Energy-centric (PaiNN, EGNN): node_energy = energy_scale * head(s) + energy_shift[species] + the priors'
+    energies, node_vector = 0; forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector =
+    energy_scale * head(v) is the force in eV/Angstrom and node_energy = 0; it takes no priors.
+
+    A prior is a module ``prior(species, edge_index, edge_vec, n) -> (n,) eV``: a function of the edge vectors
+    (today the short-range repulsion, maskpot.models.repulsion). ``edge_features`` puts the edge vectors in
+    front of the backbone's edge features, so ``readout`` evaluates the priors from the same inputs as the
+    heads, and an engine that runs the layers one by one (LAMMPS on several ranks) applies them through the
+    same calls and the same backward pass as the network, with no code of its own for them.
     """
 
     energy_centric: Final[bool]
     cutoff: Final[float]
     receptive_field: Final[float]
     species: List[int]
+    n_layers: int
+    state_width: int
 
     def __init__(self, backbone: nn.Module, head: nn.Module, species: Sequence[int], cutoff: float,
-                 energy_centric: bool, layers: int, repulsion: Optional[ZBLRepulsion] = None) -> None:
+                 energy_centric: bool, layers: int, priors: Sequence[nn.Module] = ()) -> None:
         super().__init__()
-        if repulsion is not None and repulsion.enabled and not energy_centric:
-            raise ValueError("the short-range repulsion needs an energy-centric backbone (painn, egnn), not gns")
-        self.repulsion = repulsion if repulsion is not None else ZBLRepulsion(species, None, 1.0)
+        if len(priors) > 0 and not energy_centric:
+            raise ValueError("physical priors (the short-range repulsion) need an energy-centric backbone "
+                             "(painn, egnn), not gns")
         self.backbone = backbone
         self.head = head
+        self.priors = nn.ModuleList(priors)
         self.energy_centric = energy_centric
         self.cutoff = float(cutoff)
         self.receptive_field = float(layers) * float(cutoff)
         self.species = [int(z) for z in species]
+        self.n_layers = int(backbone.n_layers)
+        self.state_width = int(backbone.state_width)
         self.register_buffer("z_to_species", z_to_species_table(species))
         self.register_buffer("energy_shift", torch.zeros(len(species)))
         self.register_buffer("energy_scale", torch.ones(()))
 
     def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        s, v = self.backbone(species, edge_index, edge_vec, mask_flag)
-        node_energy, node_vector = self.readout(s, v, species)
-        if self.energy_centric:
-            node_energy = node_energy + self.repulsion(species, edge_index, edge_vec, species.shape[0])
-        return node_energy, node_vector
+        feat = self.edge_features(edge_vec)
+        node, edge = self.initial_state(species, feat, mask_flag)
+        for k in range(self.n_layers):
+            node, edge = self.layer_step(k, node, edge, feat, edge_index, species.shape[0])
+        return self.readout(node, edge, feat, edge_index, species)
 
     @torch.jit.export
-    def readout(self, s: Tensor, v: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
-        """Backbone features of n atoms (s (n,F), v (n,3,F)) and their species -> (node_energy (n,) eV,
-        node_vector (n,3) eV/A), as ``forward`` without the repulsion (which needs the edges)."""
-        n = species.shape[0]
+    def edge_features(self, edge_vec: Tensor) -> Tensor:
+        """(E,3) edge vectors (A) -> (E, 3 + G): the edge vectors (the priors' input), then the backbone's."""
+        return torch.cat([edge_vec, self.backbone.edge_features(edge_vec)], dim=1)
+
+    @torch.jit.export
+    def initial_state(self, species: Tensor, feat: Tensor,
+                      mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """Node states (N, state_width) and edge states before layer 0."""
+        return self.backbone.initial_state(species, feat[:, 3:], mask_flag)
+
+    @torch.jit.export
+    def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                   n_local: int) -> tuple[Tensor, Tensor]:
+        """Layer k: node states of all atoms -> new states of the first n_local atoms, new edge states."""
+        return self.backbone.layer_step(k, node, edge, feat[:, 3:], edge_index[0], edge_index[1], n_local)
+
+    @torch.jit.export
+    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                species: Tensor) -> tuple[Tensor, Tensor]:
+        """Final states of the n = node.shape[0] first atoms -> (node_energy (n,) eV: heads, normalisation and
+        priors; node_vector (n,3) eV/A). ``species`` holds every atom an edge reaches (n or more)."""
+        n = node.shape[0]
+        s, v = self.backbone.node_features(node, edge, feat[:, 3:], edge_index[0], n)
         if self.energy_centric:
-            node_energy = self.energy_scale * self.head(s) + self.energy_shift[species]
+            node_energy = self.energy_scale * self.head(s) + self.energy_shift[species[:n]]
+            for prior in self.priors:
+                node_energy = node_energy + prior(species, edge_index, feat[:, :3], n)
             node_vector = torch.zeros((n, 3), dtype=s.dtype, device=s.device)
         else:
             node_vector = self.energy_scale * self.head(v)

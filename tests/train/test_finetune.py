@@ -154,7 +154,7 @@ def test_finetune_adds_the_repulsion_from_the_frames_it_saw(tmp_path, water_set)
 
     finetune(water_set, tmp_path / "a.ckpt", FAST, model_config=TINY)
     assert load_checkpoint(tmp_path / "a.ckpt").config.repulsion == repulsion_table(water_set, [1, 8], TINY.cutoff)
-    assert load_potential(tmp_path / "a.ckpt").repulsion.enabled
+    assert [type(p).__name__ for p in load_potential(tmp_path / "a.ckpt").priors] == ["ZBLRepulsion"]
     off = dataclasses.replace(FAST, repulsion=False)
     assert finetune(water_set, tmp_path / "b.ckpt", off, model_config=TINY).config.repulsion is None
     gns = dataclasses.replace(TINY, backbone="gns")
