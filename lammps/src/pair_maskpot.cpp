@@ -257,9 +257,9 @@ void PairMaskpot::init_style()
 
   const std::string units = update->unit_style;
   if (units == "metal")
-    energy_scale = 1.0;
+    unit_factor = 1.0;
   else if (units == "real")
-    energy_scale = EV_TO_KCAL_PER_MOL;
+    unit_factor = EV_TO_KCAL_PER_MOL;
   else
     error->all(FLERR, "pair_style maskpot supports units metal and real, not units {}", units);
 
@@ -402,7 +402,7 @@ void PairMaskpot::compute_fold()
   });
   raise_failure();
 
-  const double s = energy_scale;
+  const double s = unit_factor;
   double **f = atom->f;
   const double *fptr = forces.data_ptr<double>();
   for (int i = 0; i < nlocal; ++i)

@@ -171,7 +171,7 @@ void PairMaskpot::compute_exchange()
   }
   raise_failure();
 
-  const double s = energy_scale;
+  const double s = unit_factor;
   double **f = atom->f;
   if (nlocal > 0) {
     const double *e = atom_energy.data_ptr<double>();

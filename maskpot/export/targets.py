@@ -36,9 +36,9 @@ class AseModel(_Target):
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, cell: Tensor, pbc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         pos = positions.to(self.model_dtype)
-        species = self.core.species_of(atomic_numbers)
+        species_index = self.core.species_index_of(atomic_numbers)
         edge_index, edge_vec = self.core.graph(pos, cell.to(self.model_dtype), pbc)
-        energy, _, forces, virial = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0])
+        energy, _, forces, virial = self.core.evaluate(species_index, edge_index, edge_vec, pos.shape[0])
         return energy.double(), forces.double(), virial.double()
 
 
@@ -64,9 +64,9 @@ class LammpsModel(_Target):
                 n_local: int, compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         pos = positions.to(torch.float64)
         check_positions(pos)
-        species = self.core.species_of(atomic_numbers)
+        species_index = self.core.species_index_of(atomic_numbers)
         edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift.to(torch.float64)).to(self.model_dtype)
-        _, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
+        _, node_energy, forces, w = self.core.evaluate(species_index, edge_index, edge_vec, n_local)
         node_energy = node_energy.double()
         virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         if not compute_virial:
@@ -88,7 +88,7 @@ class LammpsModel(_Target):
     @torch.jit.export
     def initial_state(self, atomic_numbers: Tensor, feat: Tensor) -> Tuple[Tensor, Tensor]:
         """Node states (M, state_width) of all M atoms (local and ghost) and edge states before layer 0."""
-        return self.core.potential.initial_state(self.core.species_of(atomic_numbers), feat, None)
+        return self.core.potential.initial_state(self.core.species_index_of(atomic_numbers), feat, None)
 
     @torch.jit.export
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
@@ -102,8 +102,8 @@ class LammpsModel(_Target):
         """Final states of the n_local local atoms (node (n_local, state_width)) and the atomic numbers of all M
         atoms -> (node_energy (n_local,) eV, network and priors; node_vector (n_local,3) eV/A: the forces of a
         force-centric model), float64."""
-        species = self.core.species_of(atomic_numbers)
-        node_energy, node_vector = self.core.potential.readout(node, edge, feat, edge_index, species)
+        species_index = self.core.species_index_of(atomic_numbers)
+        node_energy, node_vector = self.core.potential.readout(node, edge, feat, edge_index, species_index)
         bad = ~(torch.isfinite(node_energy) & torch.isfinite(node_vector).all(dim=1))
         if bool(bad.any()):  # no edge vectors here to name the closest pair; the atom is the next best thing
             raise RuntimeError("maskpot: the model's energy or forces are not finite (NaN or inf) at local atom "
@@ -136,13 +136,13 @@ class OpenMMModel(_Target):
         if pos.shape[0] != self.atomic_numbers.shape[0]:
             raise RuntimeError("maskpot: the model was set up for " + str(self.atomic_numbers.shape[0])
                                + " atoms but the system has " + str(pos.shape[0]))
-        species = self.core.species_of(self.atomic_numbers)
+        species_index = self.core.species_index_of(self.atomic_numbers)
         pbc = torch.full((3,), boxvectors is not None, dtype=torch.bool)
         box: Optional[Tensor] = None
         if boxvectors is not None:
             box = boxvectors.to(self.model_dtype) * self.nm_to_angstrom
         edge_index, edge_vec = self.core.graph(pos, box, pbc, self.atoms)
-        energy, _, forces, _ = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0], self.atoms)
+        energy, _, forces, _ = self.core.evaluate(species_index, edge_index, edge_vec, pos.shape[0], self.atoms)
         forces = forces * (self.kj_per_mol_per_ev * self.nm_to_angstrom)  # eV/A -> kJ/mol/nm
         if self.atoms.numel() > 0:
             forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype, device=forces.device).index_copy(

@@ -42,4 +42,4 @@ def build_potential(config: ModelConfig) -> Potential:
     priors = [ZBLRepulsion(config.species, config.repulsion, config.repulsion_width)] if config.repulsion else []
     pot = Potential(build_backbone(config), _head_for(config.energy_centric, config.hidden), config.species,
                     config.cutoff, config.energy_centric, config.layers, priors)
-    return pot.to(dtype)  # floating parameters and buffers only; z_to_species stays int64
+    return pot.to(dtype)  # floating parameters and buffers only; z_to_species_index stays int64

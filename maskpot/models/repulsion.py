@@ -65,9 +65,9 @@ def repulsion_table(frames, species: Sequence[int], cutoff: float, margin: float
 
 
 class ZBLRepulsion(nn.Module):
-    """``forward(species (N,), edge_index (2,E), edge_vec (E,3) A, n) -> (n,) eV``: half the switched ZBL energy
-    of every edge i <- j (i < n) added to atom i (edges come in both directions, so the halves make each pair's
-    energy; on a LAMMPS rank, the edges of a local atom to its ghosts give the local atom its half).
+    """``forward(species_index (N,), edge_index (2,E), edge_vec (E,3) A, n_local) -> (n_local,) eV``: half the
+    switched ZBL energy of every edge i <- j (i < n_local) added to atom i (edges come in both directions, so the
+    halves make each pair's energy; on a LAMMPS rank, a local atom's edges to ghosts give it its half).
 
     ``r_off`` maps pair keys ("8-8") to the distance (A) below which the repulsion switches on (``repulsion_table``);
     pairs without an entry get none. The tables are non-persistent buffers built from the model config, so
@@ -102,7 +102,7 @@ class ZBLRepulsion(nn.Module):
         self.register_buffer("zz", z[:, None] * z[None, :], persistent=False)
 
     def pair_energy(self, si: Tensor, sj: Tensor, r: Tensor) -> Tensor:
-        """Switched ZBL energy (eV) of pairs of species si, sj at distances r (A); zero where r >= r_off."""
+        """Switched ZBL energy (eV) of pairs of species indices si, sj at distances r (A); zero where r >= r_off."""
         r_off = self.r_off[si, sj]
         x = r / self.screening[si, sj]
         phi = torch.zeros_like(r)
@@ -113,11 +113,11 @@ class ZBLRepulsion(nn.Module):
         on = (r < r_off).to(r.dtype)
         return on * switch * self.coulomb * self.zz[si, sj] / r * phi
 
-    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, n: int) -> Tensor:
-        out = torch.zeros((n,), dtype=edge_vec.dtype, device=edge_vec.device)
+    def forward(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor, n_local: int) -> Tensor:
+        out = torch.zeros((n_local,), dtype=edge_vec.dtype, device=edge_vec.device)
         i, j = edge_index[0], edge_index[1]
         r = torch.linalg.vector_norm(edge_vec, dim=-1)
-        return out.index_add(0, i, 0.5 * self.pair_energy(species[i], species[j], r))
+        return out.index_add(0, i, 0.5 * self.pair_energy(species_index[i], species_index[j], r))
 
 
 def describe(r_off: Optional[Dict[str, float]], width: float) -> List[str]:

@@ -26,7 +26,7 @@ def pretrained(tmp_path_factory, water_set):
     return out
 
 
-DATA_TENSORS = {"energy_shift", "energy_scale", "z_to_species"}
+DATA_TENSORS = {"energy_shift", "output_scale", "z_to_species_index"}
 
 
 @pytest.mark.parametrize("backbone,readout", [("painn", "force"), ("painn", "head"), ("egnn", "force"),
@@ -52,7 +52,7 @@ def test_finetune_from_pretrained_loads_every_tensor_of_its_part(tmp_path, water
         assert torch.equal(saved.state_dict[k], pre.state_dict[k]), k
     assert any(k.startswith("head.") for k in part) == (readout == "force")
     assert saved.data["init_part"] == result.init_report["part"]
-    assert saved.state_dict["energy_scale"] == pytest.approx(result.normalization.scale)  # fitted here
+    assert saved.state_dict["output_scale"] == pytest.approx(result.normalization.scale)  # fitted here
     # a freshly initialised model differs from the pretrained weights (the comparison above is not vacuous)
     scratch = finetune(water_set, tmp_path / "s.ckpt", dataclasses.replace(FAST, max_steps=4, lr=0.0),
                        model_config=config)
