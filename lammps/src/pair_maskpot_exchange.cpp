@@ -1,5 +1,5 @@
 /* pair_style maskpot ghosts exchange: the model runs one message-passing layer at a time and the node states of
-   ghost atoms are communicated between layers (see pair_maskpot.h and maskpot.models.backbone).
+   ghost atoms are communicated between layers (see pair_maskpot.h and maskpot.models.potential).
 
    Forward, for layers k = 0..L-1: node states of all atoms (local and ghost) -> layer_step -> new states of the
    local atoms -> forward communication copies them into the ghost rows of the owners' images -> next layer.
