@@ -1,5 +1,16 @@
 """Potential = network (backbone + head + per-species energy normalisation) + physical priors: the module every
-engine wrapper calls."""
+engine wrapper calls.
+
+As in TorchMD-Net, where the model is the network plus its priors, a physical term such as the short-range
+repulsion (maskpot.models.repulsion) is part of the model, not of an engine. The Potential is written as the
+four layer-wise steps of maskpot.models.backbone and ``forward`` composes them, so the whole-graph engines (ASE,
+OpenMM, LAMMPS on one rank) and LAMMPS on several ranks (which calls the steps one by one) run the same code.
+A prior is a function of the edge vectors: ``edge_features`` puts the edge vectors in front of the backbone's
+edge features and ``readout`` adds the priors' energies to the heads'. So the prior's gradient reaches the
+edge vectors through the edge features, in the backward pass the network's gradient already takes, and an
+engine needs no code of its own for priors (the alternative, a separate prior call, is a second application
+path in every engine that splits the graph).
+"""
 
 from typing import Final, List, Optional, Sequence, Tuple
 
@@ -55,11 +66,9 @@ class Potential(nn.Module):
     output_scale * head(v) is the force in eV/Angstrom and node_energy = 0; it takes no priors. ``output_scale``
     and ``energy_shift`` are the normalisation fitted on the training frames (maskpot.train.normalization).
 
-    A prior is a module ``prior(species_index, edge_index, edge_vec, n_local) -> (n_local,) eV``: a function of the edge vectors
-    (today the short-range repulsion, maskpot.models.repulsion). ``edge_features`` puts the edge vectors in
-    front of the backbone's edge features, so ``readout`` evaluates the priors from the same inputs as the
-    heads, and an engine that runs the layers one by one (LAMMPS on several ranks) applies them through the
-    same calls and the same backward pass as the network, with no code of its own for them.
+    A prior is a module ``prior(species_index, edge_index, edge_vec, n_local) -> (n_local,) eV`` of the edges of
+    the first n_local atoms (today the short-range repulsion); ``readout`` reads its edge vectors from the first
+    3 columns of the edge features.
     """
 
     energy_centric: Final[bool]

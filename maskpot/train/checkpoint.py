@@ -104,7 +104,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if raw["kind"] not in KINDS:
         raise ValueError(f"{path}: unknown checkpoint kind {raw['kind']!r}")
     return Checkpoint(path=path, kind=raw["kind"], config=ModelConfig.from_dict(raw["config"]),
-                      state_dict=current_names(raw["state_dict"]), species=list(raw["species"]), cutoff=float(raw["cutoff"]),
+                      state_dict=current_names(raw["state_dict"]), species=list(raw["species"]),
+                      cutoff=float(raw["cutoff"]),
                       units=raw.get("units", dict(UNITS)), normalization=raw.get("normalization"),
                       data=raw.get("data") or {}, metrics=raw.get("metrics") or {},
                       versions=raw.get("versions") or {}, format_version=int(raw["format_version"]))

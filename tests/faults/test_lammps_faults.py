@@ -258,8 +258,8 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
     "old interface": ({"model": "old-interface.pt"},
                       r"old-interface\.pt: its forward takes 5 arguments, this pair style passes 6 .*re-export"),
     "exchange without layers": ({"model": "toy", "style": "ghosts exchange"},
-                                r"model \S*toy\.pt has no layer-wise interface of this version \(node_outputs\), which ghosts "
-                                r"exchange needs"),
+                                r"model \S*toy\.pt has no layer-wise interface of this version \(node_outputs\), "
+                                r"which ghosts exchange needs"),
     "units lj": ({"units": "lj"}, r"pair_style maskpot supports units metal and real, not units lj"),
     "unknown element": ({"elements": "O Q"}, r"unknown element 'Q' for atom type 2"),
     "element not in model": ({"elements": "O C"}, r"element C \(atom type 2\) is not in the species of model"),
