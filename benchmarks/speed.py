@@ -78,7 +78,7 @@ def random_checkpoint(path: Path, backbone: str, dtype: str, quick: bool) -> Pat
     config = model_config(backbone, dtype, quick)
     potential = build_potential(config)
     potential.energy_shift.copy_(torch.tensor([-18.9, -430.0], dtype=potential.energy_shift.dtype))  # H, O eV/atom
-    potential.energy_scale.fill_(0.02)  # small random forces: see the module docstring
+    potential.output_scale.fill_(0.02)  # small random forces: see the module docstring
     save_checkpoint(path, potential, config, kind="finetuned", normalization={"shift": [-18.9, -430.0], "scale": 0.02},
                     data_summary={"periodic": True}, metrics={})
     return path

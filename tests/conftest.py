@@ -69,7 +69,7 @@ def make_checkpoint(path: Path, backbone: str = "painn", dtype: str = "float64",
     potential = build_potential(config)
     # Water-like normalisation so energies have realistic magnitudes (eV per atom shift, eV scale).
     potential.energy_shift.copy_(torch.tensor([-13.6, -430.0], dtype=potential.energy_shift.dtype))
-    potential.energy_scale.fill_(0.5)
+    potential.output_scale.fill_(0.5)
     save_checkpoint(path, potential, config, kind="finetuned", normalization={}, data_summary={"train": {"periodic": "all"}},
                     metrics={})
     return path

@@ -25,10 +25,9 @@ struct MaskpotModel {
   bool energy_centric = true;
   std::string dtype;               // float32 or float64: the dtype of the node states
   torch::Dtype state_dtype = torch::kFloat32;
-  bool layerwise = false;          // has edge_features / initial_state / layer_step / readout (ghosts exchange)
+  bool layerwise = false;          // has edge_features / initial_state / layer_step / node_outputs (ghosts exchange)
   int layers = 0;                  // layerwise: message-passing steps (n_layers)
   int state_width = 0;             // layerwise: values per atom exchanged between layers
-  bool repulsion = false;          // has repulsion_energy (short-range repulsion; ghosts exchange adds it)
 };
 
 // One line of an exception: c10::Error without its C++ backtrace; for an error raised inside TorchScript (whose

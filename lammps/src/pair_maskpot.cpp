@@ -121,11 +121,10 @@ std::unique_ptr<MaskpotModel> load_model(const std::string &path)
     fail("its forward takes " + std::to_string(nargs > 0 ? nargs - 1 : 0) + " arguments, this pair style passes 6 " +
          "(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): re-export the model with " +
          "this maskpot version");
-  // exports since the layer-wise interface also run one layer at a time (ghosts exchange)
+  // exports of this interface version also run one layer at a time (ghosts exchange); older files lack node_outputs
   m->layerwise = mod.hasattr("state_width") && mod.hasattr("n_layers");
-  for (const char *method : {"edge_features", "initial_state", "layer_step", "readout"})
+  for (const char *method : {"edge_features", "initial_state", "layer_step", "node_outputs"})
     m->layerwise = m->layerwise && mod.find_method(method).has_value();
-  m->repulsion = m->layerwise && mod.find_method("repulsion_energy").has_value();
   if (m->layerwise) {
     m->layers = static_cast<int>(attr("n_layers", &c10::IValue::isInt, "an int").toInt());
     m->state_width = static_cast<int>(attr("state_width", &c10::IValue::isInt, "an int").toInt());
@@ -258,9 +257,9 @@ void PairMaskpot::init_style()
 
   const std::string units = update->unit_style;
   if (units == "metal")
-    energy_scale = 1.0;
+    unit_factor = 1.0;
   else if (units == "real")
-    energy_scale = EV_TO_KCAL_PER_MOL;
+    unit_factor = EV_TO_KCAL_PER_MOL;
   else
     error->all(FLERR, "pair_style maskpot supports units metal and real, not units {}", units);
 
@@ -277,9 +276,9 @@ void PairMaskpot::init_style()
     error->all(FLERR, "pair_style maskpot ghosts fold needs one MPI rank (running on {})", comm->nprocs);
   exchange = ghost_mode == GhostMode::EXCHANGE || (ghost_mode == GhostMode::AUTO && comm->nprocs > 1);
   if (exchange && !model->layerwise)
-    error->all(FLERR, "pair_style maskpot: model {} has no layer-wise interface, which {}: re-export it with "
-               "`maskpot export CHECKPOINT --target lammps` (one MPI rank still runs it)", model->path,
-               comm->nprocs > 1 ? "several MPI ranks need" : "ghosts exchange needs");
+    error->all(FLERR, "pair_style maskpot: model {} has no layer-wise interface of this version (node_outputs), "
+               "which {}: re-export it with `maskpot export CHECKPOINT --target lammps` (one rank still runs it)",
+               model->path, comm->nprocs > 1 ? "several MPI ranks need" : "ghosts exchange needs");
   // exchange: forces land on ghost atoms and reach their owners by LAMMPS' reverse communication of pair
   // forces, which needs newton on; fold puts every force on a local atom
   if (exchange && force->newton_pair == 0)
@@ -403,7 +402,7 @@ void PairMaskpot::compute_fold()
   });
   raise_failure();
 
-  const double s = energy_scale;
+  const double s = unit_factor;
   double **f = atom->f;
   const double *fptr = forces.data_ptr<double>();
   for (int i = 0; i < nlocal; ++i)

@@ -53,7 +53,7 @@ class PairMaskpot : public Pair {
  protected:
   std::unique_ptr<MaskpotModel> model;
   std::vector<long> type_to_z;    // atomic number for each LAMMPS type (index 0 unused)
-  double energy_scale = 1.0;      // eV -> LAMMPS energy unit
+  double unit_factor = 1.0;       // eV -> the deck's energy unit (1 for metal, kcal/mol per eV for real)
   enum class GhostMode { AUTO, FOLD, EXCHANGE };
   GhostMode ghost_mode = GhostMode::AUTO;    // pair_style maskpot ghosts auto|fold|exchange
   bool check_masses = true;                  // pair_style maskpot check_masses yes|no

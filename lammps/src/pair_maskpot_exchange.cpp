@@ -1,11 +1,11 @@
 /* pair_style maskpot ghosts exchange: the model runs one message-passing layer at a time and the node states of
-   ghost atoms are communicated between layers (see pair_maskpot.h and maskpot.models.backbone).
+   ghost atoms are communicated between layers (see pair_maskpot.h and maskpot.models.potential).
 
    Forward, for layers k = 0..L-1: node states of all atoms (local and ghost) -> layer_step -> new states of the
    local atoms -> forward communication copies them into the ghost rows of the owners' images -> next layer.
-   Layer 0's states depend on species only, so every rank makes them for its ghosts itself. readout turns the
-   last states of the local atoms into their energies; repulsion_energy adds the model's short-range repulsion
-   (a pair term of the edge vectors, maskpot.models.repulsion), whose gradient joins the edge-feature gradients.
+   Layer 0's states depend on species only, so every rank makes them for its ghosts itself. node_outputs turns
+   the last states of the local atoms into their energies, the model's priors (short-range repulsion) included:
+   they read the edge vectors from the edge features, so their gradient joins the edge-feature gradients.
    Backward (energy-centric models), k = L-1..0: the gradient with respect to the local atoms' states after layer
    k goes back through layer k, giving gradients with respect to the states of all atoms before it and to the
    edge features; reverse communication adds the ghost rows into their owners' rows, which is the gradient with
@@ -72,7 +72,7 @@ void PairMaskpot::compute_exchange()
 
   // A rank without atoms still takes part in every exchange (its neighbours wait for it) with zero rows.
   Tensor edge_index, vec, numbers, feat, feat_leaf, node, edge, node_last, edge_last, node_energy, node_vector;
-  Tensor repulsion, atom_energy, grad_vec;
+  Tensor atom_energy, grad_vec;
   std::vector<Tensor> node_in(layers), node_out(layers), edge_out(layers), edge_in(layers);
   guarded(failure, [&] {
     edge_index = edge_index_of(edge_src, edge_dst);
@@ -107,22 +107,13 @@ void PairMaskpot::compute_exchange()
   guarded(failure, [&] {
     node_last = node_out[layers - 1].detach().requires_grad_(energy_centric);
     edge_last = edge_out[layers - 1].detach().requires_grad_(energy_centric && edge_out[layers - 1].numel() > 0);
-    auto out = tensors_of(module.run_method("readout", node_last, edge_last, feat_leaf, edge_index,
-                                            numbers.narrow(0, 0, nlocal)), 2, "readout");
-    expect(out[0], "readout's node_energy", {nlocal}, f64);
-    expect(out[1], "readout's node_vector", {nlocal, 3}, f64);
+    auto out = tensors_of(module.run_method("node_outputs", node_last, edge_last, feat_leaf, edge_index, numbers),
+                          2, "node_outputs");
+    expect(out[0], "node_outputs' node_energy", {nlocal}, f64);
+    expect(out[1], "node_outputs' node_vector", {nlocal, 3}, f64);
     node_energy = out[0];
     node_vector = out[1].contiguous();
-    // the energies include the repulsion; the backward below starts from the network's energy alone and adds
-    // the repulsion's gradient at the end (its graph goes straight to the edge vectors)
-    atom_energy = node_energy.detach();
-    if (model->repulsion && energy_centric) {
-      repulsion = tensor_of(module.run_method("repulsion_energy", vec, edge_index, numbers,
-                                              static_cast<int64_t>(nlocal)), "repulsion_energy");
-      expect(repulsion, "repulsion_energy", {nlocal}, f64);
-      atom_energy = atom_energy + repulsion.detach();
-    }
-    atom_energy = atom_energy.contiguous();
+    atom_energy = node_energy.detach().contiguous();
     if (const int64_t i = first_nonfinite(atom_energy); i >= 0)
       throw std::runtime_error("non-finite energy of atom ID " + std::to_string(tag[i]));
     if (const int64_t k = energy_centric ? -1 : first_nonfinite(node_vector); k >= 0)
@@ -169,13 +160,8 @@ void PairMaskpot::compute_exchange()
       guarded(failure, [&] { g_node = from_rows(comm_rows, nlocal, width, dtype); });
     }
     guarded(failure, [&] {
-      std::vector<Tensor> outputs = {feat}, seeds = {g_feat};
-      if (repulsion.defined() && repulsion.requires_grad()) {
-        outputs.push_back(repulsion);
-        seeds.push_back(torch::ones_like(repulsion));
-      }
       if (nlocal == 0 || nedges == 0) return;
-      grad_vec = grad(outputs, {vec}, seeds, false, false, true)[0];
+      grad_vec = grad({feat}, {vec}, {g_feat}, false, false, true)[0];
       expect(grad_vec, "gradient of the edge vectors", {nedges, 3}, f64);
       grad_vec = grad_vec.contiguous();
       if (const int64_t k = first_nonfinite(grad_vec); k >= 0)
@@ -185,7 +171,7 @@ void PairMaskpot::compute_exchange()
   }
   raise_failure();
 
-  const double s = energy_scale;
+  const double s = unit_factor;
   double **f = atom->f;
   if (nlocal > 0) {
     const double *e = atom_energy.data_ptr<double>();

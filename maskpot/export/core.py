@@ -73,9 +73,9 @@ class ModelCore(torch.nn.Module):
         self.energy_centric: bool = bool(potential.energy_centric)
         self.cutoff: float = float(potential.cutoff)
 
-    def species_of(self, atomic_numbers: Tensor) -> Tensor:
+    def species_index_of(self, atomic_numbers: Tensor) -> Tensor:
         """Atomic numbers (N,) -> species indices; raises naming an element the model does not know."""
-        return self.potential.species_from_numbers(atomic_numbers)
+        return self.potential.species_index_of(atomic_numbers)
 
     def graph(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor,
               atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
@@ -89,29 +89,29 @@ class ModelCore(torch.nn.Module):
             edge_vec = edge_vec + shifts @ box
         return edge_index, edge_vec
 
-    def evaluate(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, n_energy: int,
+    def evaluate(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor, n_local: int,
                  atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Energy of the first ``n_energy`` nodes, their node energies, forces on all nodes and the virial (3,3).
+        """Energy of the first ``n_local`` nodes, their node energies, forces on all nodes and the virial (3,3).
 
         ``edge_vec`` (r_j - r_i, Angstrom) is detached and gradients are taken with respect to it, which gives
         forces and virial in one backward pass, exact also when ghost/image atoms are nodes of the graph.
-        Force-centric models return their predicted forces on the first ``n_energy`` nodes and zero virial.
+        Force-centric models return their predicted forces on the first ``n_local`` nodes and zero virial.
         A non-finite energy or force raises (:func:`check_finite`; ``atom_ids`` names the nodes in the message).
         TorchScript has no enable_grad(): callers must not run this under torch.no_grad().
         """
-        n_nodes = species.shape[0]
+        n_nodes = species_index.shape[0]
         edge_vec = edge_vec.detach().requires_grad_(True)
-        node_energy, node_vector = self.potential(species, edge_index, edge_vec, None)
-        energy = node_energy[:n_energy].sum()
+        node_energy, node_vector = self.potential(species_index, edge_index, edge_vec, None)
+        energy = node_energy[:n_local].sum()
         if not self.energy_centric:
             forces = torch.zeros((n_nodes, 3), dtype=edge_vec.dtype, device=edge_vec.device)
-            forces[:n_energy] = node_vector[:n_energy].detach()
+            forces[:n_local] = node_vector[:n_local].detach()
             check_finite(energy, forces, edge_index, edge_vec, atom_ids)
             virial = torch.zeros((3, 3), dtype=edge_vec.dtype, device=edge_vec.device)
-            return energy.detach(), node_energy[:n_energy].detach(), forces, virial
+            return energy.detach(), node_energy[:n_local].detach(), forces, virial
         if not energy.requires_grad:
             raise RuntimeError("maskpot: forces need autograd; do not call the model under torch.no_grad()")
-        batch = torch.zeros((n_nodes,), dtype=torch.long, device=species.device)
+        batch = torch.zeros((n_nodes,), dtype=torch.long, device=species_index.device)
         forces, virial = forces_virial(energy.unsqueeze(0), edge_vec, edge_index, batch, n_nodes, 1, False)
         check_finite(energy, forces, edge_index, edge_vec, atom_ids)
-        return energy.detach(), node_energy[:n_energy].detach(), forces.detach(), virial[0].detach()
+        return energy.detach(), node_energy[:n_local].detach(), forces.detach(), virial[0].detach()

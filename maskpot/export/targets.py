@@ -26,9 +26,8 @@ class _Target(torch.nn.Module):
         self.dtype: str = dtype
         self.target: str = target
         self.model_dtype = torch.float64 if dtype == "float64" else torch.float32
-        backbone = potential.backbone
-        self.n_layers: int = int(backbone.n_layers)
-        self.state_width: int = int(backbone.state_width)
+        self.n_layers: int = int(potential.n_layers)
+        self.state_width: int = int(potential.state_width)
 
 
 class AseModel(_Target):
@@ -37,9 +36,9 @@ class AseModel(_Target):
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, cell: Tensor, pbc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         pos = positions.to(self.model_dtype)
-        species = self.core.species_of(atomic_numbers)
+        species_index = self.core.species_index_of(atomic_numbers)
         edge_index, edge_vec = self.core.graph(pos, cell.to(self.model_dtype), pbc)
-        energy, _, forces, virial = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0])
+        energy, _, forces, virial = self.core.evaluate(species_index, edge_index, edge_vec, pos.shape[0])
         return energy.double(), forces.double(), virial.double()
 
 
@@ -51,7 +50,7 @@ class LammpsModel(_Target):
     eV/Å, virial (6,) eV)``; ``edge_index`` holds every pair closer than ``cutoff`` in both directions, with edge
     vector r_e = pos[j] - pos[i] + edge_shift. The pair style calls it on one MPI rank (``ghosts fold``) with
     M = n_local: a ghost neighbour j is replaced by its owner and edge_shift is x_ghost - x_owner.
-    On several ranks (``ghosts exchange``) it calls the layer-wise methods below and ``repulsion_energy`` instead.
+    On several ranks (``ghosts exchange``) it calls the layer-wise methods below instead.
 
     energy is the float64 sum of the first n_local nodes' energies (= sum of compute pe/atom); the virial (xx,yy,zz,xy,xz,yz, = sum r_i F_i
     convention) is -sum_e r_e (x) dE/dr_e, exact with shifts. Force-centric models return their predicted
@@ -65,9 +64,9 @@ class LammpsModel(_Target):
                 n_local: int, compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         pos = positions.to(torch.float64)
         check_positions(pos)
-        species = self.core.species_of(atomic_numbers)
+        species_index = self.core.species_index_of(atomic_numbers)
         edge_vec = (pos[edge_index[1]] - pos[edge_index[0]] + edge_shift.to(torch.float64)).to(self.model_dtype)
-        _, node_energy, forces, w = self.core.evaluate(species, edge_index, edge_vec, n_local)
+        _, node_energy, forces, w = self.core.evaluate(species_index, edge_index, edge_vec, n_local)
         node_energy = node_energy.double()
         virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         if not compute_virial:
@@ -75,52 +74,41 @@ class LammpsModel(_Target):
         # summed in float64: a float32 sum of 10^4 atom energies of ~100 eV each would be off by ~0.1 eV
         return node_energy.sum(), node_energy, forces.double(), virial.double()
 
-    # ---- one message-passing layer at a time (pair_maskpot on several MPI ranks; see maskpot.models.backbone):
+    # ---- one message-passing layer at a time (pair_maskpot on several MPI ranks; see maskpot.models.potential):
     # the pair style exchanges the node states of border atoms between layers and runs the backward pass
     # layer by layer, so each rank needs ghosts within one cutoff only. Edges go from every local atom i
-    # (i < n_local) to its neighbours j (local or ghost); states are in ``dtype``.
+    # (i < n_local) to its neighbours j (local or ghost); states are in ``dtype``. The priors (the short-range
+    # repulsion) are part of ``node_outputs``, so the pair style has no code of its own for them.
 
     @torch.jit.export
     def edge_features(self, edge_vec: Tensor) -> Tensor:
         """(E,3) float64 edge vectors r_j - r_i (A) -> (E,G) edge features, differentiable."""
-        return self.core.potential.backbone.edge_features(edge_vec.to(self.model_dtype))
+        return self.core.potential.edge_features(edge_vec.to(self.model_dtype))
 
     @torch.jit.export
     def initial_state(self, atomic_numbers: Tensor, feat: Tensor) -> Tuple[Tensor, Tensor]:
         """Node states (M, state_width) of all M atoms (local and ghost) and edge states before layer 0."""
-        return self.core.potential.backbone.initial_state(self.core.species_of(atomic_numbers), feat, None)
+        return self.core.potential.initial_state(self.core.species_index_of(atomic_numbers), feat, None)
 
     @torch.jit.export
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
                    n_local: int) -> Tuple[Tensor, Tensor]:
         """Layer k: node states of all M atoms -> new states of the n_local local atoms, new edge states."""
-        return self.core.potential.backbone.layer_step(k, node, edge, feat, edge_index[0], edge_index[1], n_local)
+        return self.core.potential.layer_step(k, node, edge, feat, edge_index, n_local)
 
     @torch.jit.export
-    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
-                atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
-        """Final states of the n local atoms (``atomic_numbers`` (n,)) -> (node_energy (n,) eV, node_vector
-        (n,3) eV/A: the forces of a force-centric model), float64."""
-        n = atomic_numbers.shape[0]
-        s, v = self.core.potential.backbone.node_features(node, edge, feat, edge_index[0], n)
-        node_energy, node_vector = self.core.potential.readout(s, v, self.core.species_of(atomic_numbers))
+    def node_outputs(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                     atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
+        """Final states of the n_local local atoms (node (n_local, state_width)) and the atomic numbers of all M
+        atoms -> (node_energy (n_local,) eV, network and priors; node_vector (n_local,3) eV/A: the forces of a
+        force-centric model), float64."""
+        species_index = self.core.species_index_of(atomic_numbers)
+        node_energy, node_vector = self.core.potential.readout(node, edge, feat, edge_index, species_index)
         bad = ~(torch.isfinite(node_energy) & torch.isfinite(node_vector).all(dim=1))
         if bool(bad.any()):  # no edge vectors here to name the closest pair; the atom is the next best thing
             raise RuntimeError("maskpot: the model's energy or forces are not finite (NaN or inf) at local atom "
                                + str(int(torch.nonzero(bad)[0, 0])) + " (two atoms on the same spot?)")
         return node_energy.double(), node_vector.double()
-
-
-    @torch.jit.export
-    def repulsion_energy(self, edge_vec: Tensor, edge_index: Tensor, atomic_numbers: Tensor, n_local: int) -> Tensor:
-        """The short-range repulsion of the n_local local atoms (n_local,) eV, float64: half of each edge i <- j
-        (i local, j any of the M atoms of ``atomic_numbers``), differentiable with respect to the float64 edge
-        vectors (A). All zeros, without a graph, for a model without the repulsion (maskpot.models.repulsion)."""
-        rep = self.core.potential.repulsion
-        if not rep.enabled or not self.energy_centric:
-            return torch.zeros((n_local,), dtype=torch.float64)
-        species = self.core.species_of(atomic_numbers)
-        return rep(species, edge_index, edge_vec.to(self.model_dtype), n_local).double()
 
 
 class OpenMMModel(_Target):
@@ -148,13 +136,13 @@ class OpenMMModel(_Target):
         if pos.shape[0] != self.atomic_numbers.shape[0]:
             raise RuntimeError("maskpot: the model was set up for " + str(self.atomic_numbers.shape[0])
                                + " atoms but the system has " + str(pos.shape[0]))
-        species = self.core.species_of(self.atomic_numbers)
+        species_index = self.core.species_index_of(self.atomic_numbers)
         pbc = torch.full((3,), boxvectors is not None, dtype=torch.bool)
         box: Optional[Tensor] = None
         if boxvectors is not None:
             box = boxvectors.to(self.model_dtype) * self.nm_to_angstrom
         edge_index, edge_vec = self.core.graph(pos, box, pbc, self.atoms)
-        energy, _, forces, _ = self.core.evaluate(species, edge_index, edge_vec, pos.shape[0], self.atoms)
+        energy, _, forces, _ = self.core.evaluate(species_index, edge_index, edge_vec, pos.shape[0], self.atoms)
         forces = forces * (self.kj_per_mol_per_ev * self.nm_to_angstrom)  # eV/A -> kJ/mol/nm
         if self.atoms.numel() > 0:
             forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype, device=forces.device).index_copy(

@@ -1,17 +1,20 @@
 """The layer-by-layer form every backbone takes, so that an engine can run one message-passing layer at a time.
 
-A backbone is four steps; ``forward`` composes them on the whole graph, engines that split the graph across
-processes (LAMMPS on several MPI ranks, see lammps/src/pair_maskpot.h) call them one by one and exchange the
-node states of border atoms between layers:
+A backbone is four steps; ``forward`` composes them on the whole graph, and so does the ``Potential`` around it
+(maskpot.models.potential, which adds heads and priors); engines that split the graph across processes (LAMMPS
+on several MPI ranks, see lammps/src/pair_maskpot.h) call them one by one and exchange the node states of border
+atoms between layers. The first ``n_local`` nodes are the atoms a process owns (all of them on a whole graph):
+they receive messages and are updated; the rest (ghosts) only send.
 
 - ``edge_features(edge_vec (E,3) A) -> feat (E, G)``: everything a layer needs from the geometry (radial basis,
   envelope, unit vectors), differentiable with respect to ``edge_vec``.
-- ``initial_state(species (N,), feat, mask_flag) -> (node (N, D), edge (E, De))``: node states depend on the
-  species only (so every process can make them for its ghost atoms); edge states (De may be 0) on ``feat``.
-- ``layer_step(k, node (N, D), edge, feat, i, j, n_recv) -> (node (n_recv, D), edge)``: layer ``k``; messages
-  flow from j to i along every edge, every i < n_recv, and only nodes 0..n_recv-1 are updated.
-- ``node_features(node (n, D), edge, feat, i, n) -> (s (n, F), v (n, 3, F))``: the invariant and equivariant
-  features the heads read, for nodes 0..n-1.
+- ``initial_state(species_index (N,), feat, mask_flag) -> (node (N, D), edge (E, De))``: node states depend on
+  the species only (so every process can make them for its ghost atoms); edge states (De may be 0) on ``feat``.
+  ``species_index`` indexes the model's ``species`` (atomic numbers).
+- ``layer_step(k, node (N, D), edge, feat, i, j, n_local) -> (node (n_local, D), edge)``: layer ``k``; messages
+  flow from j to i along every edge, every i < n_local, and only nodes 0..n_local-1 are updated.
+- ``node_features(node (n_local, D), edge, feat, i, n_local) -> (s (n_local, F), v (n_local, 3, F))``: the
+  invariant and equivariant features the heads read.
 
 ``state_width`` is D: the number of values per atom an engine exchanges between layers.
 """
@@ -26,20 +29,20 @@ from maskpot.models.radial import EdgeGeometry
 
 
 class MessagePassing(nn.Module):
-    """Base of the backbones: ``forward(species, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``."""
+    """Base of the backbones: ``forward(species_index, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``."""
 
     n_layers: int
     state_width: int
 
-    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
+    def forward(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor,
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         i, j = edge_index[0], edge_index[1]
-        n = species.shape[0]
+        n_local = species_index.shape[0]
         feat = self.edge_features(edge_vec)
-        node, edge = self.initial_state(species, feat, mask_flag)
+        node, edge = self.initial_state(species_index, feat, mask_flag)
         for k in range(self.n_layers):
-            node, edge = self.layer_step(k, node, edge, feat, i, j, n)
-        return self.node_features(node, edge, feat, i, n)
+            node, edge = self.layer_step(k, node, edge, feat, i, j, n_local)
+        return self.node_features(node, edge, feat, i, n_local)
 
 
 class Backbone(MessagePassing):
@@ -77,5 +80,5 @@ class ScalarVectorBackbone(Backbone):
     def unpack(self, node: Tensor) -> tuple[Tensor, Tensor]:
         return node[:, :self.hidden], node[:, self.hidden:].reshape(node.shape[0], 3, self.hidden)
 
-    def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        return self.unpack(node[:n])
+    def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n_local: int) -> tuple[Tensor, Tensor]:
+        return self.unpack(node[:n_local])

@@ -32,13 +32,14 @@ def torch_dtype(config: ModelConfig) -> torch.dtype:
 
 
 def build_potential(config: ModelConfig) -> Potential:
-    """A freshly initialised Potential (backbone + matching head) in ``config.dtype``."""
+    """A freshly initialised Potential (backbone + matching head, and the short-range repulsion as a prior when
+    ``config.repulsion`` holds a table) in ``config.dtype``."""
     dtype = torch_dtype(config)
     if len(set(config.species)) != len(config.species) or not config.species:
         raise ValueError(f"model species must be distinct atomic numbers, got {config.species}")
     from maskpot.models.repulsion import ZBLRepulsion
 
-    repulsion = ZBLRepulsion(config.species, config.repulsion, config.repulsion_width)
+    priors = [ZBLRepulsion(config.species, config.repulsion, config.repulsion_width)] if config.repulsion else []
     pot = Potential(build_backbone(config), _head_for(config.energy_centric, config.hidden), config.species,
-                    config.cutoff, config.energy_centric, config.layers, repulsion)
-    return pot.to(dtype)  # floating parameters and buffers only; z_to_species stays int64
+                    config.cutoff, config.energy_centric, config.layers, priors)
+    return pot.to(dtype)  # floating parameters and buffers only; z_to_species_index stays int64

@@ -42,15 +42,16 @@ def forces_virial(energy: Tensor, edge_vec: Tensor, edge_index: Tensor, batch: T
     return forces, virial
 
 
-def energy_forces(potential: torch.nn.Module, positions: Tensor, species: Tensor, edge_index: Tensor,
+def energy_forces(potential: torch.nn.Module, positions: Tensor, species_index: Tensor, edge_index: Tensor,
                   shifts: Tensor, batch: Tensor, n_graphs: int, create_graph: bool,
                   mask_flag: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
     """Energy (G,) eV, forces (N,3) eV/Angstrom and virial (G,3,3) eV of ``n_graphs`` structures.
 
-    positions (N,3) Angstrom; species (N,) int64 model species indices; edge_index (2,E) pairs (i, j);
-    shifts (E,3) cartesian periodic shifts in Angstrom; batch (N,) graph index of each atom.
+    positions (N,3) Angstrom; species_index (N,) int64 indices into the model's species; edge_index (2,E) pairs
+    (i, j); shifts (E,3) cartesian periodic shifts in Angstrom; batch (N,) graph index of each atom.
     ``create_graph=True`` keeps the graph of the outputs (training); otherwise all outputs are detached.
     Autograd must be enabled (inside ``torch.no_grad()`` wrap the call in ``torch.enable_grad()``).
     Force-centric potentials return their node vectors as forces, zero energies (unless trained) and zero virial.
     """
-    return potential.energy_forces(positions, species, edge_index, shifts, batch, n_graphs, create_graph, mask_flag)
+    return potential.energy_forces(positions, species_index, edge_index, shifts, batch, n_graphs, create_graph,
+                                   mask_flag)

@@ -33,11 +33,11 @@ class EGNNLayer(nn.Module):
             if moves else nn.Identity()
 
     def forward(self, h: Tensor, d: Tensor, radial: Tensor, fcut: Tensor, r_vec: Tensor,
-                i: Tensor, j: Tensor, norm: float, n_recv: int) -> tuple[Tensor, Tensor]:
-        h_recv = h[:n_recv]
+                i: Tensor, j: Tensor, norm: float, n_local: int) -> tuple[Tensor, Tensor]:
+        h_recv = h[:n_local]
         m = self.phi_e(self.w_i(h_recv)[i] + self.w_j(h)[j] + self.w_r(radial)) * fcut.unsqueeze(-1)
         agg = torch.zeros_like(h_recv).index_add(0, i, m) * norm
-        d = d[:n_recv]
+        d = d[:n_local]
         if self.moves:
             d = d.index_add(0, i, r_vec * (self.phi_x(m) * (fcut * norm).unsqueeze(-1)))
         return h_recv + self.phi_h(torch.cat([h_recv, agg], dim=-1)), d
@@ -59,12 +59,12 @@ class EGNN(Backbone):
         r = torch.linalg.vector_norm(edge_vec, dim=-1)
         return torch.cat([edge_vec, self.geometry.envelope(r).unsqueeze(-1)], dim=-1)
 
-    def initial_state(self, species: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-        h = self.embedding(species, mask_flag).to(feat.dtype)
+    def initial_state(self, species_index: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        h = self.embedding(species_index, mask_flag).to(feat.dtype)
         return torch.cat([h, h.new_zeros((h.shape[0], 3))], dim=-1), feat.new_zeros((feat.shape[0], 0))
 
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
-                   n_recv: int) -> tuple[Tensor, Tensor]:
+                   n_local: int) -> tuple[Tensor, Tensor]:
         h, d = node[:, :self.hidden], node[:, self.hidden:]
         r_vec = feat[:, :3] + d[j] - d[i]
         # eps: a moved pair cannot reach r = 0 exactly, but keep the basis finite if it comes close
@@ -72,9 +72,9 @@ class EGNN(Backbone):
         radial = torch.cat([self.geometry.rbf(r), (r * r / (self.cutoff * self.cutoff)).unsqueeze(-1)], dim=-1)
         for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
             if idx == k:
-                h, d = layer(h, d, radial, feat[:, 3], r_vec, i, j, self.norm, n_recv)
+                h, d = layer(h, d, radial, feat[:, 3], r_vec, i, j, self.norm, n_local)
         return torch.cat([h, d], dim=-1), edge
 
-    def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n: int) -> tuple[Tensor, Tensor]:
-        """(h (n, F), an empty (n, 3, 0) vector part): the energy head reads h only."""
-        return node[:n, :self.hidden], node.new_zeros((n, 3, 0))
+    def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n_local: int) -> tuple[Tensor, Tensor]:
+        """(h (n_local, F), an empty (n_local, 3, 0) vector part): the energy head reads h only."""
+        return node[:n_local, :self.hidden], node.new_zeros((n_local, 3, 0))

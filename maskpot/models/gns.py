@@ -32,8 +32,8 @@ class GNSLayer(nn.Module):
         self.node = _mlp(2 * hidden, hidden, hidden)
 
     def forward(self, h: Tensor, e: Tensor, fcut: Tensor, i: Tensor, j: Tensor, norm: float,
-                n_recv: int) -> tuple[Tensor, Tensor]:
-        h_recv = h[:n_recv]
+                n_local: int) -> tuple[Tensor, Tensor]:
+        h_recv = h[:n_local]
         e = e + self.edge_rest(self.e_e(e) + self.e_i(h_recv)[i] + self.e_j(h)[j])
         agg = torch.zeros_like(h_recv).index_add(0, i, e * (fcut * norm).unsqueeze(-1))
         h = h_recv + self.node(torch.cat([h_recv, agg], dim=-1))
@@ -58,20 +58,20 @@ class GNS(Backbone):
         _, unit, rbf, fcut = self.geometry(edge_vec)
         return torch.cat([unit, rbf, fcut.unsqueeze(-1)], dim=-1)
 
-    def initial_state(self, species: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-        h = self.node_encoder(self.embedding(species, mask_flag).to(feat.dtype))
+    def initial_state(self, species_index: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        h = self.node_encoder(self.embedding(species_index, mask_flag).to(feat.dtype))
         return h, self.edge_encoder(feat[:, 3:3 + self.num_rbf])
 
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
-                   n_recv: int) -> tuple[Tensor, Tensor]:
+                   n_local: int) -> tuple[Tensor, Tensor]:
         fcut = feat[:, 3 + self.num_rbf]
         for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
             if idx == k:
-                node, edge = layer(node, edge, fcut, i, j, self.norm, n_recv)
+                node, edge = layer(node, edge, fcut, i, j, self.norm, n_local)
         return node, edge
 
-    def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n: int) -> tuple[Tensor, Tensor]:
+    def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n_local: int) -> tuple[Tensor, Tensor]:
         unit, fcut = feat[:, :3], feat[:, 3 + self.num_rbf]
         w = self.decoder(edge) * (fcut * self.norm).unsqueeze(-1)
-        v = torch.zeros((n, 3, w.shape[1]), dtype=w.dtype, device=w.device)
-        return node[:n], v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))
+        v = torch.zeros((n_local, 3, w.shape[1]), dtype=w.dtype, device=w.device)
+        return node[:n_local], v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))

@@ -22,13 +22,13 @@ class PaiNNMessage(nn.Module):
         self.filter = nn.Linear(num_rbf, 3 * hidden, bias=False)
 
     def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
-                first: bool, n_recv: int) -> tuple[Tensor, Tensor]:
+                first: bool, n_local: int) -> tuple[Tensor, Tensor]:
         x = torch.index_select(self.phi(s), 0, j) * self.filter(rbf_cut)
         ds, dvv, dvs = torch.split(x, self.hidden, dim=-1)
         dv = unit.unsqueeze(-1) * dvs.unsqueeze(1)
         if not first:  # v is zero before the first layer
             dv = dv + torch.index_select(v, 0, j) * dvv.unsqueeze(1)
-        return s[:n_recv].index_add(0, i, ds), v[:n_recv].index_add(0, i, dv)
+        return s[:n_local].index_add(0, i, ds), v[:n_local].index_add(0, i, dv)
 
 
 class PaiNNUpdate(nn.Module):
@@ -60,8 +60,8 @@ class PaiNNLayer(nn.Module):
         self.update = PaiNNUpdate(hidden)
 
     def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
-                first: bool, n_recv: int) -> tuple[Tensor, Tensor]:
-        s, v = self.message(s, v, rbf_cut, unit, i, j, first, n_recv)
+                first: bool, n_local: int) -> tuple[Tensor, Tensor]:
+        s, v = self.message(s, v, rbf_cut, unit, i, j, first, n_local)
         return self.update(s, v)
 
 
@@ -78,14 +78,14 @@ class PaiNN(ScalarVectorBackbone):
         _, unit, rbf, fcut = self.geometry(edge_vec)
         return torch.cat([rbf * (fcut * self.norm).unsqueeze(-1), unit], dim=-1)
 
-    def initial_state(self, species: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
-        return self.start(self.embedding(species, mask_flag).to(feat.dtype), feat)
+    def initial_state(self, species_index: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+        return self.start(self.embedding(species_index, mask_flag).to(feat.dtype), feat)
 
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
-                   n_recv: int) -> tuple[Tensor, Tensor]:
+                   n_local: int) -> tuple[Tensor, Tensor]:
         s, v = self.unpack(node)
         rbf_cut, unit = feat[:, :self.num_rbf], feat[:, self.num_rbf:]
         for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
             if idx == k:
-                s, v = layer(s, v, rbf_cut, unit, i, j, k == 0, n_recv)
+                s, v = layer(s, v, rbf_cut, unit, i, j, k == 0, n_local)
         return self.pack(s, v), edge

@@ -1,4 +1,16 @@
-"""Potential = backbone + head + per-species energy normalisation; the module every engine wrapper calls."""
+"""Potential = network (backbone + head + per-species energy normalisation) + physical priors: the module every
+engine wrapper calls.
+
+As in TorchMD-Net, where the model is the network plus its priors, a physical term such as the short-range
+repulsion (maskpot.models.repulsion) is part of the model, not of an engine. The Potential is written as the
+four layer-wise steps of maskpot.models.backbone and ``forward`` composes them, so the whole-graph engines (ASE,
+OpenMM, LAMMPS on one rank) and LAMMPS on several ranks (which calls the steps one by one) run the same code.
+A prior is a function of the edge vectors: ``edge_features`` puts the edge vectors in front of the backbone's
+edge features and ``readout`` adds the priors' energies to the heads'. So the prior's gradient reaches the
+edge vectors through the edge features, in the backward pass the network's gradient already takes, and an
+engine needs no code of its own for priors (the alternative, a separate prior call, is a second application
+path in every engine that splits the graph).
+"""
 
 from typing import Final, List, Optional, Sequence, Tuple
 
@@ -8,10 +20,13 @@ from torch import Tensor, nn
 
 from maskpot.models.compute import edge_vectors, forces_virial, graph_energy
 from maskpot.models.heads import EnergyHead, VectorHead
-from maskpot.models.repulsion import ZBLRepulsion
 
 
-def z_to_species_table(species: Sequence[int]) -> Tensor:
+# buffers renamed since checkpoints were first written: old name -> current name (loaded under either)
+RENAMED_BUFFERS = {"energy_scale": "output_scale", "z_to_species": "z_to_species_index"}
+
+
+def z_to_species_index_table(species: Sequence[int]) -> Tensor:
     """(119,) int64 lookup: atomic number -> index into ``species`` (-1 for elements the model does not know)."""
     table = torch.full((119,), -1, dtype=torch.int64)
     for k, z in enumerate(species):
@@ -26,7 +41,7 @@ def species_indices(numbers: Sequence[int] | np.ndarray, species: Sequence[int])
     from ase.data import chemical_symbols
 
     numbers = np.asarray(numbers, dtype=np.int64)
-    lookup = z_to_species_table(species).numpy()
+    lookup = z_to_species_index_table(species).numpy()
     bad = (numbers < 1) | (numbers > 118)
     idx = np.full(numbers.shape, -1, dtype=np.int64)
     idx[~bad] = lookup[numbers[~bad]]
@@ -41,54 +56,95 @@ def species_indices(numbers: Sequence[int] | np.ndarray, species: Sequence[int])
 
 
 class Potential(nn.Module):
-    """Backbone + head. ``forward(species, edge_index, edge_vec, mask_flag) -> (node_energy (N,) eV, node_vector (N,3))``.
+    """Network (backbone + head + normalisation) plus physical priors, written as the four layer-wise steps of
+    maskpot.models.backbone; ``forward`` composes them on the whole graph.
 
-    Energy-centric (PaiNN, EGNN): node_energy = energy_scale * head(s) + energy_shift[species] + the short-range
-    repulsion where the training data ends (maskpot.models.repulsion; zero unless the config has a table),
-    node_vector = 0; forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector =
-    energy_scale * head(v) is the force in eV/Angstrom and node_energy = 0.
+    ``forward(species_index, edge_index, edge_vec, mask_flag) -> (node_energy (N,) eV, node_vector (N,3))``;
+    ``species_index`` indexes ``species`` (the atomic numbers the model knows, in embedding order).
+    Energy-centric (PaiNN, EGNN): node_energy = output_scale * head(s) + energy_shift[species_index] + the priors'
+    energies, node_vector = 0; forces are -dE/dx (see maskpot.models.compute). Force-centric (GNS): node_vector =
+    output_scale * head(v) is the force in eV/Angstrom and node_energy = 0; it takes no priors. ``output_scale``
+    and ``energy_shift`` are the normalisation fitted on the training frames (maskpot.train.normalization).
+
+    A prior is a module ``prior(species_index, edge_index, edge_vec, n_local) -> (n_local,) eV`` of the edges of
+    the first n_local atoms (today the short-range repulsion); ``readout`` reads its edge vectors from the first
+    3 columns of the edge features.
     """
 
     energy_centric: Final[bool]
     cutoff: Final[float]
     receptive_field: Final[float]
     species: List[int]
+    n_layers: int
+    state_width: int
 
     def __init__(self, backbone: nn.Module, head: nn.Module, species: Sequence[int], cutoff: float,
-                 energy_centric: bool, layers: int, repulsion: Optional[ZBLRepulsion] = None) -> None:
+                 energy_centric: bool, layers: int, priors: Sequence[nn.Module] = ()) -> None:
         super().__init__()
-        if repulsion is not None and repulsion.enabled and not energy_centric:
-            raise ValueError("the short-range repulsion needs an energy-centric backbone (painn, egnn), not gns")
-        self.repulsion = repulsion if repulsion is not None else ZBLRepulsion(species, None, 1.0)
+        if len(priors) > 0 and not energy_centric:
+            raise ValueError("physical priors (the short-range repulsion) need an energy-centric backbone "
+                             "(painn, egnn), not gns")
         self.backbone = backbone
         self.head = head
+        self.priors = nn.ModuleList(priors)
         self.energy_centric = energy_centric
         self.cutoff = float(cutoff)
         self.receptive_field = float(layers) * float(cutoff)
         self.species = [int(z) for z in species]
-        self.register_buffer("z_to_species", z_to_species_table(species))
+        self.n_layers = int(backbone.n_layers)
+        self.state_width = int(backbone.state_width)
+        self.register_buffer("z_to_species_index", z_to_species_index_table(species))
         self.register_buffer("energy_shift", torch.zeros(len(species)))
-        self.register_buffer("energy_scale", torch.ones(()))
+        self.register_buffer("output_scale", torch.ones(()))
 
-    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor,
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also takes the buffers under their names of RENAMED_BUFFERS (state written before the renames)."""
+        for old, new in RENAMED_BUFFERS.items():
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor,
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        s, v = self.backbone(species, edge_index, edge_vec, mask_flag)
-        node_energy, node_vector = self.readout(s, v, species)
-        if self.energy_centric:
-            node_energy = node_energy + self.repulsion(species, edge_index, edge_vec, species.shape[0])
-        return node_energy, node_vector
+        feat = self.edge_features(edge_vec)
+        node, edge = self.initial_state(species_index, feat, mask_flag)
+        for k in range(self.n_layers):
+            node, edge = self.layer_step(k, node, edge, feat, edge_index, species_index.shape[0])
+        return self.readout(node, edge, feat, edge_index, species_index)
 
     @torch.jit.export
-    def readout(self, s: Tensor, v: Tensor, species: Tensor) -> tuple[Tensor, Tensor]:
-        """Backbone features of n atoms (s (n,F), v (n,3,F)) and their species -> (node_energy (n,) eV,
-        node_vector (n,3) eV/A), as ``forward`` without the repulsion (which needs the edges)."""
-        n = species.shape[0]
+    def edge_features(self, edge_vec: Tensor) -> Tensor:
+        """(E,3) edge vectors (A) -> (E, 3 + G): the edge vectors (the priors' input), then the backbone's."""
+        return torch.cat([edge_vec, self.backbone.edge_features(edge_vec)], dim=1)
+
+    @torch.jit.export
+    def initial_state(self, species_index: Tensor, feat: Tensor,
+                      mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """Node states (N, state_width) and edge states before layer 0."""
+        return self.backbone.initial_state(species_index, feat[:, 3:], mask_flag)
+
+    @torch.jit.export
+    def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                   n_local: int) -> tuple[Tensor, Tensor]:
+        """Layer k: node states of all atoms -> new states of the first n_local atoms, new edge states."""
+        return self.backbone.layer_step(k, node, edge, feat[:, 3:], edge_index[0], edge_index[1], n_local)
+
+    @torch.jit.export
+    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                species_index: Tensor) -> tuple[Tensor, Tensor]:
+        """Final states of the n_local = node.shape[0] first atoms -> (node_energy (n_local,) eV: heads,
+        normalisation and priors; node_vector (n_local,3) eV/A). ``species_index`` covers every atom an edge
+        reaches (n_local or more)."""
+        n_local = node.shape[0]
+        s, v = self.backbone.node_features(node, edge, feat[:, 3:], edge_index[0], n_local)
         if self.energy_centric:
-            node_energy = self.energy_scale * self.head(s) + self.energy_shift[species]
-            node_vector = torch.zeros((n, 3), dtype=s.dtype, device=s.device)
+            node_energy = self.output_scale * self.head(s) + self.energy_shift[species_index[:n_local]]
+            for prior in self.priors:
+                node_energy = node_energy + prior(species_index, edge_index, feat[:, :3], n_local)
+            node_vector = torch.zeros((n_local, 3), dtype=s.dtype, device=s.device)
         else:
-            node_vector = self.energy_scale * self.head(v)
-            node_energy = torch.zeros((n,), dtype=s.dtype, device=s.device)
+            node_vector = self.output_scale * self.head(v)
+            node_energy = torch.zeros((n_local,), dtype=s.dtype, device=s.device)
         return node_energy, node_vector
 
     @torch.jit.export
@@ -97,7 +153,7 @@ class Potential(nn.Module):
         return self.energy_centric
 
     @torch.jit.export
-    def energy_forces(self, positions: Tensor, species: Tensor, edge_index: Tensor, shifts: Tensor, batch: Tensor,
+    def energy_forces(self, positions: Tensor, species_index: Tensor, edge_index: Tensor, shifts: Tensor, batch: Tensor,
                       n_graphs: int, create_graph: bool,
                       mask_flag: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """See maskpot.models.compute.energy_forces: (energy (G,) eV, forces (N,3) eV/A, virial (G,3,3) eV)."""
@@ -106,11 +162,11 @@ class Potential(nn.Module):
         if self.energy_centric:
             if not edge_vec.requires_grad:
                 edge_vec.requires_grad_(True)
-            node_energy, _ = self.forward(species, edge_index, edge_vec, mask_flag)
+            node_energy, _ = self.forward(species_index, edge_index, edge_vec, mask_flag)
             energy = graph_energy(node_energy, batch, n_graphs)
             forces, virial = forces_virial(energy, edge_vec, edge_index, batch, n, n_graphs, create_graph)
         else:
-            node_energy, forces = self.forward(species, edge_index, edge_vec, mask_flag)
+            node_energy, forces = self.forward(species_index, edge_index, edge_vec, mask_flag)
             energy = graph_energy(node_energy, batch, n_graphs)
             virial = torch.zeros((n_graphs, 3, 3), dtype=positions.dtype, device=positions.device)
         if not create_graph:
@@ -118,11 +174,11 @@ class Potential(nn.Module):
         return energy, forces, virial
 
     @torch.jit.export
-    def species_from_numbers(self, numbers: Tensor) -> Tensor:
+    def species_index_of(self, numbers: Tensor) -> Tensor:
         """Atomic numbers (N,) int64 -> species indices; raises naming the atomic number the model does not know."""
         bad = (numbers < 1) | (numbers > 118)
         safe = torch.where(bad, torch.zeros_like(numbers), numbers)
-        idx = torch.where(bad, torch.full_like(numbers, -1), self.z_to_species[safe])
+        idx = torch.where(bad, torch.full_like(numbers, -1), self.z_to_species_index[safe])
         if bool((idx < 0).any()):
             a = int(torch.nonzero(idx < 0)[0, 0])
             raise ValueError("unknown element with atomic number " + str(int(numbers[a])) + " at atom " + str(a))

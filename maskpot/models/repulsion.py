@@ -1,15 +1,17 @@
 """Short-range repulsion where the training data ends: ZBL, switched on below the closest distance seen in training.
 
-A message-passing potential knows nothing about distances its training frames never reach. Finetuned PaiNN water
-models have false minima just inside the data's closest O-O distance (benchmarks/contact_scan.py), and MD falls
-into them (molecules overlap, LAMMPS loses atoms). This term adds, for each pair of atoms i, j closer than
-``r_off(Z_i, Z_j)`` (the closest distance of that element pair in the training frames minus a 0.1 A margin), the
-ZBL universal screened nuclear repulsion (Ziegler, Biersack, Littmark 1985) times a switch that is 1 below
-``r_off - width`` (0.3 A), 0 at and above ``r_off`` and C2-smooth between. It is exactly zero on every training
-frame, so training is unchanged, and puts a physical wall where the data ends. NequIP and MACE add ZBL inside
-the covalent radii; here the switch sits at the data's edge because the false minima lie near 2 A O-O, far
-outside any covalent radius. Hand-written: no library offers ZBL as a differentiable torch term (LAMMPS'
-pair_style zbl, which the tests compare against, is a LAMMPS pair style, not usable in OpenMM or ASE).
+A physical prior of the Potential (maskpot.models.potential: the model is network + priors), applied by every
+engine through the model's own calls. A message-passing potential knows nothing about distances its training
+frames never reach. Finetuned PaiNN water models have false minima just inside the data's closest O-O distance
+(benchmarks/contact_scan.py), and MD falls into them (molecules overlap, LAMMPS loses atoms). This term adds, for
+each pair of atoms i, j closer than ``r_off(Z_i, Z_j)`` (the closest distance of that element pair in the
+training frames minus a 0.1 A margin), the ZBL universal screened nuclear repulsion (Ziegler, Biersack, Littmark
+1985) times a switch that is 1 below ``r_off - width`` (0.3 A), 0 at and above ``r_off`` and C2-smooth between.
+It is exactly zero on every training frame, so training is unchanged, and puts a physical wall where the data
+ends. MACE, NequIP and TorchMD-Net each have a torch ZBL term, written against their own model and data classes
+and switched off at the covalent radii or at a fixed cutoff; here the switch sits at the data's edge, because
+the false minima lie near 2 A O-O, far outside any covalent radius, and the term is a few lines that would
+otherwise bring one of those model packages into the pins. Tests compare it with LAMMPS' pair_style zbl.
 
 Energies in eV, distances in Angstrom. Element pairs the data never brought within the model's cutoff get none.
 """
@@ -63,15 +65,15 @@ def repulsion_table(frames, species: Sequence[int], cutoff: float, margin: float
 
 
 class ZBLRepulsion(nn.Module):
-    """``forward(species (N,), edge_index (2,E), edge_vec (E,3) A, n) -> (n,) eV``: half the switched ZBL energy
-    of every edge i <- j added to atom i (edges come in both directions, so the halves make each pair's energy).
+    """``forward(species_index (N,), edge_index (2,E), edge_vec (E,3) A, n_local) -> (n_local,) eV``: half the
+    switched ZBL energy of every edge i <- j (i < n_local) added to atom i (edges come in both directions, so the
+    halves make each pair's energy; on a LAMMPS rank, a local atom's edges to ghosts give it its half).
 
     ``r_off`` maps pair keys ("8-8") to the distance (A) below which the repulsion switches on (``repulsion_table``);
     pairs without an entry get none. The tables are non-persistent buffers built from the model config, so
     checkpoints' state_dicts do not change.
     """
 
-    enabled: bool
     width: float
     coulomb: float
     coeffs: List[float]
@@ -90,7 +92,6 @@ class ZBLRepulsion(nn.Module):
                 raise ValueError(f"repulsion distance of pair {key} is {value} A; it must exceed the width {width} A")
         z = torch.tensor([float(s) for s in species])
         off = torch.tensor([[float(table.get(pair_key(za, zb), 0.0)) for zb in species] for za in species])
-        self.enabled = bool(table)
         self.width = float(width)
         self.coulomb = float(COULOMB)  # TorchScript reads attributes, not module-level constants
         self.coeffs = list(ZBL_COEFFS)
@@ -101,7 +102,7 @@ class ZBLRepulsion(nn.Module):
         self.register_buffer("zz", z[:, None] * z[None, :], persistent=False)
 
     def pair_energy(self, si: Tensor, sj: Tensor, r: Tensor) -> Tensor:
-        """Switched ZBL energy (eV) of pairs of species si, sj at distances r (A); zero where r >= r_off."""
+        """Switched ZBL energy (eV) of pairs of species indices si, sj at distances r (A); zero where r >= r_off."""
         r_off = self.r_off[si, sj]
         x = r / self.screening[si, sj]
         phi = torch.zeros_like(r)
@@ -112,13 +113,11 @@ class ZBLRepulsion(nn.Module):
         on = (r < r_off).to(r.dtype)
         return on * switch * self.coulomb * self.zz[si, sj] / r * phi
 
-    def forward(self, species: Tensor, edge_index: Tensor, edge_vec: Tensor, n: int) -> Tensor:
-        out = torch.zeros((n,), dtype=edge_vec.dtype, device=edge_vec.device)
-        if not self.enabled or edge_vec.shape[0] == 0:
-            return out
+    def forward(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor, n_local: int) -> Tensor:
+        out = torch.zeros((n_local,), dtype=edge_vec.dtype, device=edge_vec.device)
         i, j = edge_index[0], edge_index[1]
         r = torch.linalg.vector_norm(edge_vec, dim=-1)
-        return out.index_add(0, i, 0.5 * self.pair_energy(species[i], species[j], r))
+        return out.index_add(0, i, 0.5 * self.pair_energy(species_index[i], species_index[j], r))
 
 
 def describe(r_off: Optional[Dict[str, float]], width: float) -> List[str]:

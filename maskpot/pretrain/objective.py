@@ -39,8 +39,8 @@ class HeadModel(torch.nn.Module):
         self.backbone = build_potential(config).backbone
         self.heads = torch.nn.ModuleDict({name: VectorHead(config.hidden) for name in objective_heads(objective)})
 
-    def forward(self, species, edge_index, edge_vec, mask_flag=None) -> dict[str, torch.Tensor]:
-        _, v = self.backbone(species, edge_index, edge_vec, mask_flag)
+    def forward(self, species_index, edge_index, edge_vec, mask_flag=None) -> dict[str, torch.Tensor]:
+        _, v = self.backbone(species_index, edge_index, edge_vec, mask_flag)
         return {name: head(v) for name, head in self.heads.items()}
 
 
@@ -74,11 +74,11 @@ class ParentCache:
 def _answers(model: torch.nn.Module, batch, task: PretrainTask) -> dict[str, torch.Tensor]:
     """The model's (N, 3) vector for each objective."""
     if task.readout == "head":
-        return model(batch.species, batch.edge_index, batch.edge_vectors(), batch.mask_flag)
+        return model(batch.species_index, batch.edge_index, batch.edge_vectors(), batch.mask_flag)
     from maskpot.models.compute import energy_forces
 
     with torch.enable_grad():  # forces are a gradient, also when evaluating
-        _, forces, _ = energy_forces(model, batch.positions, batch.species, batch.edge_index, batch.shifts,
+        _, forces, _ = energy_forces(model, batch.positions, batch.species_index, batch.edge_index, batch.shifts,
                                      batch.batch, batch.n_graphs, model.training, batch.mask_flag)
     return {name: forces for name in objective_heads(task.objective)}
 

@@ -23,7 +23,7 @@ class GraphBatch:
 
     Attributes:
         positions: (N, 3) Angstrom.
-        species: (N,) int64 index into the model's species list.
+        species_index: (N,) int64 index into the model's species (atomic numbers).
         edge_index: (2, E) int64 (i, j) pairs, both directions.
         shifts: (E, 3) Cartesian periodic shift in Angstrom (edge vector = r_j - r_i + shift).
         batch: (N,) int64 graph index of each atom.
@@ -35,7 +35,7 @@ class GraphBatch:
     """
 
     positions: torch.Tensor
-    species: torch.Tensor
+    species_index: torch.Tensor
     edge_index: torch.Tensor
     shifts: torch.Tensor
     batch: torch.Tensor
@@ -88,7 +88,7 @@ def frame_edges(frame: Frame, cutoff: float) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([np.asarray(i, np.int64), np.asarray(j, np.int64)]), shifts
 
 
-def species_index(frame: Frame, species: Sequence[int]) -> np.ndarray:
+def frame_species_index(frame: Frame, species: Sequence[int]) -> np.ndarray:
     """Atomic numbers -> indices into ``species``; an unknown element is a ValueError naming the frame and atom."""
     try:
         return species_indices(frame.numbers, species)
@@ -115,7 +115,7 @@ def collate(frames: Sequence[Frame], cutoff: float, species: Sequence[int], dtyp
     for g, frame in enumerate(frames):
         e, s = cache.get(frame, cutoff) if cache is not None else frame_edges(frame, cutoff)
         pos.append(frame.positions)
-        spc.append(species_index(frame, species))
+        spc.append(frame_species_index(frame, species))
         edges.append(e + offset)
         shifts.append(s)
         batch.append(np.full(len(frame), g, dtype=np.int64))
@@ -126,7 +126,7 @@ def collate(frames: Sequence[Frame], cutoff: float, species: Sequence[int], dtyp
     t = lambda a: torch.as_tensor(np.concatenate(a), dtype=dtype)  # noqa: E731
     return GraphBatch(
         positions=t(pos),
-        species=torch.as_tensor(np.concatenate(spc)),
+        species_index=torch.as_tensor(np.concatenate(spc)),
         edge_index=torch.as_tensor(np.concatenate(edges, axis=1)),
         shifts=t(shifts),
         batch=torch.as_tensor(np.concatenate(batch)),

@@ -104,10 +104,23 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if raw["kind"] not in KINDS:
         raise ValueError(f"{path}: unknown checkpoint kind {raw['kind']!r}")
     return Checkpoint(path=path, kind=raw["kind"], config=ModelConfig.from_dict(raw["config"]),
-                      state_dict=raw["state_dict"], species=list(raw["species"]), cutoff=float(raw["cutoff"]),
+                      state_dict=current_names(raw["state_dict"]), species=list(raw["species"]),
+                      cutoff=float(raw["cutoff"]),
                       units=raw.get("units", dict(UNITS)), normalization=raw.get("normalization"),
                       data=raw.get("data") or {}, metrics=raw.get("metrics") or {},
                       versions=raw.get("versions") or {}, format_version=int(raw["format_version"]))
+
+
+def current_names(state_dict: dict) -> dict:
+    """``state_dict`` with the buffers of ``maskpot.models.potential.RENAMED_BUFFERS`` under their current names
+    (checkpoints written before the renames load unchanged otherwise)."""
+    from maskpot.models.potential import RENAMED_BUFFERS
+
+    def current(key: str) -> str:
+        head, _, last = key.rpartition(".")
+        return (head + "." if head else "") + RENAMED_BUFFERS.get(last, last)
+
+    return {current(k): v for k, v in state_dict.items()}
 
 
 def load_potential(path: str | os.PathLike):

@@ -40,7 +40,7 @@ from maskpot.train.runlog import RunLog, sibling
 
 LOG_COLUMNS = ["step", "train_loss", "val_loss", "val_energy_mae", "val_force_mae", "lr", "seconds"]
 # Potential tensors that belong to the finetuning data, never to the starting point
-DATA_TENSORS = ("energy_shift", "energy_scale", "z_to_species")
+DATA_TENSORS = ("energy_shift", "output_scale", "z_to_species_index")
 
 
 @dataclass
@@ -74,10 +74,10 @@ def load_init(potential: torch.nn.Module, ckpt: Checkpoint) -> dict:
     if part == "backbone":
         state, target_module = ckpt.backbone_state(), potential.backbone
     else:
-        state = {k: v for k, v in ckpt.state_dict.items() if k not in DATA_TENSORS and not k.startswith("repulsion.")}
+        state = {k: v for k, v in ckpt.state_dict.items() if k not in DATA_TENSORS and not k.startswith("priors.")}
         target_module = potential
     target = {k: v for k, v in target_module.state_dict().items()
-              if part == "backbone" or (k not in DATA_TENSORS and not k.startswith("repulsion."))}
+              if part == "backbone" or (k not in DATA_TENSORS and not k.startswith("priors."))}
     missing = sorted(set(target) - set(state))
     unexpected = sorted(set(state) - set(target))
     if not state or missing or unexpected:

@@ -16,7 +16,7 @@ def predict_batch(potential, batch: GraphBatch, create_graph: bool = False) -> t
     """(energy (G,) eV, forces (N, 3) eV/Angstrom) of a batch via ``maskpot.models.compute.energy_forces``."""
     from maskpot.models.compute import energy_forces
 
-    energy, forces, _ = energy_forces(potential, batch.positions, batch.species, batch.edge_index, batch.shifts,
+    energy, forces, _ = energy_forces(potential, batch.positions, batch.species_index, batch.edge_index, batch.shifts,
                                       batch.batch, batch.n_graphs, create_graph)
     return energy, forces
 

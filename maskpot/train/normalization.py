@@ -4,7 +4,8 @@
 returns the minimum-norm solution, which matters when compositions are collinear (every water frame has the
 same O:H ratio, so only the combination per molecule is determined). ``scale`` (eV, or eV/Angstrom) is the RMS of
 the force components when forces are known, else the std of the per-atom residual energy. The potential outputs
-``node_energy = scale * raw + shift[species]``.
+``node_energy = scale * raw + shift[species_index]`` (buffers ``output_scale`` and ``energy_shift``), and a
+force-centric one ``forces = scale * raw``.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ class Normalization:
         return cls(shift=[float(x) for x in d["shift"]], scale=float(d["scale"]))
 
     def apply_to(self, potential) -> None:
-        """Write shift and scale into the potential's ``energy_shift`` and ``energy_scale`` buffers."""
+        """Write shift and scale into the potential's ``energy_shift`` and ``output_scale`` buffers."""
         import torch
 
         with torch.no_grad():
             potential.energy_shift.copy_(torch.as_tensor(self.shift, dtype=potential.energy_shift.dtype))
-            potential.energy_scale.fill_(self.scale)
+            potential.output_scale.fill_(self.scale)
 
 
 def composition(frames: Sequence[Frame], species: Sequence[int]) -> np.ndarray:

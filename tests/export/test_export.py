@@ -22,7 +22,7 @@ def eager_energy_forces(checkpoint, atoms):
     potential = load_potential(checkpoint).double()
     i, j, s = neighbor_list(atoms.positions, np.array(atoms.cell), atoms.pbc, potential.cutoff)
     pos = torch.tensor(atoms.positions)
-    species = potential.z_to_species[torch.tensor(atoms.numbers)]
+    species = potential.z_to_species_index[torch.tensor(atoms.numbers)]
     shifts = torch.tensor(s, dtype=torch.float64) @ torch.tensor(np.array(atoms.cell))
     energy, forces, virial = energy_forces(potential, pos, species, torch.tensor(np.stack([i, j])), shifts,
                                            torch.zeros(len(atoms), dtype=torch.long), 1, False)

@@ -1,4 +1,4 @@
-"""The layer-wise interface of the LAMMPS export (edge_features, initial_state, layer_step, readout), driven the
+"""The layer-wise interface of the LAMMPS export (edge_features, initial_state, layer_step, node_outputs), driven the
 way pair_maskpot's `ghosts exchange` drives it, in Python: one rank whose ghosts are the periodic images within
 the cutoff. Node states of ghosts are copied from their owners between layers, gradients of ghost states are
 summed into their owners layer by layer, ghost forces go to their owners. The result must equal the ASE export
@@ -42,7 +42,7 @@ def exchange(module, atoms):
         node_out.append(out)
         node = out.detach()[owner]  # forward communication: every ghost row from its owner
     last = node_out[-1].detach().requires_grad_(True)
-    node_energy, _ = module.readout(last, edge, feat_leaf, edge_index, numbers[:n])
+    node_energy, _ = module.node_outputs(last, edge, feat_leaf, edge_index, numbers)
     energy = node_energy.sum()
     g_node, g_feat = torch.autograd.grad(energy, [last, feat_leaf], allow_unused=True)
     g_feat = torch.zeros_like(feat_leaf) if g_feat is None else g_feat
@@ -58,10 +58,11 @@ def exchange(module, atoms):
     return float(energy.detach()), forces.detach().numpy()
 
 
-@pytest.mark.parametrize("backbone", ["painn", "egnn"])
+@pytest.mark.parametrize("backbone", ["painn", "egnn", "painn-rep"])
 def test_layer_by_layer_with_image_ghosts_equals_whole_graph(backbone, water_atoms, export_factory):
+    """The repulsion of painn-rep comes with node_outputs and its gradient through the edge features."""
     module = torch.jit.load(str(export_factory("lammps", backbone, "float64")))
-    assert module.n_layers == 2 and module.state_width == {"painn": 4 * 16, "egnn": 16 + 3}[backbone]
+    assert module.n_layers == 2 and module.state_width == {"painn": 4 * 16, "egnn": 16 + 3}[backbone[:5]]
     energy, forces = exchange(module, water_atoms)
     atoms = water_atoms.copy()
     atoms.calc = MaskpotCalculator(export_factory("ase", backbone, "float64"))
@@ -81,7 +82,7 @@ def test_force_centric_readout_gives_forces_of_local_atoms(water_atoms, export_f
     for k in range(module.n_layers):
         out, edge = module.layer_step(k, node, edge, feat, edge_index, n)
         node = out[owner]
-    _, forces = module.readout(out, edge, feat, edge_index, numbers[:n])
+    _, forces = module.node_outputs(out, edge, feat, edge_index, numbers)
     atoms = water_atoms.copy()
     atoms.calc = MaskpotCalculator(export_factory("ase", "gns", "float64"))
     f_ref = atoms.get_forces()

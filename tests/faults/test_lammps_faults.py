@@ -76,19 +76,15 @@ class Tampered(torch.nn.Module):
         return node, edge
 
     @torch.jit.export
-    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
-                atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
-        node_energy, node_vector = self.inner.readout(node, edge, feat, edge_index, atomic_numbers)
+    def node_outputs(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                     atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
+        node_energy, node_vector = self.inner.node_outputs(node, edge, feat, edge_index, atomic_numbers)
         if self.fault == "nan" and node_energy.shape[0] > 0:
             node_energy = node_energy.clone()
             node_energy[-1] = float("nan")
         if self.fault == "dtype":
             node_energy = node_energy.float()
         return node_energy, node_vector
-
-    @torch.jit.export
-    def repulsion_energy(self, edge_vec: Tensor, edge_index: Tensor, atomic_numbers: Tensor, n_local: int) -> Tensor:
-        return self.inner.repulsion_energy(edge_vec, edge_index, atomic_numbers, n_local)
 
 
 def tampered(export: Path, out: Path, fault: str, after: int = 0) -> Path:
@@ -164,7 +160,7 @@ def test_model_that_fails_mid_run(nprocs, water, export_factory, plugin, tmp_pat
     (1, "shape", r"forward's forces: expected shape \[192, 3\] Double, got \[191, 3\] Double"),
     (2, "shape", r"layer_step's node states: expected shape \[\d+, 64\] Double, got \[\d+, 63\] Double"),
     (1, "dtype", r"forward's forces: expected shape \[192, 3\] Double, got \[192, 3\] Float"),
-    (2, "dtype", r"readout's node_energy: expected shape \[\d+\] Double, got \[\d+\] Float"),
+    (2, "dtype", r"node_outputs' node_energy: expected shape \[\d+\] Double, got \[\d+\] Float"),
     (1, "nan", r"non-finite force of atom ID \d+"),
     (2, "nan", r"non-finite energy of atom ID \d+"),
     (2, "state_width", r"initial_state's node states: expected shape \[\d+, 1\] Double, got \[\d+, 64\] Double"),
@@ -185,15 +181,61 @@ def test_masses_contradicting_the_elements(water, export_factory, plugin, tmp_pa
     assert done.returncode == 0, done.stdout[-2000:]
 
 
-def test_old_export_on_two_ranks_says_reexport(water, plugin, tmp_path):
-    """An export without the layer-wise interface runs on one rank only (ghosts folded)."""
+class RepulsionEnergyInterface(torch.nn.Module):
+    """A real export's forward with the layer-wise methods of files written before the priors joined them:
+    ``readout`` and a separate ``repulsion_energy`` instead of ``node_outputs`` (stubs: the plugin refuses the
+    file on several ranks before calling any of them)."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+        for name in ("cutoff", "species", "energy_centric", "dtype", "target", "n_layers", "state_width"):
+            setattr(self, name, getattr(inner, name))
+
+    def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, edge_shift: Tensor,
+                n_local: int, compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.inner(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial)
+
+    @torch.jit.export
+    def edge_features(self, edge_vec: Tensor) -> Tensor:
+        return edge_vec
+
+    @torch.jit.export
+    def initial_state(self, atomic_numbers: Tensor, feat: Tensor) -> Tuple[Tensor, Tensor]:
+        return feat, feat
+
+    @torch.jit.export
+    def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                   n_local: int) -> Tuple[Tensor, Tensor]:
+        return node, edge
+
+    @torch.jit.export
+    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
+        return node, edge
+
+    @torch.jit.export
+    def repulsion_energy(self, edge_vec: Tensor, edge_index: Tensor, atomic_numbers: Tensor, n_local: int) -> Tensor:
+        return edge_vec
+
+
+@pytest.mark.parametrize("old", ["toy", "repulsion_energy"])
+def test_old_export_on_two_ranks_says_reexport(old, water, plugin, tmp_path, export_factory):
+    """An export without the layer-wise interface (the toy), or with the one before ``node_outputs``, runs on one
+    rank only (ghosts folded)."""
     from toymodel import save_toy_model
 
-    model = save_toy_model(tmp_path / "old.pt")
+    model = tmp_path / "old.pt"
+    if old == "toy":
+        save_toy_model(model)
+    else:
+        inner = torch.jit.load(str(export_factory("lammps", "painn-rep", "float64")))
+        torch.jit.save(torch.jit.script(RepulsionEnergyInterface(inner)), str(model))
     assert lmp(tmp_path / "np1", water, model, plugin, 1).returncode == 0
     assert_one_error(lmp(tmp_path / "np2", water, model, plugin, 2),
-                     r"^ERROR: pair_style maskpot: model \S+old\.pt has no layer-wise interface, which several MPI "
-                     r"ranks need: re-export it with `maskpot export CHECKPOINT --target lammps`")
+                     r"^ERROR: pair_style maskpot: model \S+old\.pt has no layer-wise interface of this version "
+                     r"\(node_outputs\), which several MPI ranks need: re-export it with `maskpot export CHECKPOINT "
+                     r"--target lammps`")
 
 
 def save_old_interface_model(path: Path) -> Path:
@@ -216,7 +258,8 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
     "old interface": ({"model": "old-interface.pt"},
                       r"old-interface\.pt: its forward takes 5 arguments, this pair style passes 6 .*re-export"),
     "exchange without layers": ({"model": "toy", "style": "ghosts exchange"},
-                                r"model \S*toy\.pt has no layer-wise interface, which ghosts exchange needs"),
+                                r"model \S*toy\.pt has no layer-wise interface of this version \(node_outputs\), "
+                                r"which ghosts exchange needs"),
     "units lj": ({"units": "lj"}, r"pair_style maskpot supports units metal and real, not units lj"),
     "unknown element": ({"elements": "O Q"}, r"unknown element 'Q' for atom type 2"),
     "element not in model": ({"elements": "O C"}, r"element C \(atom type 2\) is not in the species of model"),

@@ -1,6 +1,6 @@
 """Two atoms on the same spot (or a NaN position) stop every engine with one line naming the closest pair (the
 atom), instead of NaN energies and forces: ASE, OpenMM (create_force and MLPotential), OpenMM md, LAMMPS on
-one rank (the model's forward) and two ranks (the layer-wise readout)."""
+one rank (the model's forward) and two ranks (the layer-wise node_outputs)."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_openmm_md_stops_with_one_line_and_leaves_no_output(export_factory, coll
 @pytest.mark.parametrize("nprocs, expected", [(1, "not finite (NaN or inf); closest pair: atoms "),
                                               (2, "not finite (NaN or inf) at local atom ")])
 def test_lammps(nprocs, expected, export_factory, tmp_path):
-    """1 rank: the model's forward names the pair (LAMMPS' local indices); 2 ranks: the layer-wise readout
+    """1 rank: the model's forward names the pair (LAMMPS' local indices); 2 ranks: the layer-wise node_outputs
     names the atom. Either way run_lammps raises one line with the model's message."""
     from maskpot.lammps import plugin_path, run_lammps, write_data
 

@@ -51,20 +51,21 @@ def cosine_cutoff(r: Tensor, cutoff: float) -> Tensor:
     return 0.5 * (torch.cos(math.pi * r / cutoff) + 1.0) * (r < cutoff).to(r.dtype)
 
 
-def atom_energies(species: Tensor, edge_index: Tensor, vec: Tensor, n_atoms: int, cutoff: float,
+def atom_energies(species_index: Tensor, edge_index: Tensor, vec: Tensor, n_atoms: int, cutoff: float,
                   morse_d: Tensor, morse_a: Tensor, morse_r0: Tensor, density_w: Tensor, embed: Tensor,
                   shift: Tensor, coupling: Tensor) -> Tensor:
     """Per-atom energies (eV) of ``n_atoms`` atoms for directed edges i -> j with vectors r_j - r_i (A)."""
     i, j = edge_index[0], edge_index[1]
     r = torch.linalg.norm(vec, dim=1)
     fc = cosine_cutoff(r, cutoff)
-    si, sj = species[i], species[j]
+    si, sj = species_index[i], species_index[j]
     x = torch.exp(-morse_a[si, sj] * (r - morse_r0[si, sj]))
     pair = morse_d[si, sj] * (x * x - 2.0 * x) * fc
     zeros = torch.zeros(n_atoms, dtype=vec.dtype, device=vec.device)
     rho = zeros.index_add(0, i, density_w[sj] * torch.exp(-r) * fc)
     second = zeros.index_add(0, i, coupling * fc * torch.tanh(rho[j]))
-    return shift[species] + 0.5 * zeros.index_add(0, i, pair) - embed[species] * torch.sqrt(1.0 + rho) + second
+    return (shift[species_index] + 0.5 * zeros.index_add(0, i, pair) - embed[species_index] * torch.sqrt(1.0 + rho)
+            + second)
 
 
 class ToyLammpsModel(torch.nn.Module):
@@ -77,19 +78,19 @@ class ToyLammpsModel(torch.nn.Module):
         self.target = target
         self.energy_centric = True
         self.dtype = "float64"
-        z_to_species = torch.full((119,), -1, dtype=torch.long)
+        z_to_species_index = torch.full((119,), -1, dtype=torch.long)
         for index, z in enumerate(SPECIES):
-            z_to_species[z] = index
-        self.register_buffer("z_to_species", z_to_species)
+            z_to_species_index[z] = index
+        self.register_buffer("z_to_species_index", z_to_species_index)
         for name, value in parameters().items():
             self.register_buffer(name, value)
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, edge_shift: Tensor,
                 n_local: int, compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-        species = self.z_to_species[atomic_numbers]
+        species_index = self.z_to_species_index[atomic_numbers]
         vec = positions[edge_index[1]] - positions[edge_index[0]] + edge_shift
         vec = vec.detach().requires_grad_(True)
-        energies = atom_energies(species, edge_index, vec, positions.shape[0], self.cutoff, self.morse_d,
+        energies = atom_energies(species_index, edge_index, vec, positions.shape[0], self.cutoff, self.morse_d,
                                  self.morse_a, self.morse_r0, self.density_w, self.embed, self.shift, self.coupling)
         node_energy = energies[:n_local]
         energy = node_energy.sum()
@@ -123,14 +124,14 @@ def reference(atoms: Atoms) -> dict[str, np.ndarray]:
     gradient with respect to the edge vectors.
     """
     i, j, shifts = neighbor_list("ijS", atoms, CUTOFF)
-    z_to_species = {z: index for index, z in enumerate(SPECIES)}
-    species = torch.tensor([z_to_species[int(z)] for z in atoms.numbers], dtype=torch.long)
+    z_to_species_index = {z: index for index, z in enumerate(SPECIES)}
+    species_index = torch.tensor([z_to_species_index[int(z)] for z in atoms.numbers], dtype=torch.long)
     pos = torch.tensor(atoms.positions, dtype=torch.float64)
     cell = torch.tensor(np.array(atoms.cell), dtype=torch.float64)
     edge_index = torch.tensor(np.stack([i, j]), dtype=torch.long)
     vec = (pos[edge_index[1]] - pos[edge_index[0]] + torch.tensor(shifts, dtype=torch.float64) @ cell)
     vec.requires_grad_(True)
-    energies = atom_energies(species, edge_index, vec, len(atoms), CUTOFF, **parameters())
+    energies = atom_energies(species_index, edge_index, vec, len(atoms), CUTOFF, **parameters())
     energy = energies.sum()
     (grad,) = torch.autograd.grad(energy, vec)
     forces = torch.zeros_like(pos).index_add(0, edge_index[0], grad).index_add(0, edge_index[1], -grad)

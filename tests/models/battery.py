@@ -60,7 +60,7 @@ def make_model(backbone: str, dtype: str, seed: int = 0) -> Model:
                                             num_rbf=8, dtype=dtype, avg_neighbors=8.0))
     with torch.no_grad():  # small per-species shifts: large constant energies would swamp finite differences
         potential.energy_shift.copy_(torch.tensor([-0.6, -2.3], dtype=potential.energy_shift.dtype))
-        potential.energy_scale.fill_(1.7)
+        potential.output_scale.fill_(1.7)
     return Model(backbone, dtype, potential)
 
 
@@ -82,7 +82,7 @@ def graph(model: Model, frames: list[Frame]) -> tuple:
     """(positions, species indices, edge_index, shifts, batch, n_graphs) of ``frames`` in the model's dtype, the
     arguments of ``energy_forces`` (the one place that reads GraphBatch fields)."""
     b = collate(frames, CUTOFF, SPECIES, model.torch_dtype)
-    return b.positions, b.species, b.edge_index, b.shifts, b.batch, b.n_graphs
+    return b.positions, b.species_index, b.edge_index, b.shifts, b.batch, b.n_graphs
 
 
 def evaluate(model: Model, frames: list[Frame]) -> Output:

@@ -65,14 +65,14 @@ def test_vector_head_and_species_mapping():
     _, v = pot.backbone(species, ei, pos[ei[1]] - pos[ei[0]] + shifts, torch.ones(pos.shape[0], dtype=pos.dtype))
     out = VectorHead(16).double()(v)
     assert out.shape == (pos.shape[0], 3)
-    assert pot.z_to_species.dtype == torch.int64 and pot.z_to_species[8] == 1 and pot.z_to_species[6] == -1
+    assert pot.z_to_species_index.dtype == torch.int64 and pot.z_to_species_index[8] == 1 and pot.z_to_species_index[6] == -1
     np.testing.assert_array_equal(species_indices([8, 1, 1], [1, 8]), [1, 0, 0])
     with pytest.raises(ValueError, match="unknown element C .atomic number 6. at atom 2"):
         species_indices([8, 1, 6], [1, 8])
     scripted = torch.jit.script(pot)
-    assert torch.equal(scripted.species_from_numbers(torch.tensor([1, 8])), torch.tensor([0, 1]))
+    assert torch.equal(scripted.species_index_of(torch.tensor([1, 8])), torch.tensor([0, 1]))
     with pytest.raises(Exception, match="atomic number 6 at atom 1"):
-        scripted.species_from_numbers(torch.tensor([1, 6]))
+        scripted.species_index_of(torch.tensor([1, 6]))
     with pytest.raises(ValueError, match="unknown backbone"):
         build_potential(ModelConfig(backbone="schnet"))
     assert ModelConfig.from_dict(ModelConfig(backbone="egnn").to_dict()) == ModelConfig(backbone="egnn")

@@ -83,7 +83,7 @@ def test_force_readout_answer_is_the_potentials_force():
     loss = pretrain_loss(model, [frame], task, np.random.default_rng(3), ParentCache(), torch.float32, 3.5, [1, 8])
     masked = mask_frame(frame, task.mask_ratio, np.random.default_rng(3))
     b = collate([masked.frame], 3.5, [1, 8], torch.float32, mask_flags=[masked.mask_flag])
-    _, forces, _ = energy_forces(model, b.positions, b.species, b.edge_index, b.shifts, b.batch, 1, False,
+    _, forces, _ = energy_forces(model, b.positions, b.species_index, b.edge_index, b.shifts, b.batch, 1, False,
                                  b.mask_flag)
     expect = masked_cosine_loss(forces, torch.as_tensor(masked.target, dtype=torch.float32), b.mask_flag)
     assert float(loss["mask"]) == pytest.approx(float(expect), rel=1e-6)
@@ -108,7 +108,7 @@ def test_every_egnn_weight_reaches_the_energy():
     config = dataclasses.replace(TINY, backbone="egnn", layers=3)
     pot = build_potential(config)
     b = collate(frames(1), 3.5, [1, 8], torch.float32)
-    node_energy, _ = pot(b.species, b.edge_index, b.edge_vectors())
+    node_energy, _ = pot(b.species_index, b.edge_index, b.edge_vectors())
     node_energy.sum().backward()
     dead = [n for n, p in pot.named_parameters() if (p.grad is None or float(p.grad.abs().sum()) == 0.0)
             and n != "backbone.embedding.mask"]  # used only on masked frames

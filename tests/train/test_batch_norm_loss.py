@@ -17,7 +17,7 @@ def test_collate_edges_shifts_and_cache(water_set):
     b = collate(frames, 3.5, [1, 8], torch.float64, cache)
     n = sum(len(f) for f in frames)
     assert b.positions.shape == (n, 3) and b.n_graphs == 3 and b.n_atoms.tolist() == [24, 24, 24]
-    assert b.species.tolist()[:3] == [1, 0, 0]  # O, H, H with species [H, O]
+    assert b.species_index.tolist()[:3] == [1, 0, 0]  # O, H, H with species [H, O]
     assert b.energy.shape == (3,) and b.forces.shape == (n, 3)
     i, j = b.edge_index
     assert bool((b.batch[i] == b.batch[j]).all())  # no edges between graphs

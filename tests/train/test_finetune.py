@@ -26,7 +26,7 @@ def pretrained(tmp_path_factory, water_set):
     return out
 
 
-DATA_TENSORS = {"energy_shift", "energy_scale", "z_to_species"}
+DATA_TENSORS = {"energy_shift", "output_scale", "z_to_species_index"}
 
 
 @pytest.mark.parametrize("backbone,readout", [("painn", "force"), ("painn", "head"), ("egnn", "force"),
@@ -52,7 +52,7 @@ def test_finetune_from_pretrained_loads_every_tensor_of_its_part(tmp_path, water
         assert torch.equal(saved.state_dict[k], pre.state_dict[k]), k
     assert any(k.startswith("head.") for k in part) == (readout == "force")
     assert saved.data["init_part"] == result.init_report["part"]
-    assert saved.state_dict["energy_scale"] == pytest.approx(result.normalization.scale)  # fitted here
+    assert saved.state_dict["output_scale"] == pytest.approx(result.normalization.scale)  # fitted here
     # a freshly initialised model differs from the pretrained weights (the comparison above is not vacuous)
     scratch = finetune(water_set, tmp_path / "s.ckpt", dataclasses.replace(FAST, max_steps=4, lr=0.0),
                        model_config=config)
@@ -154,7 +154,7 @@ def test_finetune_adds_the_repulsion_from_the_frames_it_saw(tmp_path, water_set)
 
     finetune(water_set, tmp_path / "a.ckpt", FAST, model_config=TINY)
     assert load_checkpoint(tmp_path / "a.ckpt").config.repulsion == repulsion_table(water_set, [1, 8], TINY.cutoff)
-    assert load_potential(tmp_path / "a.ckpt").repulsion.enabled
+    assert [type(p).__name__ for p in load_potential(tmp_path / "a.ckpt").priors] == ["ZBLRepulsion"]
     off = dataclasses.replace(FAST, repulsion=False)
     assert finetune(water_set, tmp_path / "b.ckpt", off, model_config=TINY).config.repulsion is None
     gns = dataclasses.replace(TINY, backbone="gns")
