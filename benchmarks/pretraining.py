@@ -96,7 +96,7 @@ def plan(quick: bool) -> list[Task]:
     # PaiNN from scratch on 10 and 25 frames first: references of the first pairings and the first check of
     # the budget; then the data, the pretrainings and all finetunings, smallest sets first
     early = block("painn", ["scratch"], (0,), (10, 25), (0, 1, 2), lambda i: {10, 25})
-    tasks = early + tasks + block("painn", list(INITS), (0, 1), SIZES, (0, 1, 2),
+    tasks = early + tasks + block("painn", [i for i in INITS if i != "scratch-no-ema"], (0, 1), SIZES, (0, 1, 2),
                                   lambda i: {10, 50} if i == "mask-head-dft" else set(SIZES))
     tasks += block("painn", ["scratch-no-ema"], (0,), (10, 50), (0, 1, 2), lambda i: {10, 50})
     for bb in ("egnn", "gns"):
