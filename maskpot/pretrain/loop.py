@@ -87,10 +87,11 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
     data = {"frames": summary(list(frames)), "n_train": len(train), "n_val": len(val), "task": asdict(task),
             "options": asdict(cfg)}
 
-    def save(state: dict, step: int, metrics: dict) -> None:
+    def save(state: dict, step: int, metrics: dict) -> Path:
         model.load_state_dict(state)
         save_checkpoint(out, model, model_config, kind="pretrained", data_summary=data,
                         metrics={"best_step": step, "val": metrics})
+        return out
 
     log = RunLog(sibling(out, ".log.csv"), LOG_COLUMNS)
     with exclusive_output(out):  # a second run writing the same checkpoint stops at once

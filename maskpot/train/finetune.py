@@ -173,7 +173,7 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
             "init_part": init_report["part"] if init_report else None, "options": asdict(cfg)}
     test_metrics: dict | None = None
 
-    def save(state: dict, step: int, metrics: dict) -> None:
+    def save(state: dict, step: int, metrics: dict) -> Path:
         nonlocal test_metrics
         potential.load_state_dict(state)
         potential.eval()
@@ -183,6 +183,7 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
         save_checkpoint(out, potential, config, kind="finetuned", normalization=norm.to_dict(), data_summary=data,
                         metrics={"best_step": step, "val": metrics["metrics"], "test": test_metrics,
                                  "init": init_report})
+        return out
 
     log = RunLog(sibling(out, ".log.csv"), LOG_COLUMNS)
     with exclusive_output(out):  # a second run writing the same checkpoint stops at once

@@ -78,7 +78,7 @@ def _same_options(saved: dict, now: dict) -> list[str]:
 
 
 def fit(model: torch.nn.Module, step_loss: Callable[[int, np.ndarray], torch.Tensor], n_train: int,
-        evaluate: Callable[[torch.nn.Module], dict], save: Callable[[dict, int, dict], None], cfg: TrainConfig,
+        evaluate: Callable[[torch.nn.Module], dict], save: Callable[[dict, int, dict], Path], cfg: TrainConfig,
         log_file: RunLog, state_path: Path, stage: str, options: dict | None = None, resume: bool = False,
         on_eval: Callable[[dict], None] | None = None) -> FitResult:
     """Train ``model`` (see module docstring).
@@ -87,7 +87,7 @@ def fit(model: torch.nn.Module, step_loss: Callable[[int, np.ndarray], torch.Ten
         step_loss: ``(step, indices) -> loss`` for the training items ``indices`` at optimiser step ``step``.
         n_train: number of training items.
         evaluate: ``module -> {"loss": float, ...}`` on the validation set; the other keys are logged.
-        save: ``(state_dict, step, metrics)`` writes the result (called once at the end, or on Ctrl-C).
+        save: ``(state_dict, step, metrics) -> path`` writes the result (once at the end, or on Ctrl-C).
         log_file: per-evaluation rows (columns step, train_loss, val_loss, lr, seconds and ``evaluate``'s keys).
         state_path: where the resumable state lives.
         stage: name in messages ("pretrain", "finetune").
@@ -180,9 +180,9 @@ def fit(model: torch.nn.Module, step_loss: Callable[[int, np.ndarray], torch.Ten
     except KeyboardInterrupt:
         if best["state"] is None:
             raise Interrupted(f"{stage} interrupted at step {step}, before the first evaluation: nothing written")
-        save(best["state"], best["step"], best["metrics"])
-        raise Interrupted(f"{stage} interrupted at step {step}: kept the best weights so far (step {best['step']}, "
-                          f"val loss {best['loss']:.5g}); resume with --resume") from None
+        where = save(best["state"], best["step"], best["metrics"])
+        raise Interrupted(f"{stage} interrupted at step {step}: kept the best weights so far in {where} (step "
+                          f"{best['step']}, val loss {best['loss']:.5g}); resume with --resume") from None
     save(best["state"], best["step"], best["metrics"])
     if state_path.is_file():
         os.remove(state_path)

@@ -47,6 +47,7 @@ def test_ctrl_c_exits_130_keeps_the_best_and_resume_finishes(command, tmp_path, 
     assert proc.returncode == 130, err[-2000:]
     lines = [ln for ln in err.splitlines() if ln.startswith("interrupted:")]
     assert len(lines) == 1 and f"{command} interrupted at step" in lines[0] and "resume with --resume" in lines[0]
+    assert f"kept the best weights so far in {out}" in lines[0]  # names the checkpoint it wrote
     assert "Traceback" not in err and leftovers(tmp_path) == []
     kind = "finetuned" if command == "finetune" else "pretrained"
     assert load_checkpoint(out).kind == kind and (tmp_path / "model.state.pt").is_file()

@@ -38,6 +38,7 @@ def quadratic_fit(tmp_path, cfg, on_eval=None, resume=False):
 
     def save(state, step, metrics):
         saved.update(state=state, step=step)
+        return tmp_path / "q.ckpt"
 
     log = RunLog(tmp_path / "q.log.csv", ["step", "train_loss", "val_loss", "lr", "seconds"])
     result = fit(model, lambda step, idx: ((model.weight - 1.0) ** 2).sum(), 4, evaluate, save, cfg, log,
@@ -90,8 +91,8 @@ def test_an_interrupted_run_keeps_its_best_and_resumes_to_the_same_weights(tmp_p
         if row["step"] == 12:
             raise KeyboardInterrupt
 
-    with pytest.raises(Interrupted, match=r"finetune interrupted at step 12: kept the best weights so far "
-                                          r"\(step \d+, val loss .*\); resume with --resume"):
+    with pytest.raises(Interrupted, match=r"finetune interrupted at step 12: kept the best weights so far in "
+                                          r".*b\.ckpt \(step \d+, val loss .*\); resume with --resume"):
         finetune(water_set, tmp_path / "b.ckpt", FAST, model_config=TINY, on_eval=stop_at_12)
     kept = load_checkpoint(tmp_path / "b.ckpt")  # the best weights of steps 0..12, written atomically
     assert kept.metrics["best_step"] <= 12 and (tmp_path / "b.state.pt").is_file()
