@@ -172,7 +172,7 @@ class _TrainProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.bar = Progress(TextColumn(stage), BarColumn(), MofNCompleteColumn(), TextColumn("steps"),
-                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True),
+                            TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=err_console,
                             transient=True)
         self.task = self.bar.add_task(stage, total=max_steps, info="")
         self.started = False

@@ -53,7 +53,6 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
     from maskpot.data import split_frames, summary
 
     out = Path(out)
-    task.check()
     if val_frames is not None:
         train, val = list(frames), list(val_frames)
     else:

@@ -125,8 +125,7 @@ def fit(model: torch.nn.Module, step_loss: Callable[[int, np.ndarray], torch.Ten
         module = evaluated()
         module.eval()
         metrics = evaluate(module)
-        module.train()
-        model.train()
+        model.train()  # the EMA copy is only ever evaluated
         if not math.isfinite(metrics["loss"]):
             raise ValueError(f"{stage}: validation loss is {metrics['loss']} at step {step} (no checkpoint written)")
         row = {"step": step, "train_loss": train_loss, "val_loss": metrics["loss"], "lr": opt.param_groups[0]["lr"],
