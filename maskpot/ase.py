@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
+from maskpot.allocator import tune_allocator
 from maskpot.errors import first_line
 from maskpot.export.metadata import read_metadata
 
@@ -27,6 +28,7 @@ class MaskpotCalculator(Calculator):
         self.metadata = read_metadata(model_file)
         if self.metadata["target"] != "ase":
             raise ValueError(f"{model_file}: exported for {self.metadata['target']}; re-export with --target ase")
+        tune_allocator()
         self.model = torch.jit.load(str(model_file))
         self.energy_centric = self.metadata["model_kind"] == "energy-centric"
         self.implemented_properties = (["energy", "free_energy", "forces", "stress"] if self.energy_centric

@@ -24,6 +24,8 @@
 
 using namespace LAMMPS_NS;
 
+extern "C" int maskpot_allocator_enable();    // caching_allocator.cpp
+
 namespace {
 
 // eV -> kcal/mol for `units real`: must equal maskpot.data.units.EV_TO_KCAL_PER_MOL (ASE's CODATA 2014 value,
@@ -147,6 +149,7 @@ PairMaskpot::PairMaskpot(LAMMPS *lmp) : Pair(lmp)
   manybody_flag = 1;
   no_virial_fdotr_compute = 1;    // the module returns the virial itself
   centroidstressflag = CENTROID_NOTAVAIL;
+  maskpot_allocator_enable();    // large tensors cached across steps: src/caching_allocator.cpp
 }
 
 PairMaskpot::~PairMaskpot()
