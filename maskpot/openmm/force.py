@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 import torch  # must be imported before OpenMM loads its plugins (see ensure_torch_plugin)
 
+from maskpot.errors import first_line
 from maskpot.export.loading import load_exported, resolve_device
 from maskpot.export.metadata import read_metadata
 
@@ -161,8 +162,8 @@ def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[in
 
 
 def choose_backend(backend: str) -> str:
-    """"torch" or "python" for a requested ``backend`` ("torch" | "python" | "auto"); "torch" when openmm-torch
-    does not work here is a one-line RuntimeError saying why."""
+    """The backend ("torch" | "python") that serves a requested ``backend`` ("torch" | "python" | "auto"); asking
+    for "torch" where openmm-torch does not work is a one-line RuntimeError saying why."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown OpenMM backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "python":
@@ -189,8 +190,6 @@ def torchforce_problem() -> str | None:
     process; otherwise what went wrong (e.g. the import fails, or openmmtorch 1.5 with torch >= 2.10 raises
     "set_stride is not allowed ..."). Checked once per process."""
     import numpy as np
-
-    from maskpot.errors import first_line
 
     try:
         ensure_torch_plugin()
@@ -250,8 +249,6 @@ class ModelComputation:
         self.device = module.atomic_numbers.device
 
     def __call__(self, state):
-        from maskpot.errors import first_line
-
         positions = torch.from_numpy(state.getPositions(asNumpy=True).value_in_unit(self.nm)).to(self.device)
         box = None
         if self.periodic:
