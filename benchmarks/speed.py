@@ -13,6 +13,7 @@ Rows per (size, backbone, dtype):
                neighbour search + energy + forces per call; the bound an engine can reach.
   eager        the same Potential not scripted (eager PyTorch), same work.
   openmm       export --target openmm in an OpenMM CPU Context (TorchForce), Langevin NVT 300 K.
+  openmm-python  the same file and Context with the model in OpenMM's PythonForce (maskpot.openmm backend "python").
   lammps-Nr    export --target lammps in lmp (pair_style maskpot plugin) on N MPI ranks, NVT 300 K; ms/step from
                LAMMPS' "Loop time" of a production run after a warm-up run.
 Rows per size: tip3p-flex (flexible TIP3P, PME, 0.5 fs) and tip3p-rigid (SETTLE, 2 fs) in OpenMM CPU.
@@ -200,8 +201,9 @@ def main(argv=None) -> int:
                         run(row, fn)
                     elif engine == "eager":
                         run(row, lambda: eager(frame, setup[0], steps, args.repeats))
-                    elif engine == "openmm":
-                        run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads))
+                    elif engine in ("openmm", "openmm-python"):
+                        backend = "python" if engine == "openmm-python" else "torch"
+                        run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads, backend))
                     else:
                         lsteps = steps_for(n_atoms / nr)  # each rank evaluates its own atoms
 
