@@ -132,8 +132,11 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from maskpot.allocator import tune_allocator
+
     args = parse_args(argv)
     out, started = begin(args)
+    tune_allocator()  # what every engine maskpot sets up does (the LAMMPS plugin in its own processes)
     engines = known(csv_list(args.engines), ALL_ENGINES, "engine")
     ranks = csv_list(args.ranks, int)
     given = dict(item.split("=", 1) for item in args.checkpoint)
