@@ -44,6 +44,7 @@ import torch  # noqa: E402  (import torch before openmm: the Torch plugin needs 
 
 from benchmarks.common import argument_parser, begin, csv_list, finish, known  # noqa: E402
 from maskpot.errors import first_line  # noqa: E402
+from benchmarks.speed_floor import floor_us_per_atom_step, gemm_rate  # noqa: E402
 from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_row, model_only,  # noqa: E402
                                       openmm_model, tip3p)
 from benchmarks.speed_report import MODEL_ENGINES, Row, assess, write_outputs  # noqa: E402
@@ -175,6 +176,7 @@ def main(argv=None) -> int:
                         lambda: tip3p(frames[waters], rigid, steps, args.repeats, args.threads))
                     bar.advance(task)
         model_files: dict = {}
+        rates: dict[str, float] = {}  # GEMM FLOP/s per dtype, measured once in this run
         for waters, backbone, dtype in combos:
             frame, n_atoms = frames[waters], 3 * waters
             steps = steps_for(n_atoms)
@@ -189,9 +191,18 @@ def main(argv=None) -> int:
                 except Exception as exc:
                     model_files[key] = first_line(exc)
             setup = model_files[key]
+            floor = {}
+            if not isinstance(setup, str):
+                try:
+                    if dtype not in rates:
+                        rates[dtype] = gemm_rate(dtype)
+                    per_atom, floor_us = floor_us_per_atom_step(frame, setup[1]["ase"], rates[dtype])
+                    floor = {"flops_per_atom_step": per_atom, "gemm_flops_per_s": rates[dtype], "floor_us": floor_us}
+                except Exception as exc:  # the floor is extra information: a failure is reported, rows still run
+                    console.print(f"[red]compute floor of {backbone} {dtype} at {waters} waters: {first_line(exc)}")
             for engine in [e for e in engines if e != "tip3p"]:
                 for nr in (ranks if engine == "lammps" else [1]):
-                    row = Row(waters, n_atoms, engine, backbone, dtype, ranks=nr)
+                    row = Row(waters, n_atoms, engine, backbone, dtype, ranks=nr, extra=dict(floor))
                     bar.update(task, description=f"{waters} waters {row.label}" + (f" {nr} rank(s)" if engine == "lammps" else ""))
                     if isinstance(setup, str):
                         row.error = f"model setup: {setup}"

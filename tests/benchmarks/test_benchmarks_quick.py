@@ -65,6 +65,9 @@ def test_speed_quick(tmp_path):
             assert finite(r["ratio_bound"]) and finite(r["ratio_tip3p"]), key
         if key[1] == "model-only":
             assert 0 < r["extra"]["neighbour_share"] < 1.5 and r["extra"]["edges"] > 0
+        if key[1] not in ("tip3p-flex", "tip3p-rigid"):  # counted FLOPs and the GEMM rate: no row beats the floor
+            assert r["extra"]["flops_per_atom_step"] > 0 and r["extra"]["gemm_flops_per_s"] > 1e8, key
+            assert r["us_per_atom_step"] > r["extra"]["floor_us"] > 0, key
     if not no_plugin:
         assert finite(rows[64, "lammps", 2]["ratio_ranks"])
     table = (out / "speed.md").read_text()
