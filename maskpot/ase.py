@@ -27,7 +27,12 @@ class MaskpotCalculator(Calculator):
         self.metadata = read_metadata(model_file)
         if self.metadata["target"] != "ase":
             raise ValueError(f"{model_file}: exported for {self.metadata['target']}; re-export with --target ase")
-        self.model = torch.jit.load(str(model_file))
+        if self.metadata["export_format"] == "aoti":  # --format aoti .pt2: the same call (maskpot.export.aoti)
+            from maskpot.export.aoti import load_package
+
+            self.model, _ = load_package(model_file)
+        else:
+            self.model = torch.jit.load(str(model_file))
         self.energy_centric = self.metadata["model_kind"] == "energy-centric"
         self.implemented_properties = (["energy", "free_energy", "forces", "stress"] if self.energy_centric
                                        else ["forces"])
