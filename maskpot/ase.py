@@ -17,7 +17,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from maskpot.errors import first_line
-from maskpot.export.loading import load_exported, resolve_device
+from maskpot.export.loading import load_exported, model_device
 
 
 class MaskpotCalculator(Calculator):
@@ -25,8 +25,8 @@ class MaskpotCalculator(Calculator):
 
     def __init__(self, model_file: str, device: str = "auto", **kwargs):
         super().__init__(**kwargs)
-        self.device = resolve_device(device)
-        self.model, self.metadata = load_exported(model_file, self.device)
+        self.model, self.metadata = load_exported(model_file, device)
+        self.device = model_device(self.model)
         if self.metadata["target"] != "ase":
             raise ValueError(f"{model_file}: exported for {self.metadata['target']}; re-export with --target ase")
         self.energy_centric = self.metadata["model_kind"] == "energy-centric"

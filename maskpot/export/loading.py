@@ -7,7 +7,9 @@ same inputs and outputs as the target's TorchScript ``forward``.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -38,14 +40,28 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def load_exported(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
-    """(model on ``device``, metadata) of a file written by ``maskpot export``.
+def load_exported(path: str | Path, device: str | torch.device = "cpu") -> tuple[Callable, dict]:
+    """(model, metadata) of a file written by ``maskpot export``; ``model`` runs on ``device`` (resolved as by
+    ``resolve_device``), except that "auto" means the CPU for an AOTInductor package (compiled for the CPU).
 
     The model is the target's TorchScript module (``maskpot.export.targets``: inputs and outputs in the target's
-    units, metadata attributes such as ``dtype`` and ``cutoff``). A file that is not a maskpot export raises a
+    units, metadata attributes such as ``dtype`` and ``cutoff``), or for ``--format aoti`` a callable with the
+    same inputs and outputs (``maskpot.export.aoti.load_package``). A file that is not a maskpot export raises a
     one-line ValueError (``read_metadata``). Puts maskpot's caching CPU allocator in place (maskpot.allocator).
     """
     meta = read_metadata(path)
     tune_allocator()
-    module = torch.jit.load(str(path), map_location=resolve_device(device))
-    return module, meta
+    if meta["export_format"] == "aoti":
+        from maskpot.export.aoti import load_package
+
+        return load_package(path, "cpu" if str(device) == "auto" else str(resolve_device(device)))[0], meta
+    return torch.jit.load(str(path), map_location=resolve_device(device)), meta
+
+
+def model_device(model) -> torch.device:
+    """The device a loaded model runs on: its first parameter's or buffer's (TorchScript), else the CPU
+    (packages, and modules without tensors)."""
+    if isinstance(model, torch.nn.Module):
+        for tensor in itertools.chain(model.parameters(), model.buffers()):
+            return tensor.device
+    return torch.device("cpu")

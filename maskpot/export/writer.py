@@ -1,4 +1,4 @@
-"""``maskpot export``: checkpoint -> self-describing TorchScript file for one engine."""
+"""``maskpot export``: checkpoint -> self-describing TorchScript file or AOTInductor package for one engine."""
 
 from __future__ import annotations
 
@@ -10,23 +10,41 @@ import torch
 
 import maskpot
 from maskpot.atomic import atomic_write, exclusive_output
-from maskpot.export.metadata import METADATA_NAME, build_metadata
+from maskpot.export.metadata import EXPORT_FORMATS, METADATA_NAME, build_metadata
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 
 TARGETS = ("openmm", "lammps", "ase")
 
 
-def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str) -> torch.jit.ScriptModule:
-    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``)."""
+def check_options(target: str, dtype: str, export_format: str = "torchscript") -> None:
+    """One-line ValueError for an unknown target, dtype or format, or a target the format cannot hold."""
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"unknown dtype {dtype!r}; choose float32 or float64")
+    if export_format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {export_format!r}; choose {' or '.join(EXPORT_FORMATS)}")
+    if export_format == "aoti":
+        from maskpot.export.aoti import PACKAGE_TARGETS
+
+        if target not in PACKAGE_TARGETS:
+            raise ValueError(f"--format aoti packages --target {' or '.join(PACKAGE_TARGETS)}, not {target}: "
+                             f"OpenMM's TorchForce loads TorchScript only (use --format torchscript)")
+
+
+def _prepared(potential: torch.nn.Module, dtype: str) -> torch.nn.Module:
+    """``potential`` in ``dtype``, in eval mode, without parameter gradients."""
     potential = potential.to(torch.float64 if dtype == "float64" else torch.float32).eval()
     for p in potential.parameters():
         p.requires_grad_(False)
+    return potential
+
+
+def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str) -> torch.jit.ScriptModule:
+    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``)."""
+    check_options(target, dtype)
     cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
-    return torch.jit.script(cls(potential, list(config["species"]), dtype, target))
+    return torch.jit.script(cls(_prepared(potential, dtype), list(config["species"]), dtype, target))
 
 
 def topology_atomic_numbers(topology_file: str | Path) -> list[int]:
@@ -44,18 +62,22 @@ def save_module(module: torch.jit.ScriptModule, metadata: dict, out: str | Path)
 
 
 def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtype: str | None = None,
-                      topology: str | Path | None = None) -> Path:
+                      topology: str | Path | None = None, export_format: str = "torchscript") -> Path:
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
-    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot. A second export to
-    the same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
+    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot.
+    ``export_format`` "torchscript" writes a TorchScript file, "aoti" an AOTInductor package (``out`` must end
+    in .pt2; lammps and ase targets; compiling takes minutes, see maskpot.export.aoti). A second export to the
+    same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
     """
+    if export_format == "aoti" and Path(out).suffix != ".pt2":
+        raise ValueError(f"{out}: an AOTInductor package is a .pt2 file; choose an --out ending in .pt2")
     with exclusive_output(out):
-        return _export(checkpoint, target, out, dtype, topology)
+        return _export(checkpoint, target, out, dtype, topology, export_format)
 
 
-def _export(checkpoint, target, out, dtype, topology) -> Path:
+def _export(checkpoint, target, out, dtype, topology, export_format) -> Path:
     from maskpot.train.checkpoint import load_checkpoint, load_potential
 
     ckpt = load_checkpoint(checkpoint)
@@ -63,17 +85,23 @@ def _export(checkpoint, target, out, dtype, topology) -> Path:
         raise ValueError(f"{checkpoint}: a {ckpt.kind} checkpoint has no energy/force head; finetune it first")
     config = dict(ckpt.config if isinstance(ckpt.config, dict) else ckpt.config.to_dict())
     dtype = dtype or config.get("dtype", "float32")
+    check_options(target, dtype, export_format)
+    if topology is not None and target != "openmm":
+        raise ValueError("--topology applies to --target openmm only")
+    versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
+                          data=getattr(ckpt, "data", {}) or {}, versions=versions, export_format=export_format)
+    if export_format == "aoti":
+        from maskpot.export.aoti import PackagedGraph, package
+
+        graph = PackagedGraph(_prepared(load_potential(checkpoint), dtype), dtype, target)
+        return atomic_write(out, lambda tmp: package(graph, meta, tmp))
     module = build_module(load_potential(checkpoint), config, target, dtype)
-    numbers = None
     if topology is not None:
-        if target != "openmm":
-            raise ValueError("--topology applies to --target openmm only")
         numbers = topology_atomic_numbers(topology)
         unknown = sorted(set(numbers) - set(config["species"]))
         if unknown:
             raise ValueError(f"{topology}: element(s) Z={unknown} not known to this model (species {config['species']})")
         module.atomic_numbers = torch.tensor(numbers, dtype=torch.long)
-    versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
-    meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
-                          data=getattr(ckpt, "data", {}) or {}, versions=versions, atomic_numbers=numbers)
+        meta["topology_atomic_numbers"] = numbers
     return save_module(module, meta, out)
