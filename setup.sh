@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# maskpot set-up: makes (or reuses) the two virtual environments, installs maskpot into both, builds the LAMMPS
-# plugin against each, then runs what was asked:
+# maskpot set-up: makes (or reuses) the pinned virtual environment (and for `test` the current one), installs
+# maskpot into it, builds the LAMMPS plugin against it, then runs what was asked:
 #   ./setup.sh demo     the main job on the bundled water data (pinned stack)
 #   ./setup.sh test     the test suite on the pinned stack, then the engine-agreement tests (pytest -m
 #                       current_stack) on the current one (what .ci/run calls)
@@ -37,8 +37,6 @@ make_venv() {
 }
 
 make_venv "$VENV" requirements.txt "torch 2.9.1, OpenMM, openmm-torch, LAMMPS, MPICH (about 7 GB, a few minutes)"
-make_venv "$VENV_CURRENT" requirements-current.txt \
-  "torch 2.13 (CPU build), OpenMM, LAMMPS, MPICH; no openmm-torch (about 1.7 GB)"
 
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 # with_venv VENV COMMAND...: COMMAND with VENV's python, lmp, mpirun first on PATH and its lib/ (libmpi.so.12 of
@@ -49,10 +47,9 @@ with_venv() {
   PATH="$venv/bin:$PATH" LD_LIBRARY_PATH="$venv/lib:${LD_LIBRARY_PATH:-}" "$@"
 }
 
-# Build the LAMMPS plugin (pair_style maskpot) for each stack, into a folder per torch release; a failed build
-# stops here with the compiler's message.
+# Build the LAMMPS plugin (pair_style maskpot), into a folder per torch release; a failed build stops here with
+# the compiler's message.
 with_venv "$VENV" bash lammps/build.sh
-with_venv "$VENV_CURRENT" bash lammps/build.sh
 
 export PATH="$VENV/bin:$PATH"
 export LD_LIBRARY_PATH="$VENV/lib:${LD_LIBRARY_PATH:-}"
@@ -64,6 +61,10 @@ case "${1:-demo}" in
     ;;
   test)
     shift || true
+    # the current stack is only tested (demo and shell use the pinned one)
+    make_venv "$VENV_CURRENT" requirements-current.txt \
+      "torch 2.13 (CPU build), OpenMM, LAMMPS, MPICH; no openmm-torch (about 1.7 GB)"
+    with_venv "$VENV_CURRENT" bash lammps/build.sh
     # the AddressSanitizer build the plugin's memory-safety test runs (tests/faults/test_lammps_faults.py)
     MASKPOT_ASAN=1 bash lammps/build.sh
     status=0
