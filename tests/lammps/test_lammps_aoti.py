@@ -25,6 +25,7 @@ from maskpot.ase import MaskpotCalculator
 from maskpot.export import export_checkpoint, read_metadata
 
 BACKBONE = "painn-rep"
+pytestmark = pytest.mark.current_stack  # .pt2 in ASE and LAMMPS on both stacks
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,12 @@ import openmm.unit as u
 
 from maskpot.data.frame import Frame
 from maskpot.openmm import create_force
-from maskpot.openmm.force import torchforce_problem
 from maskpot.openmm.system import system_from_frame, topology_from_frame
 from tests.conftest import water_atoms_box
 from tests.openmm.test_openmm import openmm_energy_forces
 
-needs_openmmtorch = pytest.mark.skipif(torchforce_problem() is not None, reason=str(torchforce_problem()))
+pytestmark = pytest.mark.current_stack
+needs_openmmtorch = pytest.mark.openmm_torch  # skipped on the current stack only (tests/conftest.py)
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without a GPU")
 FORCE_CLASS = {"torch": "TorchForce", "python": "PythonForce"}
 

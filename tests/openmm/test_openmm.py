@@ -1,4 +1,5 @@
-"""OpenMM: TorchForce from an export gives the ASE calculator's energy and forces, on every platform."""
+"""OpenMM: the force made from an export (TorchForce, or PythonForce where openmm-torch is missing) gives the ASE
+calculator's energy and forces, on every platform."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from maskpot.data.units import EV_TO_KJ_PER_MOL
 from maskpot.openmm import create_force
 from maskpot.openmm.system import system_from_frame, topology_from_frame
 
-# TorchForce throughout (tests/conftest.py: skipped on the current stack only)
-pytestmark = pytest.mark.openmm_torch
+# backend "auto": TorchForce on the pinned stack, PythonForce on the current one (no openmm-torch there)
+pytestmark = pytest.mark.current_stack
 
 KJ_PER_EV_A = EV_TO_KJ_PER_MOL * 10  # eV/A -> kJ/mol/nm
 
@@ -118,6 +119,7 @@ def _bond_energy(pos_nm, oxygens):
     return e
 
 
+@pytest.mark.openmm_torch
 def test_topology_export_works_with_plain_torchforce(checkpoint_factory, export_factory, water_atoms, tmp_path):
     from maskpot.export import export_checkpoint
 
