@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,12 +13,19 @@ import maskpot
 from maskpot.atomic import atomic_write, exclusive_output
 from maskpot.export.metadata import METADATA_NAME, build_metadata
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
+from maskpot.kernels import available as kernels_available
+from maskpot.kernels import check_kernels
+from maskpot.kernels.painn import use_fused
 
 TARGETS = ("openmm", "lammps", "ase")
+FUSED_BACKBONES = ("painn",)  # backbones with a fused operator (maskpot.kernels)
 
 
-def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str) -> torch.jit.ScriptModule:
-    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``)."""
+def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str,
+                 kernels: str = "reference") -> torch.jit.ScriptModule:
+    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``) with ``kernels`` ("fused":
+    the layers that have a fused operator use it, see maskpot.kernels; "reference": plain torch)."""
+    check_kernels(kernels)
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     if dtype not in ("float32", "float64"):
@@ -25,8 +33,17 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
     potential = potential.to(torch.float64 if dtype == "float64" else torch.float32).eval()
     for p in potential.parameters():
         p.requires_grad_(False)
+    if kernels == "fused":
+        potential = copy.deepcopy(potential)
+        if use_fused(potential) == 0:
+            raise ValueError(f"no fused kernels for the {config['backbone']} backbone; export with --kernels reference")
     cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
-    return torch.jit.script(cls(potential, list(config["species"]), dtype, target))
+    return torch.jit.script(cls(potential, list(config["species"]), dtype, target, kernels))
+
+
+def default_kernels(backbone: str) -> str:
+    """"fused" where a fused operator exists for ``backbone`` and its library is built, else "reference"."""
+    return "fused" if backbone in FUSED_BACKBONES and kernels_available() else "reference"
 
 
 def topology_atomic_numbers(topology_file: str | Path) -> list[int]:
@@ -44,18 +61,22 @@ def save_module(module: torch.jit.ScriptModule, metadata: dict, out: str | Path)
 
 
 def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtype: str | None = None,
-                      topology: str | Path | None = None) -> Path:
+                      topology: str | Path | None = None, kernels: str | None = None) -> Path:
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
     ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot. A second export to
     the same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
+    ``kernels`` ("fused" or "reference", see maskpot.kernels) defaults to :func:`default_kernels`; a fused export
+    needs maskpot's kernels library loaded wherever it runs, a reference export needs torch alone.
     """
+    if kernels is not None:
+        check_kernels(kernels)
     with exclusive_output(out):
-        return _export(checkpoint, target, out, dtype, topology)
+        return _export(checkpoint, target, out, dtype, topology, kernels)
 
 
-def _export(checkpoint, target, out, dtype, topology) -> Path:
+def _export(checkpoint, target, out, dtype, topology, kernels) -> Path:
     from maskpot.train.checkpoint import load_checkpoint, load_potential
 
     ckpt = load_checkpoint(checkpoint)
@@ -63,7 +84,8 @@ def _export(checkpoint, target, out, dtype, topology) -> Path:
         raise ValueError(f"{checkpoint}: a {ckpt.kind} checkpoint has no energy/force head; finetune it first")
     config = dict(ckpt.config if isinstance(ckpt.config, dict) else ckpt.config.to_dict())
     dtype = dtype or config.get("dtype", "float32")
-    module = build_module(load_potential(checkpoint), config, target, dtype)
+    kernels = kernels or default_kernels(config["backbone"])
+    module = build_module(load_potential(checkpoint), config, target, dtype, kernels)
     numbers = None
     if topology is not None:
         if target != "openmm":
@@ -75,5 +97,6 @@ def _export(checkpoint, target, out, dtype, topology) -> Path:
         module.atomic_numbers = torch.tensor(numbers, dtype=torch.long)
     versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
     meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
-                          data=getattr(ckpt, "data", {}) or {}, versions=versions, atomic_numbers=numbers)
+                          data=getattr(ckpt, "data", {}) or {}, versions=versions, atomic_numbers=numbers,
+                          kernels=kernels)
     return save_module(module, meta, out)
