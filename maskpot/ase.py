@@ -3,8 +3,8 @@
 Energy in eV, forces in eV/Angstrom, stress in eV/Angstrom^3 (ASE's convention, periodic cells only).
 Force-centric models (GNS) predict forces only: they implement ``forces`` alone, so asking for their energy
 or stress raises ASE's ``PropertyNotImplementedError`` (ASE dynamics that only need forces, such as
-``VelocityVerlet`` or ``Langevin`` without an energy logger, work). Loading needs torch alone: the file
-carries the network and its metadata. A structure the model cannot evaluate (a non-finite position, or an
+``VelocityVerlet`` or ``Langevin`` without an energy logger, work). The file carries the network and its
+metadata; one exported with fused kernels also needs maskpot's kernels library, which this calculator loads. A structure the model cannot evaluate (a non-finite position, or an
 energy or force that comes out NaN or infinite, e.g. two atoms on the same spot) raises a one-line
 RuntimeError naming the atom or the closest pair.
 """
@@ -16,7 +16,7 @@ import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from maskpot.errors import first_line
-from maskpot.export.metadata import read_metadata
+from maskpot.export.metadata import load_kernels_for, read_metadata
 
 
 class MaskpotCalculator(Calculator):
@@ -27,6 +27,7 @@ class MaskpotCalculator(Calculator):
         self.metadata = read_metadata(model_file)
         if self.metadata["target"] != "ase":
             raise ValueError(f"{model_file}: exported for {self.metadata['target']}; re-export with --target ase")
+        load_kernels_for(self.metadata)
         self.model = torch.jit.load(str(model_file))
         self.energy_centric = self.metadata["model_kind"] == "energy-centric"
         self.implemented_properties = (["energy", "free_energy", "forces", "stress"] if self.energy_centric

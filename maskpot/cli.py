@@ -357,6 +357,9 @@ def export(
     out: str = typer.Option(None, "--out", "-o", help="output file (default: <checkpoint>-<target>.pt)"),
     dtype: str = typer.Option(None, help="float32 | float64 (default: the checkpoint's)"),
     topology: str = typer.Option(None, help="OpenMM only: structure whose atomic numbers are baked in"),
+    kernels: str = typer.Option(None, help="fused | reference (default: fused where maskpot has a fused operator "
+                                           "for the backbone and its library is built; reference with --topology). "
+                                           "A fused file needs maskpot's kernels library where it runs"),
 ) -> None:
     """Write a TorchScript file (energy + forces, metadata inside) for an MD engine."""
     from pathlib import Path
@@ -364,9 +367,10 @@ def export(
     from maskpot.export import export_checkpoint, read_metadata
 
     out = out or str(Path(checkpoint).with_suffix("")) + f"-{target}.pt"
-    path = export_checkpoint(checkpoint, target, out, dtype=dtype, topology=topology)
+    path = export_checkpoint(checkpoint, target, out, dtype=dtype, topology=topology, kernels=kernels)
     meta = read_metadata(path)
-    console.print(f"wrote {path} ({meta['backbone']}, {meta['model_kind']}, {meta['dtype']}, target {meta['target']})")
+    console.print(f"wrote {path} ({meta['backbone']}, {meta['model_kind']}, {meta['dtype']}, target {meta['target']}, "
+                  f"{meta['kernels']} kernels)")
 
 
 @app.command()
@@ -377,10 +381,12 @@ def info(model_file: str = typer.Argument(..., help="a file written by maskpot e
     from rich.table import Table
 
     from maskpot.export import read_metadata
+    from maskpot.export.metadata import kernels_of
 
     meta = read_metadata(model_file)
+    meta["kernels"] = kernels_of(meta)
     table = Table(title=model_file, show_header=False)
-    for key in ("target", "backbone", "model_kind", "dtype", "species_symbols", "cutoff_angstrom", "layers",
+    for key in ("target", "backbone", "model_kind", "dtype", "kernels", "species_symbols", "cutoff_angstrom", "layers",
                 "receptive_field_angstrom", "units", "versions", "checkpoint_name", "checkpoint_sha256", "training_data"):
         value = meta.get(key)
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))

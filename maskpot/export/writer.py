@@ -41,8 +41,11 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
     return torch.jit.script(cls(potential, list(config["species"]), dtype, target, kernels))
 
 
-def default_kernels(backbone: str) -> str:
-    """"fused" where a fused operator exists for ``backbone`` and its library is built, else "reference"."""
+def default_kernels(backbone: str, topology: str | Path | None = None) -> str:
+    """"fused" where a fused operator exists for ``backbone`` and its library is built, else "reference"; an
+    OpenMM export with a topology is for plain ``openmmtorch.TorchForce(file)`` without maskpot, so "reference"."""
+    if topology is not None:
+        return "reference"
     return "fused" if backbone in FUSED_BACKBONES and kernels_available() else "reference"
 
 
@@ -65,7 +68,8 @@ def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtyp
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
-    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot. A second export to
+    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot (with reference
+    kernels, the default with a topology). A second export to
     the same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
     ``kernels`` ("fused" or "reference", see maskpot.kernels) defaults to :func:`default_kernels`; a fused export
     needs maskpot's kernels library loaded wherever it runs, a reference export needs torch alone.
@@ -84,7 +88,7 @@ def _export(checkpoint, target, out, dtype, topology, kernels) -> Path:
         raise ValueError(f"{checkpoint}: a {ckpt.kind} checkpoint has no energy/force head; finetune it first")
     config = dict(ckpt.config if isinstance(ckpt.config, dict) else ckpt.config.to_dict())
     dtype = dtype or config.get("dtype", "float32")
-    kernels = kernels or default_kernels(config["backbone"])
+    kernels = kernels or default_kernels(config["backbone"], topology)
     module = build_module(load_potential(checkpoint), config, target, dtype, kernels)
     numbers = None
     if topology is not None:

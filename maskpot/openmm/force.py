@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch  # must be imported before OpenMM loads its plugins (see ensure_torch_plugin)
 
-from maskpot.export.metadata import read_metadata
+from maskpot.export.metadata import load_kernels_for, read_metadata
 
 _PLUGINS_RELOADED = False
 
@@ -120,6 +120,7 @@ def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[in
 
         names = ", ".join(ase.data.chemical_symbols[z] for z in unknown)
         raise ValueError(f"element(s) {names} not known to the model {model_file} (species {', '.join(meta['species_symbols'])})")
+    load_kernels_for(meta)
     module = torch.jit.load(str(model_file))
     module.atomic_numbers = torch.tensor(numbers, dtype=torch.long)
     module.atoms = torch.tensor(atoms if atoms is not None else [], dtype=torch.long)
