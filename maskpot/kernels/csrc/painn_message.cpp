@@ -12,11 +12,14 @@
    hence hand-written loops.
 
    The backward (painn_message_backward) recomputes the filter the same way and gives the gradients with respect
-   to s_phi, v, rbf_cut and unit: what forces need. It gives no gradient for the filter weight and is not itself
+   to s_phi, v, rbf_cut and unit: what forces need. It works on blocks of edges: the filter-output gradients of
+   a block (EDGE_BLOCK x 3F, cache-sized) go through one small GEMM with W for the rbf_cut gradients (a per-edge
+   loop over the short R axis vectorises badly). It gives no gradient for the filter weight and is not itself
    differentiable (no double backward), so the op is for inference (export, MD); training keeps the reference
    ops. Asking for either raises.
 
-   Both loops run on one thread (scatters into shared rows): MD runs one thread per process.
+   Both loops run on one thread (scatters into shared rows), whatever torch's thread count: MD here runs one
+   thread per process. Sums are in a fixed order, so results are deterministic.
 */
 
 #include <ATen/ATen.h>

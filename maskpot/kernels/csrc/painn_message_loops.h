@@ -91,8 +91,9 @@ template <typename T, bool FIRST> void forward_edges(const Edges<T> &g, T *ds, T
   }
 }
 
-// Backward of one chunk of edge e's channels: accumulates g_phi[j], g_v[j] (scatters by j), the gradient of the
-// edge's unit vector (gu, 3 values) and the filter's output gradient gf (3F, reduced to rbf after the chunks).
+// Backward of one chunk of edge e's channels: accumulates g_phi[j], g_v[j] (scatters by j) and lane-wise partial
+// sums of the gradient of the edge's unit vector (gu, 3 x CHUNK), and writes the chunk of the filter's output
+// gradient gf (3F; turned into the rbf gradient by the block GEMM).
 template <typename T, bool FIRST>
 MASKPOT_INLINE void backward_chunk(const T *wt, const T *rbf, const T *u, const T *__restrict__ p,
                                    const T *__restrict__ vj, int64_t vs1, const T *__restrict__ gs,
