@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from maskpot.models.painn import PaiNN, PaiNNMessage
+from maskpot.models.painn import PaiNN, PaiNNMessage, message_update
 
 
 class FusedPaiNNMessage(nn.Module):
-    """``PaiNNMessage`` with its edge loop in one C++ operator: no (E, 3F) edge tensors. Inference only: the
-    operator's backward gives input gradients (forces) but no weight gradients and no double backward."""
+    """``PaiNNMessage`` with its edge loop in one C++ operator on the CPU: no (E, 3F) edge tensors (on other
+    devices it runs the reference ops). Inference only: the operator's backward gives input gradients (forces)
+    but no weight gradients and no double backward."""
 
     def __init__(self, reference: PaiNNMessage) -> None:
         super().__init__()
@@ -25,8 +26,10 @@ class FusedPaiNNMessage(nn.Module):
 
     def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
                 first: bool, n_local: int) -> tuple[Tensor, Tensor]:
-        ds, dv = torch.ops.maskpot.painn_message(self.phi(s), v, self.filter.weight, rbf_cut, unit, i, j,
-                                                 n_local, first)
+        s_phi = self.phi(s)
+        if s.device.type != "cpu":  # the operator is CPU-only: elsewhere (OpenMM's CUDA platform) the reference ops
+            return message_update(s_phi, self.filter(rbf_cut), s, v, unit, i, j, first, n_local, self.hidden)
+        ds, dv = torch.ops.maskpot.painn_message(s_phi, v, self.filter.weight, rbf_cut, unit, i, j, n_local, first)
         return s[:n_local] + ds, v[:n_local] + dv
 
 

@@ -128,6 +128,28 @@ def test_layer_step_with_ghosts(dtype):
         assert bool((gn_r[n_local:] != 0).any()), "ghost states should get gradients (they send messages)"
 
 
+@pytest.mark.parametrize("grouped", [True, False])
+def test_threads_give_the_same_numbers(grouped):
+    """Three threads against one: the forward splits the edges between receiving atoms when each atom's edges are
+    contiguous (grouped, as neighbour lists give them) and runs on one thread otherwise; the backward always
+    splits them (per-thread node gradients, summed)."""
+    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(300, 6, 4, 9000, 250, False)
+    if grouped:
+        i = torch.sort(i).values
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 250, False)
+            grads = torch.autograd.grad((ds * ds).sum() + (dv * dv).sum(), [s_phi, v, rbf, unit])
+            results.append([ds, dv, *grads])
+    finally:
+        torch.set_num_threads(threads)
+    for one, three in zip(*results):
+        B.close(three, one, 1e-12, "3 threads against 1")
+
+
 def test_refuses_double_backward_and_weight_gradients():
     s_phi, v, weight, rbf, unit, i, j = random_op_inputs(6, 4, 3, 20, 6, False)
     ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 6, False)

@@ -18,11 +18,14 @@
    differentiable (no double backward), so the op is for inference (export, MD); training keeps the reference
    ops. Asking for either raises.
 
-   Both loops run on one thread (scatters into shared rows), whatever torch's thread count: MD here runs one
-   thread per process. Sums are in a fixed order, so results are deterministic.
+   Threads (torch's intra-op pool): the forward splits the edges where the receiving atom changes, so that each
+   thread scatters into its own rows (when every atom's edges are contiguous, as neighbour lists give them;
+   otherwise it runs on one thread); the backward splits the edges evenly and scatters into per-thread copies of
+   the node gradients, summed at the end. For a given thread count the sums are in a fixed order.
 */
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
@@ -93,6 +96,15 @@ Sizes check_inputs(const Tensor &s_phi, const Tensor &v, const Tensor &weight, c
   return {N, F, R, E, n_local};
 }
 
+// Threads for E edges: torch's thread count, at most one per MIN_EDGES_PER_THREAD edges.
+constexpr int64_t MIN_EDGES_PER_THREAD = 2048;
+
+int64_t threads_for(int64_t E)
+{
+  if (at::in_parallel_region()) return 1;
+  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), E / MIN_EDGES_PER_THREAD));
+}
+
 template <typename T>
 Edges<T> edges_of(const Sizes &z, const Tensor &s_phi, const Tensor &v, const Tensor &w, const Tensor &wt,
                   const Tensor &rbf, const Tensor &unit, const Tensor &i, const Tensor &j, bool first)
@@ -113,12 +125,15 @@ std::tuple<Tensor, Tensor> painn_message_cpu(const Tensor &s_phi_in, const Tenso
   const Tensor w = weight.contiguous(), wt = weight.t().contiguous();
   Tensor ds = at::zeros({n_local, z.F}, s_phi.options());
   Tensor dv = at::zeros({n_local, 3, z.F}, s_phi.options());
+  // threads take disjoint sets of receiving atoms (when each atom's edges are contiguous; else one thread)
+  const auto bounds = receiver_ranges(i.data_ptr<int64_t>(), z.E, n_local, threads_for(z.E));
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message", [&] {
     const auto g = edges_of<scalar_t>(z, s_phi, v, w, wt, rbf, unit, i, j, first);
-    if (first)
-      forward_edges<scalar_t, true>(g, ds.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>());
-    else
-      forward_edges<scalar_t, false>(g, ds.data_ptr<scalar_t>(), dv.data_ptr<scalar_t>());
+    auto run = first ? forward_edges<scalar_t, true> : forward_edges<scalar_t, false>;
+    scalar_t *dsp = ds.data_ptr<scalar_t>(), *dvp = dv.data_ptr<scalar_t>();
+    at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) run(g, bounds[t], bounds[t + 1], dsp, dvp);
+    });
   });
   return {ds, dv};
 }
@@ -142,6 +157,14 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
   Tensor g_v = at::zeros({z.N, 3, z.F}, opt);
   Tensor g_rbf = at::empty({z.E, z.R}, opt);
   Tensor g_unit = at::empty({z.E, 3}, opt);
+  // threads take equal edge ranges; the scatters by j go into per-thread copies of g_phi and g_v (the first
+  // thread's are the outputs), summed in thread order at the end
+  const int64_t parts = threads_for(z.E);
+  std::vector<Tensor> g_phi_part{g_phi}, g_v_part{g_v};
+  for (int64_t t = 1; t < parts; ++t) {
+    g_phi_part.push_back(at::zeros_like(g_phi));
+    g_v_part.push_back(at::zeros_like(g_v));
+  }
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message_backward", [&] {
     const auto g = edges_of<scalar_t>(z, s_phi, v, weight, wt, rbf, unit, i, j, first);
     // g_rbf rows (B, R) = gf (B, 3F) W through torch's BLAS
@@ -150,14 +173,20 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
       Tensor rows = at::from_blob(out, {B, z.R}, opt);
       at::mm_out(rows, at::from_blob(const_cast<scalar_t *>(gf), {B, 3 * z.F}, opt), weight);
     };
+    auto run = first ? backward_edges<scalar_t, true, decltype(rbf_gemm) &>
+                     : backward_edges<scalar_t, false, decltype(rbf_gemm) &>;
     const scalar_t *gs = grad_ds.data_ptr<scalar_t>(), *gv = grad_dv.data_ptr<scalar_t>();
-    scalar_t *gp = g_phi.data_ptr<scalar_t>(), *gvp = g_v.data_ptr<scalar_t>(), *gr = g_rbf.data_ptr<scalar_t>(),
-             *gu = g_unit.data_ptr<scalar_t>();
-    if (first)
-      backward_edges<scalar_t, true>(g, gs, gv, gp, gvp, gr, gu, rbf_gemm);
-    else
-      backward_edges<scalar_t, false>(g, gs, gv, gp, gvp, gr, gu, rbf_gemm);
+    scalar_t *gr = g_rbf.data_ptr<scalar_t>(), *gu = g_unit.data_ptr<scalar_t>();
+    at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t)
+        run(g, z.E * t / parts, z.E * (t + 1) / parts, gs, gv, g_phi_part[t].data_ptr<scalar_t>(),
+            g_v_part[t].data_ptr<scalar_t>(), gr, gu, rbf_gemm);
+    });
   });
+  for (int64_t t = 1; t < parts; ++t) {
+    g_phi.add_(g_phi_part[t]);
+    g_v.add_(g_v_part[t]);
+  }
   return {g_phi, g_v, g_rbf, g_unit};
 }
 

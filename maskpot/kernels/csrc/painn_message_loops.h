@@ -75,11 +75,11 @@ MASKPOT_INLINE void forward_chunk(const T *wt, const T *rbf, const T *u, const T
   }
 }
 
-// ds (n_local, F) and dv (n_local, 3, F), contiguous and zeroed: += the messages of all edges.
-template <typename T, bool FIRST> void forward_edges(const Edges<T> &g, T *ds, T *dv)
+// ds (n_local, F) and dv (n_local, 3, F), contiguous and zeroed: += the messages of edges e_begin..e_end-1.
+template <typename T, bool FIRST> void forward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, T *ds, T *dv)
 {
   const int64_t F = g.F, R = g.R;
-  for (int64_t e = 0; e < g.E; ++e) {
+  for (int64_t e = e_begin; e < e_end; ++e) {
     const int64_t a = g.i[e], b = g.j[e];
     const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
     const T *rbf = g.rbf + e * g.rbf_stride, *u = g.unit + e * g.unit_stride, *p = g.phi + b * g.phi_stride;
@@ -149,8 +149,8 @@ template <typename T> MASKPOT_INLINE T lane_sum(const T *x)
 constexpr int64_t EDGE_BLOCK = 128;
 
 template <typename T, bool FIRST, class Gemm>
-void backward_edges(const Edges<T> &g, const T *gs, const T *gv, T *g_phi, T *g_v, T *g_rbf, T *g_unit,
-                    Gemm &&rbf_gemm)
+void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv, T *g_phi, T *g_v,
+                    T *g_rbf, T *g_unit, Gemm &&rbf_gemm)
 {
   const int64_t F = g.F, R = g.R;
   // scratch: gf of one block of edges (EDGE_BLOCK x 3F), then lane-wise partial sums of one edge's unit-vector
@@ -158,8 +158,8 @@ void backward_edges(const Edges<T> &g, const T *gs, const T *gv, T *g_phi, T *g_
   std::vector<T> scratch(EDGE_BLOCK * 3 * F + 3 * CHUNK);
   T *__restrict__ gf_block = scratch.data();
   T *__restrict__ gu_lanes = gf_block + EDGE_BLOCK * 3 * F;
-  for (int64_t e0 = 0; e0 < g.E; e0 += EDGE_BLOCK) {
-    const int64_t B = std::min(EDGE_BLOCK, g.E - e0);
+  for (int64_t e0 = e_begin; e0 < e_end; e0 += EDGE_BLOCK) {
+    const int64_t B = std::min(EDGE_BLOCK, e_end - e0);
     for (int64_t e = e0; e < e0 + B; ++e) {
       const int64_t a = g.i[e], b = g.j[e];
       const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
@@ -179,6 +179,29 @@ void backward_edges(const Edges<T> &g, const T *gs, const T *gv, T *g_phi, T *g_
     }
     rbf_gemm(static_cast<const T *>(gf_block), B, g_rbf + e0 * R);
   }
+}
+
+// Up to `parts` consecutive edge ranges (boundaries, first 0, last E) such that no receiving atom has edges in
+// two ranges, so that threads can scatter into ds/dv without conflicts: possible when each atom's edges are
+// contiguous (neighbour lists give them so); otherwise one range. `seen` is scratch of n_local entries.
+inline std::vector<int64_t> receiver_ranges(const int64_t *i, int64_t E, int64_t n_local, int64_t parts)
+{
+  std::vector<int64_t> bounds{0};
+  if (parts > 1) {
+    std::vector<char> seen(n_local, 0);
+    for (int64_t e = 0; e < E; ++e) {
+      if (e > 0 && i[e] == i[e - 1]) continue;
+      if (seen[i[e]]) return {0, E};    // atom i[e] has edges in two places
+      seen[i[e]] = 1;
+    }
+    for (int64_t t = 1; t < parts; ++t) {
+      int64_t b = std::max(bounds.back(), E * t / parts);
+      while (b > 0 && b < E && i[b] == i[b - 1]) ++b;
+      if (b > bounds.back() && b < E) bounds.push_back(b);
+    }
+  }
+  bounds.push_back(E);
+  return bounds;
 }
 
 }    // namespace maskpot
