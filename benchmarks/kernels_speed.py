@@ -1,7 +1,7 @@
 """Fused against reference PaiNN kernels: energy + forces per step of the ASE export (TorchScript, neighbour
 search included) on liquid water boxes, timed side by side in one process.
 
-For each size and dtype both exports of the same random-weight default PaiNN are called in turn (interleaved,
+With maskpot's caching CPU allocator in place, as in the engines. For each size and dtype both exports of the same random-weight default PaiNN are called in turn (interleaved,
 so load on the machine hits both alike); CPU time (time.process_time) and wall time per call are printed with
 the reference/fused ratio of the medians, and the largest energy and force differences. Prints a table only:
 nothing is written (timings under load are not results).
@@ -36,11 +36,13 @@ def main(argv=None) -> int:
     import torch
 
     from benchmarks.speed import water_box
+    from maskpot.allocator import tune_allocator
     from maskpot.export.writer import build_module
     from maskpot.models import ModelConfig, build_potential
 
     args = parse_args(argv)
     begin(args)
+    tune_allocator()  # what maskpot's engines do (the caching CPU allocator, maskpot.allocator)
     rows = []
     for dtype in csv_list(args.dtypes):
         torch.manual_seed(0)

@@ -146,14 +146,19 @@ def plot_mae(cell_rows, path: Path) -> None:
                 ax.errorbar([c["train_frames"] for c in pts], [c["force_mae_mean"] for c in pts],
                             yerr=[c["force_mae_ci95"] or 0 for c in pts], marker="o", capsize=3, label=init)
         ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("DFT training frames")
-        ax.set_ylabel("test force MAE, meV/Å")
-        ax.set_title(bb)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        label_axes(ax, "DFT training frames", "test force MAE, meV/Å", bb, legend_size=8)
     fig.tight_layout()
     save_figure(fig, path)
+
+
+def label_axes(ax, xlabel: str, ylabel: str, title: str, legend_size: int) -> None:
+    """Log y axis, labels, title, and a legend when anything was drawn."""
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=legend_size)
 
 
 def plot_curves(records, out: Path, path: Path) -> None:
@@ -174,12 +179,7 @@ def plot_curves(records, out: Path, path: Path) -> None:
                 continue
             rows = list(csv.DictReader(log.open()))
             ax.plot([int(x["step"]) for x in rows], [float(x["val_force_mae"]) for x in rows], label=r["init"])
-        ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_ylabel("validation force MAE, meV/Å")
-        ax.set_title(f"PaiNN, {size} frames")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7)
+        label_axes(ax, "step", "validation force MAE, meV/Å", f"PaiNN, {size} frames", legend_size=7)
     fig.tight_layout()
     save_figure(fig, path)
 

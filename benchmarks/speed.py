@@ -13,6 +13,7 @@ Rows per (size, backbone, dtype):
                neighbour search + energy + forces per call; the bound an engine can reach.
   eager        the same Potential not scripted (eager PyTorch), same work.
   openmm       export --target openmm in an OpenMM CPU Context (TorchForce), Langevin NVT 300 K.
+  openmm-python  the same file and Context with the model in OpenMM's PythonForce (maskpot.openmm backend "python").
   lammps-Nr    export --target lammps in lmp (pair_style maskpot plugin) on N MPI ranks, NVT 300 K; ms/step from
                LAMMPS' "Loop time" of a production run after a warm-up run.
 Rows per size: tip3p-flex (flexible TIP3P, PME, 0.5 fs) and tip3p-rigid (SETTLE, 2 fs) in OpenMM CPU.
@@ -43,6 +44,7 @@ import torch  # noqa: E402  (import torch before openmm: the Torch plugin needs 
 
 from benchmarks.common import argument_parser, begin, csv_list, finish, known  # noqa: E402
 from maskpot.errors import first_line  # noqa: E402
+from benchmarks.speed_floor import floor_us_per_atom_step, gemm_rate  # noqa: E402
 from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_row, model_only,  # noqa: E402
                                       openmm_model, tip3p)
 from benchmarks.speed_report import MODEL_ENGINES, Row, assess, write_outputs  # noqa: E402
@@ -131,8 +133,11 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from maskpot.allocator import tune_allocator
+
     args = parse_args(argv)
     out, started = begin(args)
+    tune_allocator()  # what every engine maskpot sets up does (the LAMMPS plugin in its own processes)
     engines = known(csv_list(args.engines), ALL_ENGINES, "engine")
     ranks = csv_list(args.ranks, int)
     given = dict(item.split("=", 1) for item in args.checkpoint)
@@ -171,6 +176,7 @@ def main(argv=None) -> int:
                         lambda: tip3p(frames[waters], rigid, steps, args.repeats, args.threads))
                     bar.advance(task)
         model_files: dict = {}
+        rates: dict[str, float] = {}  # GEMM FLOP/s per dtype, measured once in this run
         for waters, backbone, dtype in combos:
             frame, n_atoms = frames[waters], 3 * waters
             steps = steps_for(n_atoms)
@@ -185,9 +191,18 @@ def main(argv=None) -> int:
                 except Exception as exc:
                     model_files[key] = first_line(exc)
             setup = model_files[key]
+            floor = {}
+            if not isinstance(setup, str):
+                try:
+                    if dtype not in rates:
+                        rates[dtype] = gemm_rate(dtype)
+                    per_atom, floor_us = floor_us_per_atom_step(frame, setup[1]["ase"], rates[dtype])
+                    floor = {"flops_per_atom_step": per_atom, "gemm_flops_per_s": rates[dtype], "floor_us": floor_us}
+                except Exception as exc:  # the floor is extra information: a failure is reported, rows still run
+                    console.print(f"[red]compute floor of {backbone} {dtype} at {waters} waters: {first_line(exc)}")
             for engine in [e for e in engines if e != "tip3p"]:
                 for nr in (ranks if engine == "lammps" else [1]):
-                    row = Row(waters, n_atoms, engine, backbone, dtype, ranks=nr)
+                    row = Row(waters, n_atoms, engine, backbone, dtype, ranks=nr, extra=dict(floor))
                     bar.update(task, description=f"{waters} waters {row.label}" + (f" {nr} rank(s)" if engine == "lammps" else ""))
                     if isinstance(setup, str):
                         row.error = f"model setup: {setup}"
@@ -200,8 +215,9 @@ def main(argv=None) -> int:
                         run(row, fn)
                     elif engine == "eager":
                         run(row, lambda: eager(frame, setup[0], steps, args.repeats))
-                    elif engine == "openmm":
-                        run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads))
+                    elif engine in ("openmm", "openmm-python"):
+                        backend = "python" if engine == "openmm-python" else "torch"
+                        run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads, backend))
                     else:
                         lsteps = steps_for(n_atoms / nr)  # each rank evaluates its own atoms
 

@@ -1,6 +1,6 @@
 """Timing of each row of benchmarks/speed.py: the exported model called from PyTorch (the model-only bound), the
-same model eager, OpenMM with the TorchForce export, LAMMPS with the pair_style plugin on N ranks, and classical
-TIP3P in OpenMM. Every function returns ms per MD step (or per call) for each repeat.
+same model eager, OpenMM with the export in a TorchForce and in a PythonForce, LAMMPS with the pair_style plugin
+on N ranks, and classical TIP3P in OpenMM. Every function returns ms per MD step (or per call) for each repeat.
 """
 
 from __future__ import annotations
@@ -77,13 +77,14 @@ def cpu_context(system, integrator, threads):
     return openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), {"Threads": str(threads)})
 
 
-def openmm_model(frame, files, steps, repeats, threads) -> list[float]:
+def openmm_model(frame, files, steps, repeats, threads, backend: str = "torch") -> list[float]:
+    """OpenMM CPU Context with the export as a TorchForce (backend "torch") or a PythonForce ("python")."""
     import openmm
     from openmm import unit
 
     from maskpot.openmm.system import system_from_frame
 
-    system, _, positions = system_from_frame(frame, str(files["openmm"]))
+    system, _, positions = system_from_frame(frame, str(files["openmm"]), backend=backend, device="cpu")
     integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, TIMESTEP_FS * unit.femtosecond)
     context = cpu_context(system, integrator, threads)
     context.setPositions(positions)

@@ -16,7 +16,8 @@ from benchmarks.speed_engines import RIGID_TIMESTEP_FS, TIMESTEP_FS
 BOUND_TARGET = 0.95  # each engine >= 0.95 of the model-only bound
 RANK_TARGET = 1.7  # 2 ranks >= 1.7 x one rank ...
 RANK_TARGET_WATERS = 4096  # ... at this size
-MODEL_ENGINES = ("model-only", "eager", "openmm", "lammps")
+MODEL_ENGINES = ("model-only", "eager", "openmm", "openmm-python", "lammps")
+OPENMM_FORCE = {"openmm": "TorchForce", "openmm-python": "PythonForce"}  # the force class of each OpenMM row
 ROW_ORDER = ("tip3p-flex", "tip3p-rigid") + MODEL_ENGINES
 
 
@@ -51,6 +52,12 @@ class Row:
         return 1e3 * self.ms / self.atoms
 
     @property
+    def x_floor(self) -> float | None:
+        """us/atom-step over the model's compute floor (benchmarks/speed_floor.py), or None without one."""
+        floor = self.extra.get("floor_us")
+        return self.us_atom_step / floor if floor and self.error is None else None
+
+    @property
     def label(self) -> str:
         return self.engine if self.backbone == "-" else f"{self.backbone} {self.dtype} {self.engine}"
 
@@ -78,12 +85,13 @@ def assess(rows: list[Row]) -> None:
         bound = find(r.waters, "model-only", r.backbone, r.dtype)
         if r.engine == "model-only":
             r.note = f"neighbour search {100 * r.extra['neighbour_share']:.0f}% of the step ({r.extra['edges']} edges)"
-        if r.engine in ("openmm", "lammps") and bound is not None:
+        if (r.engine in OPENMM_FORCE or r.engine == "lammps") and bound is not None:
             r.ratio_bound = bound.ms / r.ms
-        if r.engine == "openmm" and r.ratio_bound is not None:
+        if r.engine in OPENMM_FORCE and r.ratio_bound is not None:
             if not judge(r, r.ratio_bound >= BOUND_TARGET):
-                r.note = (f"{r.ms - bound.ms:.2f} ms/step outside the model (integrator, TorchForce data copies); "
-                          f"neighbour search {100 * bound.extra['neighbour_share']:.0f}% of the bound")
+                r.note = (f"{r.ms - bound.ms:.2f} ms/step outside the model (integrator, {OPENMM_FORCE[r.engine]} "
+                          f"call and data copies); neighbour search {100 * bound.extra['neighbour_share']:.0f}% of "
+                          "the bound")
         if r.engine == "lammps":
             pair = r.extra.get("lammps_breakdown_pct", {}).get("Pair")
             one = find(r.waters, "lammps", r.backbone, r.dtype, 1)
@@ -105,7 +113,7 @@ def assess(rows: list[Row]) -> None:
                     judge(r, r.ratio_ranks >= RANK_TARGET)
 
 
-HEADER = ["waters", "atoms", "model", "engine", "ns/day", "ms/step", "us/atom-step", "engine/bound",
+HEADER = ["waters", "atoms", "model", "engine", "ns/day", "ms/step", "us/atom-step", "x compute floor", "engine/bound",
           "maskpot/TIP3P-flex", "2 ranks/1 rank", "target", "note"]
 
 
@@ -117,11 +125,16 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
             engine += f" ({RIGID_TIMESTEP_FS:g} fs)"
         model = "-" if r.backbone == "-" else f"{r.backbone} {r.dtype}"
         if r.error is not None:
-            out.append([r.waters, r.atoms, model, engine] + ["-"] * 7 + [f"failed: {r.error}"])
+            out.append([r.waters, r.atoms, model, engine] + ["-"] * 8 + [f"failed: {r.error}"])
             continue
-        out.append([r.waters, r.atoms, model, engine, fmt(r.ns_day), fmt(r.ms), fmt(r.us_atom_step),
+        out.append([r.waters, r.atoms, model, engine, fmt(r.ns_day), fmt(r.ms), fmt(r.us_atom_step), fmt(r.x_floor),
                     fmt(r.ratio_bound), fmt(r.ratio_tip3p), fmt(r.ratio_ranks), r.target, r.note])
     return out
+
+
+def gemm_rates(rows: list[Row]) -> dict[str, float]:
+    """The GEMM rate of each dtype the run measured (FLOP/s)."""
+    return {r.dtype: r.extra["gemm_flops_per_s"] for r in rows if "gemm_flops_per_s" in r.extra}
 
 
 def plot_nsday(rows: list[Row], waters: int, path: Path) -> None:
@@ -184,6 +197,9 @@ def write_outputs(rows, args, out: Path, combos, seconds: float) -> None:
             "was given: speed does not depend on the weight values.\n",
             "## Machine\n", machine_markdown(machine, command),
             "\n## Results\n",
+            "x compute floor = us/atom-step over the model's counted FLOPs per atom-step at this core's measured "
+            "GEMM rate in the model's dtype (benchmarks/speed_floor.py; "
+            + "; ".join(f"{d}: {fmt(v / 1e9)} GFLOP/s" for d, v in gemm_rates(rows).items()) + "); "
             "engine/bound = model-only ms/step / engine ms/step (target >= 0.95); maskpot/TIP3P-flex = ns/day ratio to "
             "flexible TIP3P at the same size and step; 2 ranks/1 rank = LAMMPS speedup (target >= 1.7 at "
             f"{RANK_TARGET_WATERS} waters); on several ranks pair_maskpot exchanges the node states of ghost atoms "

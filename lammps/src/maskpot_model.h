@@ -1,15 +1,17 @@
-/* The loaded maskpot TorchScript module and the checks on what goes in and out of it, shared by pair_maskpot.cpp
-   and pair_maskpot_exchange.cpp (the only files that include libtorch). */
+/* The loaded maskpot model (a TorchScript module, or an AOTInductor .pt2 package) and the checks on what goes in
+   and out of it, shared by pair_maskpot.cpp and pair_maskpot_exchange.cpp (the only files that include libtorch). */
 
 #ifndef MASKPOT_MODEL_H
 #define MASKPOT_MODEL_H
 
+#include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 #include <torch/script.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <exception>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -18,7 +20,10 @@
 namespace LAMMPS_NS {
 
 struct MaskpotModel {
-  torch::jit::Module module;
+  torch::jit::Module module;       // a TorchScript export, unless package is set
+  // an AOTInductor package (maskpot export --format aoti, a .pt2 file): the compiled forward of the fold path only,
+  // without the layer-wise methods, so it runs on one MPI rank
+  std::unique_ptr<torch::inductor::AOTIModelPackageLoader> package;
   std::string path;
   double cutoff = 0.0;             // Angstrom: graph edges are pairs closer than this
   std::vector<int64_t> species;    // atomic numbers the model knows
@@ -76,6 +81,21 @@ inline torch::Tensor tensor_of(const c10::IValue &out, const char *method)
 {
   if (!out.isTensor()) throw std::runtime_error(std::string(method) + " did not return a tensor");
   return out.toTensor();
+}
+
+// The fold path's forward (positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial) ->
+// (energy, node_energy, forces, virial) of a TorchScript export or a package (which takes n_local = all atoms and
+// always computes the virial: maskpot.export.aoti.PackagedGraph).
+inline std::vector<torch::Tensor> run_forward(MaskpotModel &m, const torch::Tensor &positions,
+                                              const torch::Tensor &numbers, const torch::Tensor &edge_index,
+                                              const torch::Tensor &edge_shift, int64_t n_local, bool virial)
+{
+  if (!m.package)
+    return tensors_of(m.module.forward({positions, numbers, edge_index, edge_shift, n_local, virial}), 4, "forward");
+  auto out = m.package->run({positions, numbers, edge_index, edge_shift});
+  if (out.size() != 4)
+    throw std::runtime_error("the package returned " + std::to_string(out.size()) + " tensors, not 4");
+  return out;
 }
 
 // Throws unless t has exactly this shape (-1: any size) and dtype: the plugin copies from outputs by their

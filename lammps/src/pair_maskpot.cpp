@@ -24,6 +24,8 @@
 
 using namespace LAMMPS_NS;
 
+extern "C" int maskpot_allocator_enable();    // caching_allocator.cpp
+
 namespace {
 
 // eV -> kcal/mol for `units real`: must equal maskpot.data.units.EV_TO_KCAL_PER_MOL (ASE's CODATA 2014 value,
@@ -82,20 +84,27 @@ std::pair<std::string, std::string> shadowing_blas()
   return {used_info.dli_fname, own_info.dli_fname};
 }
 
-// The model file and its metadata attributes; throws std::runtime_error with the message of the ERROR line.
-std::unique_ptr<MaskpotModel> load_model(const std::string &path)
+[[noreturn]] void model_failure(const std::string &path, const std::string &what)
 {
-  auto fail = [&](const std::string &what) { throw std::runtime_error("maskpot model file " + path + ": " + what); };
-  auto m = std::make_unique<MaskpotModel>();
-  m->path = path;
-  if (!std::ifstream(path).good()) fail("does not exist or cannot be read");
+  throw std::runtime_error("maskpot model file " + path + ": " + what);
+}
+
+bool is_package_path(const std::string &path)
+{
+  return path.size() > 4 && path.compare(path.size() - 4, 4, ".pt2") == 0;
+}
+
+// A TorchScript export: the module and its metadata attributes.
+void read_torchscript(MaskpotModel &m)
+{
+  auto fail = [&](const std::string &what) { model_failure(m.path, what); };
   try {
-    m->module = torch::jit::load(path, torch::kCPU);
+    m.module = torch::jit::load(m.path, torch::kCPU);
   } catch (const std::exception &e) {
     fail("cannot be loaded: " + one_line(e));
   }
-  m->module.eval();
-  auto &mod = m->module;
+  m.module.eval();
+  auto &mod = m.module;
   auto attr = [&](const char *name, bool (c10::IValue::*is)() const, const char *kind) {
     if (!mod.hasattr(name)) fail(std::string("no '") + name + "' attribute: not a maskpot TorchScript export");
     c10::IValue value = mod.attr(name);
@@ -104,15 +113,10 @@ std::unique_ptr<MaskpotModel> load_model(const std::string &path)
   };
   const std::string target = attr("target", &c10::IValue::isString, "a string").toStringRef();
   if (target != "lammps") fail("model exported for " + target + ": re-export with --target lammps");
-  m->cutoff = attr("cutoff", &c10::IValue::isDouble, "a float").toDouble();
-  m->species = attr("species", &c10::IValue::isIntList, "a list of ints").toIntVector();
-  m->energy_centric = attr("energy_centric", &c10::IValue::isBool, "a bool").toBool();
-  m->dtype = attr("dtype", &c10::IValue::isString, "a string").toStringRef();
-  if (!(m->cutoff > 0.0 && std::isfinite(m->cutoff))) fail("invalid cutoff " + std::to_string(m->cutoff));
-  for (auto z : m->species)
-    if (!is_element(z)) fail("its species hold " + std::to_string(z) + ", not an atomic number");
-  if (m->dtype != "float32" && m->dtype != "float64") fail("dtype " + m->dtype + " is not float32 or float64");
-  m->state_dtype = m->dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
+  m.cutoff = attr("cutoff", &c10::IValue::isDouble, "a float").toDouble();
+  m.species = attr("species", &c10::IValue::isIntList, "a list of ints").toIntVector();
+  m.energy_centric = attr("energy_centric", &c10::IValue::isBool, "a bool").toBool();
+  m.dtype = attr("dtype", &c10::IValue::isString, "a string").toStringRef();
   // forward(self, positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): files exported
   // before edge_shift existed take one argument less and would fail on the first step with a cryptic message
   const auto forward = mod.find_method("forward");
@@ -122,16 +126,70 @@ std::unique_ptr<MaskpotModel> load_model(const std::string &path)
          "(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): re-export the model with " +
          "this maskpot version");
   // exports of this interface version also run one layer at a time (ghosts exchange); older files lack node_outputs
-  m->layerwise = mod.hasattr("state_width") && mod.hasattr("n_layers");
+  m.layerwise = mod.hasattr("state_width") && mod.hasattr("n_layers");
   for (const char *method : {"edge_features", "initial_state", "layer_step", "node_outputs"})
-    m->layerwise = m->layerwise && mod.find_method(method).has_value();
-  if (m->layerwise) {
-    m->layers = static_cast<int>(attr("n_layers", &c10::IValue::isInt, "an int").toInt());
-    m->state_width = static_cast<int>(attr("state_width", &c10::IValue::isInt, "an int").toInt());
-    if (m->layers < 1 || m->state_width < 1)
-      fail("n_layers " + std::to_string(m->layers) + " and state_width " + std::to_string(m->state_width) +
+    m.layerwise = m.layerwise && mod.find_method(method).has_value();
+  if (m.layerwise) {
+    m.layers = static_cast<int>(attr("n_layers", &c10::IValue::isInt, "an int").toInt());
+    m.state_width = static_cast<int>(attr("state_width", &c10::IValue::isInt, "an int").toInt());
+    if (m.layers < 1 || m.state_width < 1)
+      fail("n_layers " + std::to_string(m.layers) + " and state_width " + std::to_string(m.state_width) +
            " must be >= 1");
   }
+}
+
+// An AOTInductor package (.pt2): the compiled model and the maskpot.* strings of its AOTInductor metadata
+// (maskpot.export.aoti.c_metadata).
+void read_package(MaskpotModel &m)
+{
+  auto fail = [&](const std::string &what) { model_failure(m.path, what); };
+  // The package's compiled library needs libtorch.so (inductor links every model against it), which the plugin
+  // does not link (in the CUDA wheel it pulls in libtorch_cuda and the CUDA runtime, slowing every lmp start).
+  // Loaded here, found through the plugin's RUNPATH (torch/lib), it satisfies that dependency by its soname.
+  if (!dlopen("libtorch.so", RTLD_NOW | RTLD_GLOBAL))
+    fail(std::string("cannot load libtorch.so, which AOTInductor packages need: ") + dlerror());
+  try {
+    m.package = std::make_unique<torch::inductor::AOTIModelPackageLoader>(m.path);
+  } catch (const std::exception &e) {
+    fail("cannot be loaded as an AOTInductor package: " + one_line(e));
+  }
+  const auto meta = m.package->get_metadata();
+  auto get = [&](const std::string &key) {
+    const auto it = meta.find("maskpot." + key);
+    if (it == meta.end()) fail("no maskpot." + key + " in its metadata: not a maskpot AOTInductor package");
+    return it->second;
+  };
+  if (get("target") != "lammps") fail("model exported for " + get("target") + ": re-export with --target lammps");
+  try {
+    m.cutoff = std::stod(get("cutoff"));
+  } catch (const std::exception &) {
+    fail("maskpot.cutoff '" + get("cutoff") + "' is not a number");
+  }
+  std::istringstream species(get("species"));
+  for (int64_t z; species >> z;) m.species.push_back(z);
+  if (!species.eof() || m.species.empty())
+    fail("maskpot.species '" + get("species") + "' is not a list of atomic numbers");
+  m.energy_centric = get("energy_centric") == "1";
+  m.dtype = get("dtype");
+}
+
+// The model file and its metadata; throws std::runtime_error with the message of the ERROR line.
+std::unique_ptr<MaskpotModel> load_model(const std::string &path)
+{
+  auto m = std::make_unique<MaskpotModel>();
+  m->path = path;
+  if (!std::ifstream(path).good()) model_failure(path, "does not exist or cannot be read");
+  if (is_package_path(path))
+    read_package(*m);
+  else
+    read_torchscript(*m);
+  if (!(m->cutoff > 0.0 && std::isfinite(m->cutoff)))
+    model_failure(path, "invalid cutoff " + std::to_string(m->cutoff));
+  for (auto z : m->species)
+    if (!is_element(z)) model_failure(path, "its species hold " + std::to_string(z) + ", not an atomic number");
+  if (m->dtype != "float32" && m->dtype != "float64")
+    model_failure(path, "dtype " + m->dtype + " is not float32 or float64");
+  m->state_dtype = m->dtype == "float64" ? torch::kFloat64 : torch::kFloat32;
   return m;
 }
 
@@ -147,6 +205,7 @@ PairMaskpot::PairMaskpot(LAMMPS *lmp) : Pair(lmp)
   manybody_flag = 1;
   no_virial_fdotr_compute = 1;    // the module returns the virial itself
   centroidstressflag = CENTROID_NOTAVAIL;
+  maskpot_allocator_enable();    // large tensors cached across steps: src/caching_allocator.cpp
 }
 
 PairMaskpot::~PairMaskpot()
@@ -236,7 +295,8 @@ void PairMaskpot::coeff(int narg, char **arg)
 
   if (comm->me == 0)
     utils::logmesg(lmp, "maskpot: model {} (species {}, cutoff {} A, dtype {}, {}, {})\n", m->path, known, m->cutoff,
-                   m->dtype, m->layerwise ? std::to_string(m->layers) + " layers" : "no layer-wise interface",
+                   m->dtype, m->package ? std::string("AOTInductor package, one MPI rank")
+                   : m->layerwise ? std::to_string(m->layers) + " layers" : "no layer-wise interface",
                    m->energy_centric ? "forces = -dE/dx" : "direct forces: energy is NOT conserved");
   const auto shadow = shadowing_blas();
   if (!shadow.first.empty() && comm->me == 0)
@@ -275,6 +335,10 @@ void PairMaskpot::init_style()
   if (ghost_mode == GhostMode::FOLD && comm->nprocs > 1)
     error->all(FLERR, "pair_style maskpot ghosts fold needs one MPI rank (running on {})", comm->nprocs);
   exchange = ghost_mode == GhostMode::EXCHANGE || (ghost_mode == GhostMode::AUTO && comm->nprocs > 1);
+  if (exchange && model->package)
+    error->all(FLERR, "pair_style maskpot: model {} is an AOTInductor package (.pt2), which runs on one MPI rank "
+               "(ghosts fold) only{}: export with --format torchscript for several ranks", model->path,
+               comm->nprocs > 1 ? fmt::format(", not {}", comm->nprocs) : "");
   if (exchange && !model->layerwise)
     error->all(FLERR, "pair_style maskpot: model {} has no layer-wise interface of this version (node_outputs), "
                "which {}: re-export it with `maskpot export CHECKPOINT --target lammps` (one rank still runs it)",
@@ -379,12 +443,9 @@ void PairMaskpot::compute_fold()
   torch::Tensor energy, node_energy, forces, virial_t;
   guarded(failure, [&] {
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-    std::vector<torch::jit::IValue> inputs{torch::from_blob(&x[0][0], {nlocal, 3}, f64).clone(),
-                                           atomic_numbers_of(atom->type, nlocal, type_to_z),
-                                           edge_index_of(edge_src, edge_dst),
-                                           torch::from_blob(shift.data(), {nedges, 3}, f64),
-                                           static_cast<int64_t>(nlocal), static_cast<bool>(vflag_global)};
-    auto out = tensors_of(model->module.forward(inputs), 4, "forward");
+    auto out = run_forward(*model, torch::from_blob(&x[0][0], {nlocal, 3}, f64).clone(),
+                           atomic_numbers_of(atom->type, nlocal, type_to_z), edge_index_of(edge_src, edge_dst),
+                           torch::from_blob(shift.data(), {nedges, 3}, f64), nlocal, vflag_global != 0);
     expect(out[0], "forward's energy", {}, torch::kFloat64);
     expect(out[1], "forward's node_energy", {nlocal}, torch::kFloat64);
     expect(out[2], "forward's forces", {nlocal, 3}, torch::kFloat64);

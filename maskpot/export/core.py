@@ -91,12 +91,20 @@ class ModelCore(torch.nn.Module):
 
     def evaluate(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor, n_local: int,
                  atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`compute`, then a non-finite energy or force raises (:func:`check_finite`; ``atom_ids`` names
+        the nodes in the message)."""
+        energy, node_energy, forces, virial = self.compute(species_index, edge_index, edge_vec, n_local)
+        check_finite(energy, forces, edge_index, edge_vec, atom_ids)
+        return energy, node_energy, forces, virial
+
+    def compute(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor,
+                n_local: int) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Energy of the first ``n_local`` nodes, their node energies, forces on all nodes and the virial (3,3).
 
         ``edge_vec`` (r_j - r_i, Angstrom) is detached and gradients are taken with respect to it, which gives
         forces and virial in one backward pass, exact also when ghost/image atoms are nodes of the graph.
         Force-centric models return their predicted forces on the first ``n_local`` nodes and zero virial.
-        A non-finite energy or force raises (:func:`check_finite`; ``atom_ids`` names the nodes in the message).
+        No checks that depend on the values (AOTInductor packages trace this function; their loaders check).
         TorchScript has no enable_grad(): callers must not run this under torch.no_grad().
         """
         n_nodes = species_index.shape[0]
@@ -106,12 +114,10 @@ class ModelCore(torch.nn.Module):
         if not self.energy_centric:
             forces = torch.zeros((n_nodes, 3), dtype=edge_vec.dtype, device=edge_vec.device)
             forces[:n_local] = node_vector[:n_local].detach()
-            check_finite(energy, forces, edge_index, edge_vec, atom_ids)
             virial = torch.zeros((3, 3), dtype=edge_vec.dtype, device=edge_vec.device)
             return energy.detach(), node_energy[:n_local].detach(), forces, virial
         if not energy.requires_grad:
             raise RuntimeError("maskpot: forces need autograd; do not call the model under torch.no_grad()")
         batch = torch.zeros((n_nodes,), dtype=torch.long, device=species_index.device)
         forces, virial = forces_virial(energy.unsqueeze(0), edge_vec, edge_index, batch, n_nodes, 1, False)
-        check_finite(energy, forces, edge_index, edge_vec, atom_ids)
         return energy.detach(), node_energy[:n_local].detach(), forces.detach(), virial[0].detach()

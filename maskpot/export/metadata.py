@@ -1,7 +1,8 @@
-"""Metadata stored inside every exported file (``_extra_files['metadata.json']``) and how to read it back.
+"""Metadata stored inside every exported file and how to read it back.
 
-Reading needs only the standard library: a TorchScript file is a zip archive whose ``*/extra/metadata.json``
-member holds the JSON, so ``maskpot info`` and the engine adapters can check a file before loading it.
+Reading needs only the standard library: a TorchScript file (``_extra_files``) and an AOTInductor package
+(``package_pt2(extra_files=...)``) are both zip archives whose ``*/extra/metadata.json`` member holds the JSON,
+so ``maskpot info`` and the engine adapters can check a file before loading it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import ase.data
 
 METADATA_NAME = "metadata.json"
 FORMAT = "maskpot-export"
+EXPORT_FORMATS = ("torchscript", "aoti")  # metadata "export_format": a TorchScript file or an AOTInductor .pt2
 
 UNITS = {
     "openmm": {"positions": "nm", "box": "nm", "energy": "kJ/mol", "forces": "kJ/mol/nm"},
@@ -34,12 +36,14 @@ def file_sha256(path: str | Path) -> str:
 
 
 def build_metadata(*, target: str, config: dict, dtype: str, checkpoint: str | Path, data: dict,
-                   versions: dict, atomic_numbers: list[int] | None = None, kernels: str = "reference") -> dict:
+                   versions: dict, atomic_numbers: list[int] | None = None,
+                   export_format: str = "torchscript", kernels: str = "reference") -> dict:
     """The JSON-able metadata of one export."""
     species = list(config["species"])
     return {
         "format": FORMAT,
         "target": target,
+        "export_format": export_format,
         "backbone": config["backbone"],
         "model_kind": "energy-centric" if config["backbone"] != "gns" else "force-centric",
         "species": species,
@@ -68,12 +72,13 @@ def read_metadata(path: str | Path) -> dict:
         with zipfile.ZipFile(path) as z:
             names = [n for n in z.namelist() if n.endswith("/extra/" + METADATA_NAME)]
             if not names:
-                raise ValueError(f"{path}: not a maskpot export (a TorchScript file without maskpot metadata)")
+                raise ValueError(f"{path}: not a maskpot export (a TorchScript or .pt2 file without maskpot metadata)")
             meta = json.loads(z.read(names[0]))
     except zipfile.BadZipFile:
-        raise ValueError(f"{path}: not a maskpot export (not a TorchScript file)") from None
+        raise ValueError(f"{path}: not a maskpot export (not a TorchScript file or .pt2 package)") from None
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a maskpot export (metadata format {meta.get('format')!r})")
+    meta.setdefault("export_format", "torchscript")  # files written before AOTInductor packages existed
     return meta
 
 

@@ -1,4 +1,4 @@
-"""``maskpot export``: checkpoint -> self-describing TorchScript file for one engine."""
+"""``maskpot export``: checkpoint -> self-describing TorchScript file or AOTInductor package for one engine."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 import maskpot
 from maskpot.atomic import atomic_write, exclusive_output
-from maskpot.export.metadata import METADATA_NAME, build_metadata
+from maskpot.export.metadata import EXPORT_FORMATS, METADATA_NAME, build_metadata
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 from maskpot.kernels import available as kernels_available
 from maskpot.kernels import check_kernels
@@ -21,18 +21,37 @@ TARGETS = ("openmm", "lammps", "ase")
 FUSED_BACKBONES = ("painn",)  # backbones with a fused operator (maskpot.kernels)
 
 
-def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str,
-                 kernels: str = "reference") -> torch.jit.ScriptModule:
-    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``) with ``kernels`` ("fused":
-    the layers that have a fused operator use it, see maskpot.kernels; "reference": plain torch)."""
-    check_kernels(kernels)
+def check_options(target: str, dtype: str, export_format: str = "torchscript") -> None:
+    """One-line ValueError for an unknown target, dtype or format, or a target the format cannot hold."""
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"unknown dtype {dtype!r}; choose float32 or float64")
+    if export_format not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {export_format!r}; choose {' or '.join(EXPORT_FORMATS)}")
+    if export_format == "aoti":
+        from maskpot.export.aoti import PACKAGE_TARGETS
+
+        if target not in PACKAGE_TARGETS:
+            raise ValueError(f"--format aoti packages --target {' or '.join(PACKAGE_TARGETS)}, not {target}: "
+                             f"OpenMM's TorchForce loads TorchScript only (use --format torchscript)")
+
+
+def _prepared(potential: torch.nn.Module, dtype: str) -> torch.nn.Module:
+    """``potential`` in ``dtype``, in eval mode, without parameter gradients."""
     potential = potential.to(torch.float64 if dtype == "float64" else torch.float32).eval()
     for p in potential.parameters():
         p.requires_grad_(False)
+    return potential
+
+
+def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str,
+                 kernels: str = "reference") -> torch.jit.ScriptModule:
+    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``) with ``kernels`` ("fused":
+    the layers that have a fused operator use it, see maskpot.kernels; "reference": plain torch)."""
+    check_options(target, dtype)
+    check_kernels(kernels)
+    potential = _prepared(potential, dtype)
     if kernels == "fused":
         potential = copy.deepcopy(potential)
         if use_fused(potential) == 0:
@@ -41,10 +60,11 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
     return torch.jit.script(cls(potential, list(config["species"]), dtype, target, kernels))
 
 
-def default_kernels(backbone: str, topology: str | Path | None = None) -> str:
-    """"fused" where a fused operator exists for ``backbone`` and its library is built, else "reference"; an
-    OpenMM export with a topology is for plain ``openmmtorch.TorchForce(file)`` without maskpot, so "reference"."""
-    if topology is not None:
+def default_kernels(backbone: str, topology: str | Path | None = None, export_format: str = "torchscript") -> str:
+    """"fused" where a fused operator exists for ``backbone`` and its library is built, else "reference". An
+    OpenMM export with a topology is for plain ``openmmtorch.TorchForce(file)`` without maskpot, and an
+    AOTInductor package traces torch's own operators, so both take "reference"."""
+    if topology is not None or export_format == "aoti":
         return "reference"
     return "fused" if backbone in FUSED_BACKBONES and kernels_available() else "reference"
 
@@ -64,23 +84,31 @@ def save_module(module: torch.jit.ScriptModule, metadata: dict, out: str | Path)
 
 
 def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtype: str | None = None,
-                      topology: str | Path | None = None, kernels: str | None = None) -> Path:
+                      topology: str | Path | None = None, export_format: str = "torchscript",
+                      kernels: str | None = None) -> Path:
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
-    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot (with reference
-    kernels, the default with a topology). A second export to
-    the same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
+    ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot.
+    ``export_format`` "torchscript" writes a TorchScript file, "aoti" an AOTInductor package (``out`` must end
+    in .pt2; lammps and ase targets; compiling takes minutes, see maskpot.export.aoti). A second export to the
+    same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
     ``kernels`` ("fused" or "reference", see maskpot.kernels) defaults to :func:`default_kernels`; a fused export
-    needs maskpot's kernels library loaded wherever it runs, a reference export needs torch alone.
+    needs maskpot's kernels library loaded wherever it runs (maskpot's loaders do it), a reference export needs
+    torch alone.
     """
+    if export_format == "aoti" and Path(out).suffix != ".pt2":
+        raise ValueError(f"{out}: an AOTInductor package is a .pt2 file; choose an --out ending in .pt2")
     if kernels is not None:
         check_kernels(kernels)
+        if kernels == "fused" and export_format == "aoti":
+            raise ValueError("--kernels fused applies to --format torchscript only (a package traces torch's own "
+                             "operators); use --kernels reference")
     with exclusive_output(out):
-        return _export(checkpoint, target, out, dtype, topology, kernels)
+        return _export(checkpoint, target, out, dtype, topology, export_format, kernels)
 
 
-def _export(checkpoint, target, out, dtype, topology, kernels) -> Path:
+def _export(checkpoint, target, out, dtype, topology, export_format, kernels) -> Path:
     from maskpot.train.checkpoint import load_checkpoint, load_potential
 
     ckpt = load_checkpoint(checkpoint)
@@ -88,19 +116,25 @@ def _export(checkpoint, target, out, dtype, topology, kernels) -> Path:
         raise ValueError(f"{checkpoint}: a {ckpt.kind} checkpoint has no energy/force head; finetune it first")
     config = dict(ckpt.config if isinstance(ckpt.config, dict) else ckpt.config.to_dict())
     dtype = dtype or config.get("dtype", "float32")
-    kernels = kernels or default_kernels(config["backbone"], topology)
+    check_options(target, dtype, export_format)
+    if topology is not None and target != "openmm":
+        raise ValueError("--topology applies to --target openmm only")
+    kernels = kernels or default_kernels(config["backbone"], topology, export_format)
+    versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
+    meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
+                          data=getattr(ckpt, "data", {}) or {}, versions=versions, export_format=export_format,
+                          kernels=kernels)
+    if export_format == "aoti":
+        from maskpot.export.aoti import PackagedGraph, package
+
+        graph = PackagedGraph(_prepared(load_potential(checkpoint), dtype), dtype, target)
+        return atomic_write(out, lambda tmp: package(graph, meta, tmp))
     module = build_module(load_potential(checkpoint), config, target, dtype, kernels)
-    numbers = None
     if topology is not None:
-        if target != "openmm":
-            raise ValueError("--topology applies to --target openmm only")
         numbers = topology_atomic_numbers(topology)
         unknown = sorted(set(numbers) - set(config["species"]))
         if unknown:
             raise ValueError(f"{topology}: element(s) Z={unknown} not known to this model (species {config['species']})")
         module.atomic_numbers = torch.tensor(numbers, dtype=torch.long)
-    versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
-    meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
-                          data=getattr(ckpt, "data", {}) or {}, versions=versions, atomic_numbers=numbers,
-                          kernels=kernels)
+        meta["topology_atomic_numbers"] = numbers
     return save_module(module, meta, out)

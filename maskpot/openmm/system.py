@@ -49,8 +49,10 @@ def write_pdb(frame: Frame, path: str | Path) -> Path:
     return atomic_write(path, write)
 
 
-def system_from_frame(frame: Frame, model_file: str, allow_non_periodic: bool = False):
-    """(System, Topology, positions in nm) for MD of ``frame`` with the exported model only."""
+def system_from_frame(frame: Frame, model_file: str, allow_non_periodic: bool = False, backend: str = "auto",
+                      device: str = "auto"):
+    """(System, Topology, positions in nm) for MD of ``frame`` with the exported model only (``backend`` and
+    ``device``: see ``create_force``)."""
     import openmm
 
     from maskpot.export.metadata import read_metadata, trained_on_periodic
@@ -67,6 +69,6 @@ def system_from_frame(frame: Frame, model_file: str, allow_non_periodic: bool = 
         system.setDefaultPeriodicBoxVectors(*top.getPeriodicBoxVectors())
     for atom in top.atoms():
         system.addParticle(atom.element.mass)
-    system.addForce(create_force(model_file, top))
+    system.addForce(create_force(model_file, top, backend=backend, device=device))
     positions = np.asarray(frame.positions) / NM_TO_ANGSTROM
     return system, top, positions

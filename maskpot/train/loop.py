@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from maskpot.allocator import tune_allocator
 from maskpot.atomic import atomic_write
 from maskpot.errors import Interrupted
 from maskpot.train.config import TrainConfig
@@ -95,6 +96,7 @@ def fit(model: torch.nn.Module, step_loss: Callable[[int, np.ndarray], torch.Ten
         on_eval: called with each log row (progress display).
     """
     cfg.check()
+    tune_allocator()
     options = {**asdict(cfg), **(options or {})}
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience)

@@ -51,7 +51,7 @@ def test_speed_quick(tmp_path):
     report = json.loads((out / "speed.json").read_text())
     rows = {(r["waters"], r["engine"], r["ranks"]): r for r in report["rows"]}
     expected = [(w, e, 1) for w in (27, 64) for e in ("tip3p-flex", "tip3p-rigid", "model-only", "eager", "openmm",
-                                                      "lammps")] + [(w, "lammps", 2) for w in (27, 64)]
+                                                      "openmm-python", "lammps")] + [(w, "lammps", 2) for w in (27, 64)]
     assert sorted(rows) == sorted(expected)
     no_plugin = lammps_plugin_error()
     for key, r in rows.items():
@@ -61,17 +61,20 @@ def test_speed_quick(tmp_path):
         assert r["error"] is None, (key, r["error"])
         assert finite(r["ms_per_step"]) and r["ms_per_step"] > 0 and finite(r["ns_per_day"]), key
         assert finite(r["us_per_atom_step"])
-        if key[1] in ("openmm", "lammps"):
+        if key[1] in ("openmm", "openmm-python", "lammps"):
             assert finite(r["ratio_bound"]) and finite(r["ratio_tip3p"]), key
         if key[1] == "model-only":
             assert 0 < r["extra"]["neighbour_share"] < 1.5 and r["extra"]["edges"] > 0
+        if key[1] not in ("tip3p-flex", "tip3p-rigid"):  # counted FLOPs and the GEMM rate: no row beats the floor
+            assert r["extra"]["flops_per_atom_step"] > 0 and r["extra"]["gemm_flops_per_s"] > 1e8, key
+            assert r["us_per_atom_step"] > r["extra"]["floor_us"] > 0, key
     if not no_plugin:
         assert finite(rows[64, "lammps", 2]["ratio_ranks"])
     table = (out / "speed.md").read_text()
     assert_machine_section(table, report, threads=1)
     assert "--quick" in report["command"] and f"- command: `{report['command']}`" in table
     lines = [ln for ln in table.splitlines() if ln.startswith("| 64 |")]
-    assert len(lines) == 7  # tip3p flex + rigid, model-only, eager, openmm, lammps 1 and 2 ranks
+    assert len(lines) == 8  # tip3p flex + rigid, model-only, eager, openmm, openmm-python, lammps 1 and 2 ranks
     # the table shows the JSON's numbers (columns: waters, atoms, model, engine, ns/day, ms/step, ...)
     assert sorted(ln.split(" | ")[5] for ln in lines) == sorted(
         fmt(r["ms_per_step"]) for r in report["rows"] if r["waters"] == 64)

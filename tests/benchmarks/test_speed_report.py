@@ -25,11 +25,14 @@ def rows_at(waters: int, lammps_2r_ms: float) -> list[Row]:
 
 
 def test_ratios_and_targets():
-    rows = rows_at(4096, lammps_2r_ms=10.0) + rows_at(258, lammps_2r_ms=15.0)
+    python_force = Row(4096, 3 * 4096, "openmm-python", "painn", "float32", times_ms=[12.5])
+    rows = rows_at(4096, lammps_2r_ms=10.0) + rows_at(258, lammps_2r_ms=15.0) + [python_force]
     assess(rows)
     tip3p, bound, openmm, one, two, failed = rows[:6]
     assert bound.ms == 10.0 and bound.ratio_tip3p == 0.2 and "neighbour search 20%" in bound.note
     assert openmm.ratio_bound == 10.0 / 10.2 and openmm.target == "met"  # 0.98 >= 0.95
+    assert python_force.ratio_bound == 10.0 / 12.5 and python_force.target == "not met"
+    assert python_force.note.startswith("2.50 ms/step outside the model (integrator, PythonForce call")
     assert one.ratio_bound == 0.5 and one.target == "not met"
     assert one.note.startswith("10.00 ms/step more than the bound; pair style")
     assert two.ratio_ranks == 2.0 and two.target == "met"  # 2.0 >= 1.7 at 4096 waters

@@ -50,18 +50,22 @@ def _energy(system, positions_nm):
     return ctx.getState(getEnergy=True, getForces=True).getPotentialEnergy()
 
 
+@pytest.mark.parametrize("backend", ["auto", "python"])
 @pytest.mark.parametrize("backbone", ["painn", "gns"])
-def test_openmm_create_force(backbone, export_factory, collapsed):
+def test_openmm_create_force(backbone, backend, export_factory, collapsed):
     from maskpot.openmm.system import system_from_frame
 
-    system, _, positions = system_from_frame(Frame.from_atoms(collapsed), str(export_factory("openmm", backbone)))
+    system, _, positions = system_from_frame(Frame.from_atoms(collapsed), str(export_factory("openmm", backbone)),
+                                             backend=backend)
     with pytest.raises(openmm.OpenMMException) as err:
         _energy(system, positions)
     assert "maskpot: the model's energy or forces are " + SAME_SPOT == first_line(err.value)
 
 
-def test_openmm_mixed_system_names_particles_not_ml_indices(export_factory, collapsed):
-    """ML region = waters 1..7 (particles 3..23); particles 4 and 7 coincide: named as particles."""
+@pytest.mark.parametrize("backend", ["auto", "python"])
+def test_openmm_mixed_system_names_particles_not_ml_indices(backend, export_factory, collapsed):
+    """ML region = waters 1..7 (particles 3..23); particles 4 and 7 coincide: named as particles (the python
+    backend hands the model the ML particles only, and renames its atoms back)."""
     from openmmml import MLPotential
 
     from maskpot.openmm.system import topology_from_frame
@@ -73,7 +77,8 @@ def test_openmm_mixed_system_names_particles_not_ml_indices(export_factory, coll
     for atom in top.atoms():
         mm.addParticle(atom.element.mass)
     mm.setDefaultPeriodicBoxVectors(*top.getPeriodicBoxVectors())
-    mixed = MLPotential("maskpot", modelPath=str(export_factory("openmm"))).createMixedSystem(top, mm, range(3, 24))
+    mixed = MLPotential("maskpot", modelPath=str(export_factory("openmm")), backend=backend).createMixedSystem(
+        top, mm, range(3, 24))
     with pytest.raises(openmm.OpenMMException) as err:
         _energy(mixed, atoms.positions / 10)
     assert first_line(err.value).endswith("closest pair: atoms 4 and 7, 0.000 A apart")
