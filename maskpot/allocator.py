@@ -29,11 +29,11 @@ _enabled: bool | None = None
 
 
 def library_path() -> Path:
-    """The allocator library, built next to the LAMMPS plugin (maskpot.lammps.plugin_path's folder)."""
-    from maskpot.lammps.plugin import REPO_ROOT, PLUGIN_ENV
+    """The allocator library, built next to the LAMMPS plugin (maskpot.lammps.plugin's folder for this torch)."""
+    from maskpot.lammps.plugin import PLUGIN_ENV, build_dir
 
     override = os.environ.get(PLUGIN_ENV)
-    folder = Path(override).expanduser().resolve().parent if override else REPO_ROOT / "build" / "lammps"
+    folder = Path(override).expanduser().resolve().parent if override else build_dir()
     return folder / LIBRARY_NAME
 
 

@@ -7,6 +7,9 @@ import pytest
 
 from maskpot.ase import MaskpotCalculator
 
+# engine agreement: also run on the current stack (setup.sh test)
+pytestmark = pytest.mark.current_stack
+
 
 @pytest.fixture
 def calc(export_factory):

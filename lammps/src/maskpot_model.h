@@ -142,6 +142,12 @@ inline torch::Tensor atomic_numbers_of(const int *type, int n, const std::vector
   return numbers;
 }
 
+// The torch device of PairMaskpot::device_index (-1: the CPU, else that CUDA device)
+inline torch::Device device_of(int index)
+{
+  return index < 0 ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
 }    // namespace LAMMPS_NS
 
 #endif

@@ -14,6 +14,8 @@
 
 #include "maskpot_model.h"
 
+#include <torch/cuda.h>
+
 #include <dlfcn.h>
 
 #include <algorithm>
@@ -227,13 +229,15 @@ void PairMaskpot::allocate()
 }
 
 /* ----------------------------------------------------------------------
-   pair_style maskpot [ghosts auto|fold|exchange] [check_masses yes|no]; the model file goes in pair_coeff
+   pair_style maskpot [ghosts auto|fold|exchange] [check_masses yes|no] [device cpu|cuda|auto]; the model file
+   goes in pair_coeff
 ------------------------------------------------------------------------- */
 
 void PairMaskpot::settings(int narg, char **arg)
 {
   ghost_mode = GhostMode::AUTO;
   check_masses = true;
+  device_choice = DeviceChoice::CPU;
   for (int k = 0; k < narg; k += 2) {
     const std::string key = arg[k], value = k + 1 < narg ? arg[k + 1] : "";
     if (key == "ghosts" && (value == "auto" || value == "fold" || value == "exchange"))
@@ -244,10 +248,60 @@ void PairMaskpot::settings(int narg, char **arg)
       check_masses = value == "yes";
     else if (key == "check_masses")
       error->all(FLERR, "pair_style maskpot check_masses must be yes or no, not '{}'", value);
+    else if (key == "device" && (value == "cpu" || value == "cuda" || value == "auto"))
+      device_choice = value == "cpu" ? DeviceChoice::CPU : value == "cuda" ? DeviceChoice::CUDA : DeviceChoice::AUTO;
+    else if (key == "device")
+      error->all(FLERR, "pair_style maskpot device must be cpu, cuda or auto, not '{}'", value);
     else
-      error->all(FLERR, "pair_style maskpot takes 'ghosts auto|fold|exchange' and 'check_masses yes|no' (got '{}'): "
-                 "the model file goes in pair_coeff", key);
+      error->all(FLERR, "pair_style maskpot takes 'ghosts auto|fold|exchange', 'check_masses yes|no' and "
+                 "'device cpu|cuda|auto' (got '{}'): the model file goes in pair_coeff", key);
   }
+  choose_device();
+}
+
+// device_index for device_choice. The plugin links libtorch_cpu only (a CPU run never pays for the CUDA
+// libraries), so cuda and auto first load the wheel's libtorch_cuda.so (found through the plugin's RUNPATH,
+// torch/lib), which registers torch's CUDA backend; a CPU build of torch has none. One GPU per rank: the
+// node-local rank (MPI_COMM_TYPE_SHARED) modulo the GPUs the rank sees.
+void PairMaskpot::choose_device()
+{
+  device_index = -1;
+  if (device_choice == DeviceChoice::CPU) return;
+  std::string why_not;
+  int gpus = 0;
+  if (!dlopen("libtorch_cuda.so", RTLD_NOW | RTLD_GLOBAL)) {
+    why_not = "this torch has no CUDA support (no libtorch_cuda.so: a CPU build)";
+  } else {
+    try {
+      gpus = static_cast<int>(torch::cuda::device_count());
+    } catch (const std::exception &e) {
+      why_not = one_line(e);
+    }
+    if (gpus == 0 && why_not.empty()) why_not = "torch sees no CUDA GPU";
+  }
+  int fewest = gpus;
+  MPI_Allreduce(&gpus, &fewest, 1, MPI_INT, MPI_MIN, world);
+  if (fewest == 0 && device_choice == DeviceChoice::CUDA) {
+    int first_without = gpus == 0 ? comm->me : comm->nprocs, lowest = comm->nprocs;
+    MPI_Allreduce(&first_without, &lowest, 1, MPI_INT, MPI_MIN, world);
+    // rank 0 writes the ERROR line: its own reason, or where it has a GPU, the rank that has none
+    error->all(FLERR, "pair_style maskpot device cuda: {}; use device cpu or auto",
+               gpus == 0 ? why_not + (comm->nprocs > 1 ? " (MPI rank 0)" : "")
+                         : fmt::format("MPI rank {} sees no CUDA GPU", lowest));
+  }
+  if (fewest == 0) {
+    if (comm->me == 0) utils::logmesg(lmp, "maskpot: device auto: {}, running on the CPU\n", why_not);
+    return;
+  }
+  MPI_Comm node;
+  int local_rank = 0;
+  MPI_Comm_split_type(world, MPI_COMM_TYPE_SHARED, comm->me, MPI_INFO_NULL, &node);
+  MPI_Comm_rank(node, &local_rank);
+  MPI_Comm_free(&node);
+  device_index = local_rank % gpus;
+  if (comm->me == 0)
+    utils::logmesg(lmp, "maskpot: device cuda, one GPU per rank (node-local rank modulo {} GPUs; rank 0 on "
+                   "cuda:{})\n", gpus, device_index);
 }
 
 /* ----------------------------------------------------------------------
@@ -274,6 +328,10 @@ void PairMaskpot::coeff(int narg, char **arg)
     problem = std::string("maskpot model file ") + arg[2] + ": cannot be loaded";
   }
   if (!problem.empty()) error->all(FLERR, "{}", problem);
+  if (device_index >= 0 && m->package)
+    error->all(FLERR, "pair_style maskpot: model {} is an AOTInductor package (.pt2), compiled for the CPU: use "
+               "device cpu, or export with --format torchscript for a GPU", m->path);
+  if (device_index >= 0) m->module.to(device_of(device_index));
 
   std::string known;
   for (auto z : m->species) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z].symbol;
@@ -443,9 +501,12 @@ void PairMaskpot::compute_fold()
   torch::Tensor energy, node_energy, forces, virial_t;
   guarded(failure, [&] {
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
-    auto out = run_forward(*model, torch::from_blob(&x[0][0], {nlocal, 3}, f64).clone(),
-                           atomic_numbers_of(atom->type, nlocal, type_to_z), edge_index_of(edge_src, edge_dst),
-                           torch::from_blob(shift.data(), {nedges, 3}, f64), nlocal, vflag_global != 0);
+    const auto device = device_of(device_index);
+    auto out = run_forward(*model, torch::from_blob(&x[0][0], {nlocal, 3}, f64).clone().to(device),
+                           atomic_numbers_of(atom->type, nlocal, type_to_z).to(device),
+                           edge_index_of(edge_src, edge_dst).to(device),
+                           torch::from_blob(shift.data(), {nedges, 3}, f64).to(device), nlocal, vflag_global != 0);
+    for (auto &t : out) t = t.to(torch::kCPU);
     expect(out[0], "forward's energy", {}, torch::kFloat64);
     expect(out[1], "forward's node_energy", {nlocal}, torch::kFloat64);
     expect(out[2], "forward's forces", {nlocal, 3}, torch::kFloat64);

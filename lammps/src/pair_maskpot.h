@@ -3,7 +3,7 @@
    Units: the model works in Angstrom and eV. `units metal` is native; `units real` converts energies, forces
    and the virial from eV to kcal/mol (positions are Angstrom in both); other unit styles are refused.
 
-   pair_style maskpot [ghosts auto|fold|exchange] [check_masses yes|no]
+   pair_style maskpot [ghosts auto|fold|exchange] [check_masses yes|no] [device cpu|cuda|auto]
    Both ways of handling ghost atoms take their edges i <- j from LAMMPS' full neighbour list of the local atoms
    (build_edges: every pair closer than the model's cutoff), so the ghost cutoff stays cutoff + skin:
    - fold (auto on one MPI rank; as pair_nequip / pair_mace's no_domain_decomposition): every ghost is a periodic
@@ -17,6 +17,9 @@
    Every call into the model is guarded: an exception, or an output of the wrong shape, dtype or with a
    non-finite value, is held until every rank has finished the step and then reported as one ERROR line
    (raise_failure). check_masses (default yes) refuses a type whose mass is not its element's.
+   device (default cpu): where the model runs; cuda gives each MPI rank one GPU of its node (node-local rank
+   modulo the GPUs visible), auto takes cuda where every rank sees a GPU, else the CPU. Inputs go to the device,
+   outputs come back to the CPU (choose_device in pair_maskpot.cpp).
    The torch part lives behind a pointer so that only the .cpp files include the libtorch headers.
 */
 
@@ -57,6 +60,9 @@ class PairMaskpot : public Pair {
   enum class GhostMode { AUTO, FOLD, EXCHANGE };
   GhostMode ghost_mode = GhostMode::AUTO;    // pair_style maskpot ghosts auto|fold|exchange
   bool check_masses = true;                  // pair_style maskpot check_masses yes|no
+  enum class DeviceChoice { CPU, CUDA, AUTO };
+  DeviceChoice device_choice = DeviceChoice::CPU;    // pair_style maskpot device cpu|cuda|auto
+  int device_index = -1;                     // the device this rank runs the model on: -1 the CPU, else cuda:index
   bool exchange = false;                     // this run: one layer at a time, ghost states communicated
   std::vector<double> comm_rows;             // exchange: (atoms, state_width) values communicated per layer
   std::vector<int64_t> edge_src, edge_dst;   // this step's edges i <- j (atom indices; i local)
@@ -65,6 +71,7 @@ class PairMaskpot : public Pair {
   std::string failure;                       // what went wrong in the model on this rank this step
 
   void allocate();
+  void choose_device();
   void build_edges();
   void compute_fold();
   void compute_exchange();    // pair_maskpot_exchange.cpp

@@ -36,16 +36,16 @@ using torch::Tensor;
 // (rows, width) states -> the first rows x width values of `buffer` (float64), or back
 void to_rows(const Tensor &t, std::vector<double> &buffer)
 {
-  const Tensor d = t.detach().to(torch::kFloat64).contiguous();
+  const Tensor d = t.detach().to(torch::kCPU).to(torch::kFloat64).contiguous();
   if (static_cast<size_t>(d.numel()) > buffer.size())
     throw std::runtime_error("node states larger than the exchange buffer");
   if (d.numel() > 0) std::memcpy(buffer.data(), d.data_ptr<double>(), sizeof(double) * d.numel());
 }
 
-Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, torch::Dtype dtype)
+Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, torch::Dtype dtype, torch::Device device)
 {
   return torch::from_blob(buffer.data(), {rows, width}, torch::TensorOptions().dtype(torch::kFloat64))
-      .to(dtype, /*non_blocking=*/false, /*copy=*/true);
+      .to(torch::TensorOptions().dtype(dtype).device(device), /*non_blocking=*/false, /*copy=*/true);
 }
 
 Tensor or_zeros(const Tensor &grad, const Tensor &like)
@@ -68,6 +68,7 @@ void PairMaskpot::compute_exchange()
   const auto nedges = static_cast<int64_t>(edge_src.size());
   const tagint *tag = atom->tag;
   auto &module = model->module;
+  const auto device = device_of(device_index);    // the model's inputs go there, its outputs come back
   comm_rows.assign(static_cast<size_t>(nall) * width, 0.0);
 
   // A rank without atoms still takes part in every exchange (its neighbours wait for it) with zero rows.
@@ -75,9 +76,9 @@ void PairMaskpot::compute_exchange()
   Tensor atom_energy, grad_vec;
   std::vector<Tensor> node_in(layers), node_out(layers), edge_out(layers), edge_in(layers);
   guarded(failure, [&] {
-    edge_index = edge_index_of(edge_src, edge_dst);
-    vec = torch::from_blob(edge_vec.data(), {nedges, 3}, f64).clone().requires_grad_(energy_centric);
-    numbers = atomic_numbers_of(atom->type, nall, type_to_z);
+    edge_index = edge_index_of(edge_src, edge_dst).to(device);
+    vec = torch::from_blob(edge_vec.data(), {nedges, 3}, f64).clone().to(device).requires_grad_(energy_centric);
+    numbers = atomic_numbers_of(atom->type, nall, type_to_z).to(device);
     feat = tensor_of(module.run_method("edge_features", vec), "edge_features");
     expect(feat, "edge_features", {nedges, -1}, dtype);
     feat_leaf = feat.detach().requires_grad_(energy_centric);
@@ -102,7 +103,7 @@ void PairMaskpot::compute_exchange()
     if (k + 1 == layers) break;
     if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);    // send nothing misleading
     comm->forward_comm(this);
-    guarded(failure, [&] { node = from_rows(comm_rows, nall, width, dtype); });
+    guarded(failure, [&] { node = from_rows(comm_rows, nall, width, dtype, device); });
   }
   guarded(failure, [&] {
     node_last = node_out[layers - 1].detach().requires_grad_(energy_centric);
@@ -112,8 +113,8 @@ void PairMaskpot::compute_exchange()
     expect(out[0], "node_outputs' node_energy", {nlocal}, f64);
     expect(out[1], "node_outputs' node_vector", {nlocal, 3}, f64);
     node_energy = out[0];
-    node_vector = out[1].contiguous();
-    atom_energy = node_energy.detach().contiguous();
+    node_vector = out[1].to(torch::kCPU).contiguous();
+    atom_energy = node_energy.detach().to(torch::kCPU).contiguous();
     if (const int64_t i = first_nonfinite(atom_energy); i >= 0)
       throw std::runtime_error("non-finite energy of atom ID " + std::to_string(tag[i]));
     if (const int64_t k = energy_centric ? -1 : first_nonfinite(node_vector); k >= 0)
@@ -157,13 +158,13 @@ void PairMaskpot::compute_exchange()
       if (k == 0) break;
       if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
       comm->reverse_comm(this);
-      guarded(failure, [&] { g_node = from_rows(comm_rows, nlocal, width, dtype); });
+      guarded(failure, [&] { g_node = from_rows(comm_rows, nlocal, width, dtype, device); });
     }
     guarded(failure, [&] {
       if (nlocal == 0 || nedges == 0) return;
       grad_vec = grad({feat}, {vec}, {g_feat}, false, false, true)[0];
       expect(grad_vec, "gradient of the edge vectors", {nedges, 3}, f64);
-      grad_vec = grad_vec.contiguous();
+      grad_vec = grad_vec.to(torch::kCPU).contiguous();
       if (const int64_t k = first_nonfinite(grad_vec); k >= 0)
         throw std::runtime_error("non-finite force between atom IDs " + std::to_string(tag[edge_src[k / 3]]) +
                                  " and " + std::to_string(tag[edge_dst[k / 3]]));

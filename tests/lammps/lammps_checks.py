@@ -46,15 +46,17 @@ def tensor(thermo: dict) -> np.ndarray:
     return np.array([[xx, xy, xz], [xy, yy, yz], [xz, yz, zz]])
 
 
-def deck(data: Path, model: Path, plugin: Path, body: str, before_box: str = "", style: str = "") -> str:
-    """A units metal deck: ``before_box`` before read_data, `pair_style maskpot <style>`, thermo of energy and
-    pressure tensor at full precision, then ``body``."""
+def deck(data: Path, model: Path, plugin: Path | None, body: str, before_box: str = "", style: str = "") -> str:
+    """A units metal deck: ``before_box`` before read_data, `plugin load <plugin>` (none if plugin is None: the
+    `lmp` launcher loads it), `pair_style maskpot <style>`, thermo of energy and pressure tensor at full
+    precision, then ``body``."""
+    load = f"plugin load {plugin}" if plugin is not None else ""
     return f"""
 units metal
 atom_style atomic
 {before_box}
 read_data {data}
-plugin load {plugin}
+{load}
 pair_style maskpot {style}
 pair_coeff * * {model} O H
 thermo_style custom step pe pxx pyy pzz pxy pxz pyz etotal press vol

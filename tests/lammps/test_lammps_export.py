@@ -14,6 +14,9 @@ from lammps_checks import RTOL, assert_close, ase_reference, run0_lmp, tensor
 
 from maskpot.lammps import import_lammps, write_data
 
+# engine agreement: also run on the current stack (setup.sh test)
+pytestmark = pytest.mark.current_stack
+
 BACKBONES = ["painn", "egnn", "gns", "painn-rep"]  # painn-rep: with the short-range repulsion switched on
 DTYPES = ["float64", "float32"]
 

@@ -17,6 +17,9 @@ from maskpot.data.units import EV_TO_KJ_PER_MOL
 from maskpot.openmm import create_force
 from maskpot.openmm.system import system_from_frame, topology_from_frame
 
+# TorchForce throughout (tests/conftest.py: skipped on the current stack only)
+pytestmark = pytest.mark.openmm_torch
+
 KJ_PER_EV_A = EV_TO_KJ_PER_MOL * 10  # eV/A -> kJ/mol/nm
 
 
