@@ -209,6 +209,10 @@ def test_export_kernels_metadata_info_and_default(checkpoint_factory, export_fac
     r = runner.invoke(app, ["export", str(checkpoint_factory("egnn")), "--target", "ase", "--kernels", "fused",
                             "--out", str(tmp_path / "egnn.pt")])
     assert r.exit_code != 0 and "no fused kernels for the egnn backbone" in str(r.exception)
+    from maskpot.export import export_checkpoint
+
+    with pytest.raises(ValueError, match="--kernels fused applies to --format torchscript only"):
+        export_checkpoint(checkpoint_factory("painn"), "ase", tmp_path / "p.pt2", export_format="aoti", kernels="fused")
 
 
 @pytest.mark.parametrize("dtype", B.DTYPES)
