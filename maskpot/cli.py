@@ -359,6 +359,10 @@ def export(
     topology: str = typer.Option(None, help="OpenMM only: structure whose atomic numbers are baked in"),
     export_format: str = typer.Option("torchscript", "--format", help="torchscript | aoti (an AOTInductor .pt2 "
                                       "package for lammps on one MPI rank and ase; compiles for minutes)"),
+    kernels: str = typer.Option(None, help="fused | reference (default: fused where maskpot has a fused operator "
+                                           "for the backbone and its library is built; reference with --topology "
+                                           "or --format aoti). A fused file needs maskpot's kernels library where "
+                                           "it runs"),
 ) -> None:
     """Write a TorchScript file or AOTInductor package (energy + forces, metadata inside) for an MD engine."""
     import logging
@@ -367,6 +371,7 @@ def export(
     from rich.logging import RichHandler
 
     from maskpot.export import export_checkpoint, read_metadata
+    from maskpot.export.metadata import kernels_of
 
     suffix = ".pt2" if export_format == "aoti" else ".pt"
     out = out or str(Path(checkpoint).with_suffix("")) + f"-{target}{suffix}"
@@ -376,12 +381,13 @@ def export(
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        path = export_checkpoint(checkpoint, target, out, dtype=dtype, topology=topology, export_format=export_format)
+        path = export_checkpoint(checkpoint, target, out, dtype=dtype, topology=topology, export_format=export_format,
+                                 kernels=kernels)
     finally:
         logger.removeHandler(handler)
     meta = read_metadata(path)
     console.print(f"wrote {path} ({meta['backbone']}, {meta['model_kind']}, {meta['dtype']}, target {meta['target']}, "
-                  f"{meta['export_format']})")
+                  f"{meta['export_format']}, {kernels_of(meta)} kernels)")
 
 
 @app.command()
@@ -392,10 +398,12 @@ def info(model_file: str = typer.Argument(..., help="a file written by maskpot e
     from rich.table import Table
 
     from maskpot.export import read_metadata
+    from maskpot.export.metadata import kernels_of
 
     meta = read_metadata(model_file)
+    meta["kernels"] = kernels_of(meta)
     table = Table(title=model_file, show_header=False)
-    for key in ("target", "export_format", "backbone", "model_kind", "dtype", "species_symbols", "cutoff_angstrom",
+    for key in ("target", "export_format", "backbone", "model_kind", "dtype", "kernels", "species_symbols", "cutoff_angstrom",
                 "layers", "receptive_field_angstrom", "units", "versions", "checkpoint_name", "checkpoint_sha256", "training_data"):
         value = meta.get(key)
         table.add_row(key, json.dumps(value) if isinstance(value, (dict, list)) else str(value))

@@ -103,16 +103,18 @@ def checkpoint_factory(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def export_factory(checkpoint_factory, tmp_path_factory):
-    """export_factory(target, backbone='painn', dtype='float64') -> path of an exported file."""
+    """export_factory(target, backbone='painn', dtype='float64', kernels=None) -> path of an exported file
+    (kernels None: the export's default, see maskpot.export.writer.default_kernels)."""
     from maskpot.export import export_checkpoint
 
     cache: dict = {}
 
-    def get(target: str, backbone: str = "painn", dtype: str = "float64") -> Path:
-        if (target, backbone, dtype) not in cache:
-            out = tmp_path_factory.mktemp("export") / f"{backbone}-{dtype}-{target}.pt"
-            cache[target, backbone, dtype] = export_checkpoint(checkpoint_factory(backbone, dtype), target, out)
-        return cache[target, backbone, dtype]
+    def get(target: str, backbone: str = "painn", dtype: str = "float64", kernels: str | None = None) -> Path:
+        key = (target, backbone, dtype, kernels)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("export") / f"{backbone}-{dtype}-{target}-{kernels or 'default'}.pt"
+            cache[key] = export_checkpoint(checkpoint_factory(backbone, dtype), target, out, kernels=kernels)
+        return cache[key]
 
     return get
 

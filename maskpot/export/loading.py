@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from maskpot.allocator import tune_allocator
-from maskpot.export.metadata import read_metadata
+from maskpot.export.metadata import load_kernels_for, read_metadata
 
 DEVICES = ("cpu", "cuda", "auto")  # "cuda:K" picks GPU K; "auto" is cuda when torch sees a CUDA device
 
@@ -47,7 +47,8 @@ def load_exported(path: str | Path, device: str | torch.device = "cpu") -> tuple
     The model is the target's TorchScript module (``maskpot.export.targets``: inputs and outputs in the target's
     units, metadata attributes such as ``dtype`` and ``cutoff``), or for ``--format aoti`` a callable with the
     same inputs and outputs (``maskpot.export.aoti.load_package``). A file that is not a maskpot export raises a
-    one-line ValueError (``read_metadata``). Puts maskpot's caching CPU allocator in place (maskpot.allocator).
+    one-line ValueError (``read_metadata``). Puts maskpot's caching CPU allocator in place (maskpot.allocator)
+    and, for an export made with fused kernels, registers maskpot's operators (maskpot.kernels.load).
     """
     meta = read_metadata(path)
     tune_allocator()
@@ -55,6 +56,7 @@ def load_exported(path: str | Path, device: str | torch.device = "cpu") -> tuple
         from maskpot.export.aoti import load_package
 
         return load_package(path, "cpu" if str(device) == "auto" else str(resolve_device(device)))[0], meta
+    load_kernels_for(meta)  # an export with fused kernels calls maskpot's operators (maskpot.kernels)
     return torch.jit.load(str(path), map_location=resolve_device(device)), meta
 
 

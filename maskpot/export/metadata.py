@@ -37,7 +37,7 @@ def file_sha256(path: str | Path) -> str:
 
 def build_metadata(*, target: str, config: dict, dtype: str, checkpoint: str | Path, data: dict,
                    versions: dict, atomic_numbers: list[int] | None = None,
-                   export_format: str = "torchscript") -> dict:
+                   export_format: str = "torchscript", kernels: str = "reference") -> dict:
     """The JSON-able metadata of one export."""
     species = list(config["species"])
     return {
@@ -53,6 +53,7 @@ def build_metadata(*, target: str, config: dict, dtype: str, checkpoint: str | P
         "receptive_field_angstrom": float(config["layers"]) * float(config["cutoff"]),
         "units": UNITS[target],
         "dtype": dtype,
+        "kernels": kernels,
         "config": config,
         "checkpoint_sha256": file_sha256(checkpoint),
         "checkpoint_name": Path(checkpoint).name,
@@ -98,3 +99,16 @@ def trained_on_periodic(meta: dict) -> bool:
     data = meta.get("training_data") or {}
     flag = data.get("periodic", (data.get("train") or {}).get("periodic"))
     return flag in (True, "all")
+
+
+def kernels_of(meta: dict) -> str:
+    """The kernels an export was made with (maskpot.kernels); files older than the switch are "reference"."""
+    return meta.get("kernels", "reference")
+
+
+def load_kernels_for(meta: dict) -> None:
+    """Register maskpot's operators if the export needs them (call before ``torch.jit.load``)."""
+    if kernels_of(meta) != "reference":
+        from maskpot import kernels
+
+        kernels.load()

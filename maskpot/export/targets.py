@@ -17,9 +17,11 @@ from maskpot.export.core import ModelCore, check_positions
 class _Target(torch.nn.Module):
     """Metadata attributes readable from TorchScript, C++ (``module.attr``) and Python."""
 
-    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str):
+    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str,
+                 kernels: str = "reference"):
         super().__init__()
         self.core = ModelCore(potential)
+        self.kernels: str = kernels  # maskpot.kernels: "fused" files need maskpot's operator library loaded
         self.cutoff: float = self.core.cutoff
         self.species: List[int] = list(species)
         self.energy_centric: bool = self.core.energy_centric
@@ -119,8 +121,9 @@ class OpenMMModel(_Target):
     particles) are set at export with a topology or by ``maskpot.openmm.create_force``. Forces outside the ML
     atoms are zero; a force-centric model's energy is 0."""
 
-    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str):
-        super().__init__(potential, species, dtype, target)
+    def __init__(self, potential: torch.nn.Module, species: List[int], dtype: str, target: str,
+                 kernels: str = "reference"):
+        super().__init__(potential, species, dtype, target, kernels)
         self.register_buffer("atomic_numbers", torch.zeros(0, dtype=torch.long))
         self.register_buffer("atoms", torch.zeros(0, dtype=torch.long))
         self.nm_to_angstrom: float = NM_TO_ANGSTROM  # TorchScript cannot read module-level float constants

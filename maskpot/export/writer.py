@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -12,8 +13,12 @@ import maskpot
 from maskpot.atomic import atomic_write, exclusive_output
 from maskpot.export.metadata import EXPORT_FORMATS, METADATA_NAME, build_metadata
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
+from maskpot.kernels import available as kernels_available
+from maskpot.kernels import check_kernels
+from maskpot.kernels.painn import use_fused
 
 TARGETS = ("openmm", "lammps", "ase")
+FUSED_BACKBONES = ("painn",)  # backbones with a fused operator (maskpot.kernels)
 
 
 def check_options(target: str, dtype: str, export_format: str = "torchscript") -> None:
@@ -40,11 +45,28 @@ def _prepared(potential: torch.nn.Module, dtype: str) -> torch.nn.Module:
     return potential
 
 
-def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str) -> torch.jit.ScriptModule:
-    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``)."""
+def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str,
+                 kernels: str = "reference") -> torch.jit.ScriptModule:
+    """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``) with ``kernels`` ("fused":
+    the layers that have a fused operator use it, see maskpot.kernels; "reference": plain torch)."""
     check_options(target, dtype)
+    check_kernels(kernels)
+    potential = _prepared(potential, dtype)
+    if kernels == "fused":
+        potential = copy.deepcopy(potential)
+        if use_fused(potential) == 0:
+            raise ValueError(f"no fused kernels for the {config['backbone']} backbone; export with --kernels reference")
     cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
-    return torch.jit.script(cls(_prepared(potential, dtype), list(config["species"]), dtype, target))
+    return torch.jit.script(cls(potential, list(config["species"]), dtype, target, kernels))
+
+
+def default_kernels(backbone: str, topology: str | Path | None = None, export_format: str = "torchscript") -> str:
+    """"fused" where a fused operator exists for ``backbone`` and its library is built, else "reference". An
+    OpenMM export with a topology is for plain ``openmmtorch.TorchForce(file)`` without maskpot, and an
+    AOTInductor package traces torch's own operators, so both take "reference"."""
+    if topology is not None or export_format == "aoti":
+        return "reference"
+    return "fused" if backbone in FUSED_BACKBONES and kernels_available() else "reference"
 
 
 def topology_atomic_numbers(topology_file: str | Path) -> list[int]:
@@ -62,7 +84,8 @@ def save_module(module: torch.jit.ScriptModule, metadata: dict, out: str | Path)
 
 
 def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtype: str | None = None,
-                      topology: str | Path | None = None, export_format: str = "torchscript") -> Path:
+                      topology: str | Path | None = None, export_format: str = "torchscript",
+                      kernels: str | None = None) -> Path:
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
@@ -70,14 +93,22 @@ def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtyp
     ``export_format`` "torchscript" writes a TorchScript file, "aoti" an AOTInductor package (``out`` must end
     in .pt2; lammps and ase targets; compiling takes minutes, see maskpot.export.aoti). A second export to the
     same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
+    ``kernels`` ("fused" or "reference", see maskpot.kernels) defaults to :func:`default_kernels`; a fused export
+    needs maskpot's kernels library loaded wherever it runs (maskpot's loaders do it), a reference export needs
+    torch alone.
     """
     if export_format == "aoti" and Path(out).suffix != ".pt2":
         raise ValueError(f"{out}: an AOTInductor package is a .pt2 file; choose an --out ending in .pt2")
+    if kernels is not None:
+        check_kernels(kernels)
+        if kernels == "fused" and export_format == "aoti":
+            raise ValueError("--kernels fused applies to --format torchscript only (a package traces torch's own "
+                             "operators); use --kernels reference")
     with exclusive_output(out):
-        return _export(checkpoint, target, out, dtype, topology, export_format)
+        return _export(checkpoint, target, out, dtype, topology, export_format, kernels)
 
 
-def _export(checkpoint, target, out, dtype, topology, export_format) -> Path:
+def _export(checkpoint, target, out, dtype, topology, export_format, kernels) -> Path:
     from maskpot.train.checkpoint import load_checkpoint, load_potential
 
     ckpt = load_checkpoint(checkpoint)
@@ -88,15 +119,17 @@ def _export(checkpoint, target, out, dtype, topology, export_format) -> Path:
     check_options(target, dtype, export_format)
     if topology is not None and target != "openmm":
         raise ValueError("--topology applies to --target openmm only")
+    kernels = kernels or default_kernels(config["backbone"], topology, export_format)
     versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
     meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
-                          data=getattr(ckpt, "data", {}) or {}, versions=versions, export_format=export_format)
+                          data=getattr(ckpt, "data", {}) or {}, versions=versions, export_format=export_format,
+                          kernels=kernels)
     if export_format == "aoti":
         from maskpot.export.aoti import PackagedGraph, package
 
         graph = PackagedGraph(_prepared(load_potential(checkpoint), dtype), dtype, target)
         return atomic_write(out, lambda tmp: package(graph, meta, tmp))
-    module = build_module(load_potential(checkpoint), config, target, dtype)
+    module = build_module(load_potential(checkpoint), config, target, dtype, kernels)
     if topology is not None:
         numbers = topology_atomic_numbers(topology)
         unknown = sorted(set(numbers) - set(config["species"]))

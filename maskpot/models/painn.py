@@ -23,12 +23,19 @@ class PaiNNMessage(nn.Module):
 
     def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
                 first: bool, n_local: int) -> tuple[Tensor, Tensor]:
-        x = torch.index_select(self.phi(s), 0, j) * self.filter(rbf_cut)
-        ds, dvv, dvs = torch.split(x, self.hidden, dim=-1)
-        dv = unit.unsqueeze(-1) * dvs.unsqueeze(1)
-        if not first:  # v is zero before the first layer
-            dv = dv + torch.index_select(v, 0, j) * dvv.unsqueeze(1)
-        return s[:n_local].index_add(0, i, ds), v[:n_local].index_add(0, i, dv)
+        return message_update(self.phi(s), self.filter(rbf_cut), s, v, unit, i, j, first, n_local, self.hidden)
+
+
+def message_update(s_phi: Tensor, filt: Tensor, s: Tensor, v: Tensor, unit: Tensor, i: Tensor, j: Tensor,
+                   first: bool, n_local: int, hidden: int) -> tuple[Tensor, Tensor]:
+    """s, v of the first n_local atoms plus the messages of all edges, from phi(s) (N, 3F) and the filter
+    (E, 3F); maskpot.kernels.painn.FusedPaiNNMessage computes the same in one operator."""
+    x = torch.index_select(s_phi, 0, j) * filt
+    ds, dvv, dvs = torch.split(x, hidden, dim=-1)
+    dv = unit.unsqueeze(-1) * dvs.unsqueeze(1)
+    if not first:  # v is zero before the first layer
+        dv = dv + torch.index_select(v, 0, j) * dvv.unsqueeze(1)
+    return s[:n_local].index_add(0, i, ds), v[:n_local].index_add(0, i, dv)
 
 
 class PaiNNUpdate(nn.Module):

@@ -68,10 +68,10 @@ def test_export_and_info_commands_show_the_repulsion(checkpoint_factory, tmp_pat
 
 
 def test_export_loads_with_torch_alone(export_factory, water_atoms):
-    """A fresh interpreter that never imports maskpot evaluates the ASE export."""
+    """A fresh interpreter that never imports maskpot evaluates the ASE export made with reference kernels."""
     code = (
         "import sys, torch\n"
-        f"m = torch.jit.load({str(export_factory('ase'))!r})\n"
+        f"m = torch.jit.load({str(export_factory('ase', kernels='reference'))!r})\n"
         "pos = torch.rand(6, 3, dtype=torch.float64) * 5\n"
         "e, f, w = m(pos, torch.tensor([8, 1, 1, 8, 1, 1]), torch.eye(3, dtype=torch.float64) * 9, torch.tensor([True] * 3))\n"
         "assert f.shape == (6, 3) and 'maskpot' not in sys.modules\n"

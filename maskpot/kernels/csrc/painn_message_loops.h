@@ -1,0 +1,209 @@
+/* The edge loops of maskpot::painn_message (see painn_message.cpp for what they compute and why they are
+   hand-written), on raw pointers so that they compile without torch's headers. */
+
+#ifndef MASKPOT_PAINN_MESSAGE_LOOPS_H
+#define MASKPOT_PAINN_MESSAGE_LOOPS_H
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace maskpot {
+
+constexpr int64_t CHUNK = 16;    // channels per chunk: 3 x 16 filter accumulators stay in registers
+
+#define MASKPOT_INLINE inline __attribute__((always_inline))
+
+// The inputs of one call: E edges (i receives from j), F channels per group, R radial functions. Rows of
+// s_phi (3F), v (3 rows of F), rbf_cut (R) and unit (3) are strided; within a row values are contiguous.
+template <typename T> struct Edges {
+  int64_t E, F, R;
+  const int64_t *i, *j;
+  const T *phi;
+  int64_t phi_stride;
+  const T *v;    // unused when first
+  int64_t v_stride0, v_stride1;
+  const T *w;     // filter weight W (3F, R), contiguous
+  const T *wt;    // W transposed, (R, 3F), contiguous
+  const T *rbf;
+  int64_t rbf_stride;
+  const T *unit;
+  int64_t unit_stride;
+};
+
+// The filter of edge e for channels c0..c0+len of the three groups: fs, fvv, fvs = (W rbf)[g*F + c0 + k].
+// wt is W transposed, (R, 3F) contiguous, so that the loop over channels is unit-stride.
+template <typename T>
+MASKPOT_INLINE void filter_chunk(const T *__restrict__ wt, const T *__restrict__ rbf, int64_t R, int64_t F,
+                                 int64_t c0, int64_t len, T *__restrict__ fs, T *__restrict__ fvv,
+                                 T *__restrict__ fvs)
+{
+  for (int64_t k = 0; k < len; ++k) fs[k] = fvv[k] = fvs[k] = T(0);
+  for (int64_t r = 0; r < R; ++r) {
+    const T b = rbf[r];
+    const T *w = wt + r * 3 * F + c0;
+    for (int64_t k = 0; k < len; ++k) {
+      fs[k] += b * w[k];
+      fvv[k] += b * w[F + k];
+      fvs[k] += b * w[2 * F + k];
+    }
+  }
+}
+
+template <typename T, bool FIRST>
+MASKPOT_INLINE void forward_chunk(const T *wt, const T *rbf, const T *u, const T *__restrict__ p,
+                                  const T *__restrict__ vj, int64_t vs1, T *__restrict__ os, T *__restrict__ ov,
+                                  int64_t R, int64_t F, int64_t c0, int64_t len)
+{
+  T fs[CHUNK], fvv[CHUNK], fvs[CHUNK];
+  filter_chunk(wt, rbf, R, F, c0, len, fs, fvv, fvs);
+  const T u0 = u[0], u1 = u[1], u2 = u[2];
+  for (int64_t k = 0; k < len; ++k) {
+    const int64_t c = c0 + k;
+    os[c] += p[c] * fs[k];
+    const T xvs = p[2 * F + c] * fvs[k];
+    if (FIRST) {
+      ov[c] += u0 * xvs;
+      ov[F + c] += u1 * xvs;
+      ov[2 * F + c] += u2 * xvs;
+    } else {
+      const T xvv = p[F + c] * fvv[k];
+      ov[c] += u0 * xvs + vj[c] * xvv;
+      ov[F + c] += u1 * xvs + vj[vs1 + c] * xvv;
+      ov[2 * F + c] += u2 * xvs + vj[2 * vs1 + c] * xvv;
+    }
+  }
+}
+
+// ds (n_local, F) and dv (n_local, 3, F), contiguous and zeroed: += the messages of edges e_begin..e_end-1.
+template <typename T, bool FIRST> void forward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, T *ds, T *dv)
+{
+  const int64_t F = g.F, R = g.R;
+  for (int64_t e = e_begin; e < e_end; ++e) {
+    const int64_t a = g.i[e], b = g.j[e];
+    const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
+    const T *rbf = g.rbf + e * g.rbf_stride, *u = g.unit + e * g.unit_stride, *p = g.phi + b * g.phi_stride;
+    T *osa = ds + a * F, *ova = dv + a * 3 * F;
+    int64_t c0 = 0;
+    for (; c0 + CHUNK <= F; c0 += CHUNK)
+      forward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, osa, ova, R, F, c0, CHUNK);
+    if (c0 < F) forward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, osa, ova, R, F, c0, F - c0);
+  }
+}
+
+// Backward of one chunk of edge e's channels: accumulates g_phi[j], g_v[j] (scatters by j) and lane-wise partial
+// sums of the gradient of the edge's unit vector (gu, 3 x CHUNK), and writes the chunk of the filter's output
+// gradient gf (3F; turned into the rbf gradient by the block GEMM).
+template <typename T, bool FIRST>
+MASKPOT_INLINE void backward_chunk(const T *wt, const T *rbf, const T *u, const T *__restrict__ p,
+                                   const T *__restrict__ vj, int64_t vs1, const T *__restrict__ gs,
+                                   const T *__restrict__ gv, T *__restrict__ gp, T *__restrict__ gvj,
+                                   T *__restrict__ gu, T *__restrict__ gf, int64_t R, int64_t F, int64_t c0,
+                                   int64_t len)
+{
+  T fs[CHUNK], fvv[CHUNK], fvs[CHUNK];
+  filter_chunk(wt, rbf, R, F, c0, len, fs, fvv, fvs);
+  const T u0 = u[0], u1 = u[1], u2 = u[2];
+  // gu holds 3 x CHUNK partial sums (lane k of the unit-vector gradient), so that this loop has no scalar
+  // reduction and vectorises without reassociating floating-point sums
+  for (int64_t k = 0; k < len; ++k) {
+    const int64_t c = c0 + k;
+    const T g0 = gv[c], g1 = gv[F + c], g2 = gv[2 * F + c];
+    const T xvs = p[2 * F + c] * fvs[k];
+    gu[k] += xvs * g0;
+    gu[CHUNK + k] += xvs * g1;
+    gu[2 * CHUNK + k] += xvs * g2;
+    const T g_xs = gs[c];
+    const T g_xvs = u0 * g0 + u1 * g1 + u2 * g2;
+    gp[c] += g_xs * fs[k];
+    gp[2 * F + c] += g_xvs * fvs[k];
+    gf[c] = g_xs * p[c];
+    gf[2 * F + c] = g_xvs * p[2 * F + c];
+    if (FIRST) {
+      gf[F + c] = T(0);
+    } else {
+      const T v0 = vj[c], v1 = vj[vs1 + c], v2 = vj[2 * vs1 + c];
+      const T g_xvv = v0 * g0 + v1 * g1 + v2 * g2;
+      const T xvv = p[F + c] * fvv[k];
+      gvj[c] += xvv * g0;
+      gvj[F + c] += xvv * g1;
+      gvj[2 * F + c] += xvv * g2;
+      gp[F + c] += g_xvv * fvv[k];
+      gf[F + c] = g_xvv * p[F + c];
+    }
+  }
+}
+
+template <typename T> MASKPOT_INLINE T lane_sum(const T *x)
+{
+  T sum = 0;
+  for (int64_t k = 0; k < CHUNK; ++k) sum += x[k];
+  return sum;
+}
+
+// Gradients from gs (n_local, F) and gv (n_local, 3, F), contiguous: g_phi (N, 3F) and g_v (N, 3, F)
+// (contiguous, zeroed; g_v unused when first) are accumulated, g_rbf (E, R) and g_unit (E, 3) written.
+// The filter's output gradients gf (3F per edge) of a block of EDGE_BLOCK edges are collected and turned into
+// rbf gradients by one small GEMM, rbf_gemm(gf (B, 3F), B, g_rbf rows (B, R)) = gf W, which a BLAS does
+// faster than a per-edge loop over R.
+constexpr int64_t EDGE_BLOCK = 128;
+
+template <typename T, bool FIRST, class Gemm>
+void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv, T *g_phi, T *g_v,
+                    T *g_rbf, T *g_unit, Gemm &&rbf_gemm)
+{
+  const int64_t F = g.F, R = g.R;
+  // scratch: gf of one block of edges (EDGE_BLOCK x 3F), then lane-wise partial sums of one edge's unit-vector
+  // gradient (3 x CHUNK)
+  std::vector<T> scratch(EDGE_BLOCK * 3 * F + 3 * CHUNK);
+  T *__restrict__ gf_block = scratch.data();
+  T *__restrict__ gu_lanes = gf_block + EDGE_BLOCK * 3 * F;
+  for (int64_t e0 = e_begin; e0 < e_end; e0 += EDGE_BLOCK) {
+    const int64_t B = std::min(EDGE_BLOCK, e_end - e0);
+    for (int64_t e = e0; e < e0 + B; ++e) {
+      const int64_t a = g.i[e], b = g.j[e];
+      const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
+      T *gvj = FIRST ? nullptr : g_v + b * 3 * F;
+      const T *rbf = g.rbf + e * g.rbf_stride, *u = g.unit + e * g.unit_stride, *p = g.phi + b * g.phi_stride;
+      const T *gsa = gs + a * F, *gva = gv + a * 3 * F;
+      T *gpb = g_phi + b * 3 * F, *gf = gf_block + (e - e0) * 3 * F;
+      std::fill(gu_lanes, gu_lanes + 3 * CHUNK, T(0));
+      int64_t c0 = 0;
+      for (; c0 + CHUNK <= F; c0 += CHUNK)
+        backward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, gsa, gva, gpb, gvj, gu_lanes, gf, R, F, c0,
+                                 CHUNK);
+      if (c0 < F)
+        backward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, gsa, gva, gpb, gvj, gu_lanes, gf, R, F, c0,
+                                 F - c0);
+      for (int d = 0; d < 3; ++d) g_unit[e * 3 + d] = lane_sum(gu_lanes + d * CHUNK);
+    }
+    rbf_gemm(static_cast<const T *>(gf_block), B, g_rbf + e0 * R);
+  }
+}
+
+// Up to `parts` consecutive edge ranges (boundaries, first 0, last E) such that no receiving atom has edges in
+// two ranges, so that threads can scatter into ds/dv without conflicts: possible when each atom's edges are
+// contiguous (neighbour lists give them so); otherwise one range. `seen` is scratch of n_local entries.
+inline std::vector<int64_t> receiver_ranges(const int64_t *i, int64_t E, int64_t n_local, int64_t parts)
+{
+  std::vector<int64_t> bounds{0};
+  if (parts > 1) {
+    std::vector<char> seen(n_local, 0);
+    for (int64_t e = 0; e < E; ++e) {
+      if (e > 0 && i[e] == i[e - 1]) continue;
+      if (seen[i[e]]) return {0, E};    // atom i[e] has edges in two places
+      seen[i[e]] = 1;
+    }
+    for (int64_t t = 1; t < parts; ++t) {
+      int64_t b = std::max(bounds.back(), E * t / parts);
+      while (b > 0 && b < E && i[b] == i[b - 1]) ++b;
+      if (b > bounds.back() && b < E) bounds.push_back(b);
+    }
+  }
+  bounds.push_back(E);
+  return bounds;
+}
+
+}    // namespace maskpot
+
+#endif

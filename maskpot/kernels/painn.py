@@ -1,0 +1,50 @@
+"""PaiNN's message step on the fused operator ``torch.ops.maskpot.painn_message`` (maskpot/kernels/csrc).
+
+``FusedPaiNNMessage`` takes over the parameters of a reference ``maskpot.models.painn.PaiNNMessage`` and
+computes the same function (same units and shapes); ``use_fused(potential)`` swaps it into every PaiNN layer of
+a potential. The reference classes stay untouched, so training and reference exports are unaffected.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from maskpot.models.painn import PaiNN, PaiNNMessage, message_update
+
+
+class FusedPaiNNMessage(nn.Module):
+    """``PaiNNMessage`` with its edge loop in one C++ operator on the CPU: no (E, 3F) edge tensors (on other
+    devices it runs the reference ops). Inference only: the operator's backward gives input gradients (forces)
+    but no weight gradients and no double backward."""
+
+    def __init__(self, reference: PaiNNMessage) -> None:
+        super().__init__()
+        self.hidden = reference.hidden
+        self.phi = reference.phi
+        self.filter = reference.filter
+
+    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
+                first: bool, n_local: int) -> tuple[Tensor, Tensor]:
+        s_phi = self.phi(s)
+        if s.device.type != "cpu":  # the operator is CPU-only: elsewhere (OpenMM's CUDA platform) the reference ops
+            return message_update(s_phi, self.filter(rbf_cut), s, v, unit, i, j, first, n_local, self.hidden)
+        ds, dv = torch.ops.maskpot.painn_message(s_phi, v, self.filter.weight, rbf_cut, unit, i, j, n_local, first)
+        return s[:n_local] + ds, v[:n_local] + dv
+
+
+def use_fused(potential: nn.Module) -> int:
+    """Replace the message step of every PaiNN layer inside ``potential`` by the fused operator (in place; loads
+    the operator library). Returns how many layers were switched (0: no PaiNN backbone, nothing to fuse)."""
+    from maskpot import kernels
+
+    n = 0
+    for module in potential.modules():
+        if isinstance(module, PaiNN):
+            for layer in module.layers:
+                if isinstance(layer.message, PaiNNMessage):
+                    layer.message = FusedPaiNNMessage(layer.message)
+                    n += 1
+    if n:
+        kernels.load()
+    return n

@@ -1,0 +1,276 @@
+"""maskpot::painn_message (maskpot/kernels) against the reference PaiNN message step: the operator's gradients
+(gradcheck), whole potentials (energies, forces, virials on periodic water), the layer-wise form with ghosts
+(n_local < N), its refusals (double backward, weight gradients, bad indices), and fused exports in ASE, OpenMM
+(a fresh process that loads the library through maskpot); LAMMPS: tests/lammps/test_lammps_kernels.py."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from maskpot import kernels
+from maskpot.export.metadata import read_metadata
+from maskpot.kernels.painn import FusedPaiNNMessage, use_fused
+from tests.models import battery as B
+
+# fused against reference, relative to the size of the compared quantity
+TOL = {"float64": 1e-10, "float32": 1e-5}
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _library():
+    if not kernels.available():
+        pytest.fail(f"{kernels.library_path()} is not built (bash lammps/build.sh; setup.sh builds it)",
+                    pytrace=False)
+    kernels.load()
+
+
+def frozen(model: B.Model) -> B.Model:
+    for p in model.potential.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def fused_copy(model: B.Model) -> B.Model:
+    potential = copy.deepcopy(model.potential)
+    assert use_fused(potential) == len(potential.backbone.layers)
+    return B.Model(model.backbone, model.dtype, potential)
+
+
+def small_water_box(seed: int = 2) -> B.Frame:
+    """27 waters at liquid density (9.3 A cube): every atom has ~25 neighbours within the 4 A cutoff."""
+    positions, numbers = B.waters(3, 9.3, seed)
+    return B.Frame(positions, numbers, cell=np.eye(3) * 9.3, pbc=True)
+
+
+@pytest.mark.parametrize("dtype", B.DTYPES)
+def test_fused_potential_matches_reference_on_periodic_water(dtype):
+    model = frozen(B.make_model("painn", dtype))
+    fused = fused_copy(model)
+    assert isinstance(fused.potential.backbone.layers[0].message, FusedPaiNNMessage)
+    for frame in (B.periodic_box(), small_water_box()):
+        ref, out = B.one(model, frame), B.one(fused, frame)
+        B.nontrivial(ref.forces, "forces")
+        B.close(out.energy, ref.energy, TOL[dtype], "energy")
+        B.close(out.forces, ref.forces, TOL[dtype], "forces")
+        B.close(out.virial, ref.virial, TOL[dtype], "virial")
+        B.close(out.node_energy, ref.node_energy, TOL[dtype], "node energies")
+
+
+def random_op_inputs(N: int, F: int, R: int, E: int, n_local: int, first: bool, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    f64 = dict(dtype=torch.float64)
+    s_phi = torch.randn(N, 3 * F, generator=g, **f64).requires_grad_()
+    v = torch.randn(N, 3, F, generator=g, **f64).requires_grad_(not first)
+    weight = torch.randn(3 * F, R, generator=g, **f64)
+    rbf = torch.randn(E, R, generator=g, **f64).requires_grad_()
+    unit = torch.randn(E, 3, generator=g, **f64).requires_grad_()
+    i = torch.randint(0, n_local, (E,), generator=g)
+    j = torch.randint(0, N, (E,), generator=g)
+    return s_phi, v, weight, rbf, unit, i, j
+
+
+@pytest.mark.parametrize("first", [False, True])
+@pytest.mark.parametrize("F", [5, 21])  # below one chunk of channels, and a chunk plus a remainder
+def test_gradcheck(first, F):
+    N, n_local = 7, 5  # two ghosts: they send, never receive
+    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(N, F, 4, 40, n_local, first)
+
+    def op(s_phi, v, rbf, unit):
+        return torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, n_local, first)
+
+    inputs = (s_phi, v, rbf, unit) if not first else (s_phi, rbf, unit)
+    fn = op if not first else (lambda s_phi, rbf, unit: op(s_phi, v, rbf, unit))
+    assert torch.autograd.gradcheck(fn, inputs)
+    ds, dv = op(s_phi, v, rbf, unit)
+    assert ds.shape == (n_local, F) and dv.shape == (n_local, 3, F)
+
+
+@pytest.mark.parametrize("dtype", B.DTYPES)
+def test_layer_step_with_ghosts(dtype):
+    """PaiNN.layer_step on a graph whose last nodes are ghosts (n_local < N): states of the local nodes and the
+    gradients with respect to all node states and the edge features, fused against reference."""
+    model = frozen(B.make_model("painn", dtype))
+    fused = fused_copy(model)
+    ref_bb, fused_bb = model.potential.backbone, fused.potential.backbone
+    g = torch.Generator().manual_seed(3)
+    N, n_local, E, F = 30, 18, 260, ref_bb.hidden
+    t = model.torch_dtype
+    edge_vec = (torch.rand(E, 3, generator=g, dtype=torch.float64) * 4.6 - 2.3).to(t)
+    i, j = torch.randint(0, n_local, (E,), generator=g), torch.randint(0, N, (E,), generator=g)
+    node0 = torch.randn(N, ref_bb.state_width, generator=g, dtype=torch.float64).to(t)
+    cotangent = torch.randn(n_local, ref_bb.state_width, generator=g, dtype=torch.float64).to(t)
+    for k in range(ref_bb.n_layers):
+        results = []
+        for bb in (ref_bb, fused_bb):
+            vec = edge_vec.clone().requires_grad_()
+            node = node0.clone().requires_grad_()
+            feat = bb.edge_features(vec)
+            out, _ = bb.layer_step(k, node, feat.new_zeros((E, 0)), feat, i, j, n_local)
+            g_node, g_vec = torch.autograd.grad((out * cotangent).sum(), [node, vec], allow_unused=True)
+            results.append((out.detach(), g_node, g_vec))
+        (out_r, gn_r, gv_r), (out_f, gn_f, gv_f) = results
+        assert out_f.shape == (n_local, ref_bb.state_width)
+        B.close(out_f, out_r, TOL[dtype], f"layer {k} states")
+        B.nontrivial(gv_r, f"layer {k} edge gradient")
+        B.close(gv_f, gv_r, TOL[dtype], f"layer {k} edge-vector gradient")
+        if k == 0:  # layer 0 reads the scalar states only (v is zero before it)
+            gn_r, gn_f = gn_r[:, :F], gn_f[:, :F]
+        B.close(gn_f, gn_r, TOL[dtype], f"layer {k} node-state gradient")
+        assert bool((gn_r[n_local:] != 0).any()), "ghost states should get gradients (they send messages)"
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+def test_threads_give_the_same_numbers(grouped):
+    """Three threads against one: the forward splits the edges between receiving atoms when each atom's edges are
+    contiguous (grouped, as neighbour lists give them) and runs on one thread otherwise; the backward always
+    splits them (per-thread node gradients, summed)."""
+    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(300, 6, 4, 9000, 250, False)
+    if grouped:
+        i = torch.sort(i).values
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 250, False)
+            grads = torch.autograd.grad((ds * ds).sum() + (dv * dv).sum(), [s_phi, v, rbf, unit])
+            results.append([ds, dv, *grads])
+    finally:
+        torch.set_num_threads(threads)
+    for one, three in zip(*results):
+        B.close(three, one, 1e-12, "3 threads against 1")
+
+
+def test_refuses_double_backward_and_weight_gradients():
+    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(6, 4, 3, 20, 6, False)
+    ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 6, False)
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad((ds.sum() + dv.sum()), [rbf], create_graph=True)
+    with pytest.raises(RuntimeError, match="no gradient for the filter weight"):
+        torch.ops.maskpot.painn_message(s_phi, v, weight.requires_grad_(), rbf, unit, i, j, 6, False)
+    with torch.no_grad():  # a weight that requires grad is fine when nothing is differentiated
+        torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 6, False)
+
+
+def test_refuses_bad_inputs():
+    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(6, 4, 3, 20, 4, False)
+    op = torch.ops.maskpot.painn_message
+    bad_i = i.clone()
+    bad_i[7] = 4  # = n_local: a ghost cannot receive
+    with pytest.raises(RuntimeError, match="receiving atom i is outside"):
+        op(s_phi, v, weight, rbf, unit, bad_i, j, 4, False)
+    with pytest.raises(RuntimeError, match="sending atom j is outside"):
+        op(s_phi, v, weight, rbf, unit, i, j + 6, 4, False)
+    with pytest.raises(RuntimeError, match="all float inputs must be"):
+        op(s_phi, v, weight.float(), rbf, unit, i, j, 4, False)
+    with pytest.raises(RuntimeError, match="rbf_cut must be"):
+        op(s_phi, v, weight, rbf[:, :2], unit, i, j, 4, False)
+
+
+def test_training_mode_potential_is_refused_by_fused_but_reference_trains():
+    """A fused potential with trainable weights refuses (training keeps the reference ops)."""
+    model = B.make_model("painn", "float64")
+    fused = fused_copy(model)  # weights still require grad
+    with pytest.raises(RuntimeError, match="no gradient for the filter weight"):
+        B.one(fused, B.periodic_box())
+
+
+# ---- exports -----------------------------------------------------------------------------------------------------
+
+def test_export_kernels_metadata_info_and_default(checkpoint_factory, export_factory, tmp_path):
+    from typer.testing import CliRunner
+
+    from maskpot.cli import app
+
+    assert read_metadata(export_factory("ase"))["kernels"] == "fused"  # the default where the library is built
+    assert read_metadata(export_factory("ase", kernels="reference"))["kernels"] == "reference"
+    assert read_metadata(export_factory("ase", "egnn"))["kernels"] == "reference"  # nothing to fuse
+    runner = CliRunner(env={"COLUMNS": "200"})
+    r = runner.invoke(app, ["info", str(export_factory("lammps"))])
+    assert r.exit_code == 0, r.output
+    assert "fused" in next(line for line in r.output.splitlines() if "kernels" in line)
+    out = tmp_path / "ref.pt"
+    r = runner.invoke(app, ["export", str(checkpoint_factory("painn")), "--target", "ase", "--kernels", "reference",
+                            "--out", str(out)])
+    assert r.exit_code == 0 and "reference kernels" in r.output, r.output
+    r = runner.invoke(app, ["export", str(checkpoint_factory("painn")), "--target", "ase", "--kernels", "fast",
+                            "--out", str(tmp_path / "bad.pt")])
+    assert r.exit_code != 0 and "unknown kernels 'fast'" in str(r.exception)  # main() prints it as one line
+    assert not (tmp_path / "bad.pt").exists()
+    r = runner.invoke(app, ["export", str(checkpoint_factory("egnn")), "--target", "ase", "--kernels", "fused",
+                            "--out", str(tmp_path / "egnn.pt")])
+    assert r.exit_code != 0 and "no fused kernels for the egnn backbone" in str(r.exception)
+    from maskpot.export import export_checkpoint
+
+    with pytest.raises(ValueError, match="--kernels fused applies to --format torchscript only"):
+        export_checkpoint(checkpoint_factory("painn"), "ase", tmp_path / "p.pt2", export_format="aoti", kernels="fused")
+
+
+@pytest.mark.parametrize("dtype", B.DTYPES)
+def test_fused_ase_export_matches_reference_export(export_factory, water_atoms, dtype):
+    from maskpot.ase import MaskpotCalculator
+
+    results = []
+    for k in ("reference", "fused"):
+        atoms = water_atoms.copy()
+        atoms.calc = MaskpotCalculator(export_factory("ase", "painn", dtype, kernels=k))
+        results.append((atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress()))
+    (e_r, f_r, s_r), (e_f, f_f, s_f) = results
+    assert abs(e_f - e_r) <= TOL[dtype] * abs(e_r)
+    assert np.abs(f_f - f_r).max() <= TOL[dtype] * np.abs(f_r).max()
+    assert np.abs(s_f - s_r).max() <= TOL[dtype] * np.abs(s_r).max()
+
+
+def test_fresh_process_loads_fused_exports_through_maskpot(export_factory, water_atoms):
+    """ASE and OpenMM in a process that has not loaded the kernels: maskpot's loaders load them; plain
+    torch.jit.load of the reference export needs nothing (and of the fused one fails, naming the operator)."""
+    from maskpot.ase import MaskpotCalculator
+    from maskpot.data.units import EV_TO_KJ_PER_MOL
+
+    atoms = water_atoms.copy()
+    atoms.calc = MaskpotCalculator(export_factory("ase", kernels="reference"))
+    e_ref = atoms.get_potential_energy()
+    code = f"""
+import json, sys, numpy as np, torch
+import openmm
+from ase import Atoms
+from maskpot import kernels
+assert not kernels.loaded()
+from maskpot.ase import MaskpotCalculator
+from maskpot.openmm import create_force
+a = Atoms(numbers={list(map(int, atoms.numbers))!r}, positions={atoms.positions.tolist()!r}, cell={atoms.cell.tolist()!r}, pbc=True)
+a.calc = MaskpotCalculator({str(export_factory("ase"))!r})
+f = create_force({str(export_factory("openmm"))!r}, list(a.numbers))
+s = openmm.System()
+for z in a.numbers:
+    s.addParticle(1.0)
+L = a.cell[0, 0] / 10
+s.setDefaultPeriodicBoxVectors(openmm.Vec3(L, 0, 0), openmm.Vec3(0, L, 0), openmm.Vec3(0, 0, L))
+s.addForce(f)
+c = openmm.Context(s, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName('Reference'))
+c.setPositions(a.positions / 10)
+print(json.dumps([a.get_potential_energy(), c.getState(getEnergy=True).getPotentialEnergy()._value]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    e_ase, e_openmm = json.loads(out.stdout.splitlines()[-1])
+    assert e_ase == pytest.approx(e_ref, rel=1e-10)
+    assert e_openmm == pytest.approx(e_ref * EV_TO_KJ_PER_MOL, rel=1e-10)
+    plain = ("import sys, torch\n"
+             "sys.path = [p for p in sys.path if 'maskpot' not in p and p not in ('', '.')]\n"
+             "torch.jit.load(sys.argv[1]); assert 'maskpot' not in sys.modules; print('ok')\n")
+    ref = subprocess.run([sys.executable, "-c", plain, str(export_factory("ase", kernels="reference"))],
+                         capture_output=True, text=True, cwd="/")
+    assert ref.returncode == 0 and "ok" in ref.stdout, ref.stderr
+    fused = subprocess.run([sys.executable, "-c", plain, str(export_factory("ase"))], capture_output=True, text=True,
+                           cwd="/")
+    assert fused.returncode != 0 and "maskpot::painn_message" in fused.stderr
