@@ -49,7 +49,7 @@ from benchmarks.common import argument_parser, csv_list, deepmd_water, save_json
 from maskpot.errors import Interrupted, first_line  # noqa: E402
 
 PRETRAIN_STEPS = 2500
-MAX_STEPS = 5000
+MAX_STEPS = 20000  # a safety cap: finetuning runs stop on their validation plateau
 EVAL_EVERY = 50
 PATIENCE = 10
 N_VAL = 32
@@ -211,7 +211,20 @@ def finished(task: Task, out: Path, args) -> dict | None:
     if not args.resume:
         return None
     record = json.loads(path.read_text())
-    return record if record.get("budget") == budget(args.quick) else None
+    return record if comparable(record, budget(args.quick), task.kind) else None
+
+
+def comparable(record: dict, now: dict, kind: str) -> bool:
+    """A record counts under the budget ``now`` when it was made under it, or under one that differs only in the
+    finetuning step cap where that cap did not matter: a pretraining (its length is pretrain_steps), or a
+    finetuning that stopped on its plateau below a cap no larger than today's (it would train alike)."""
+    then = record.get("budget") or {}
+    if then == now:
+        return True
+    same_otherwise = {k: v for k, v in then.items() if k != "max_steps"} == {k: v for k, v in now.items() if k != "max_steps"}
+    if kind != "finetune":
+        return same_otherwise
+    return same_otherwise and record.get("stopped") == "plateau" and then.get("max_steps", 0) <= now["max_steps"]
 
 
 def ready(task: Task, out: Path, args) -> bool:

@@ -29,7 +29,8 @@ def gemm_rate(dtype: str, n: int = 1024, repeats: int = 5) -> float:
 
 def flops_per_call(frame, model_file) -> float:
     """Counted FLOPs of one call of an exported ASE-target file (neighbour search, energy, forces) on ``frame``:
-    torch.profiler's FLOP estimates of its matrix products, backward (force) products included."""
+    torch.profiler's FLOP estimates of its matrix products, backward (force) products included. Give it an
+    export with ``kernels="reference"``: the profiler counts nothing inside a fused kernel."""
     from torch.profiler import ProfilerActivity, profile
 
     module = torch.jit.load(str(model_file))
