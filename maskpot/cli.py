@@ -358,7 +358,8 @@ def export(
     dtype: str = typer.Option(None, help="float32 | float64 (default: the checkpoint's)"),
     topology: str = typer.Option(None, help="OpenMM only: structure whose atomic numbers are baked in"),
     export_format: str = typer.Option("torchscript", "--format", help="torchscript | aoti (an AOTInductor .pt2 "
-                                      "package for lammps on one MPI rank and ase; compiles for minutes)"),
+                                      "package for lammps on one MPI rank, ase, and openmm through PythonForce; "
+                                      "compiles for minutes)"),
     kernels: str = typer.Option(None, help="fused | reference (default: fused where maskpot has a fused operator "
                                            "for the backbone and its library is built; reference with --topology "
                                            "or --format aoti). A fused file needs maskpot's kernels library where "

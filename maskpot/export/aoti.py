@@ -1,7 +1,8 @@
 """AOTInductor packages (``maskpot export --format aoti``): the energy+forces graph of an export compiled ahead of
 time into a ``.pt2`` file, and its Python loader.
 
-Units: Angstrom, eV, eV/Angstrom, as the TorchScript ``--target lammps`` and ``--target ase`` files.
+Units: inside a package Angstrom, eV, eV/Angstrom for every target; the loader of an ``--target openmm`` package
+converts at the engine boundary (nm, kJ/mol), as the TorchScript OpenMM file does.
 ``torch.export`` cannot trace a module that calls ``torch.autograd.grad`` (the forces), so the whole
 energy+forces function is first traced with ``make_fx`` (which records the backward pass as ordinary
 operations), that graph is exported with dynamic atom and edge counts, and AOTInductor compiles it to C++.
@@ -28,13 +29,14 @@ from typing import Callable, Tuple
 import torch
 from torch import Tensor
 
+from maskpot.data.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from maskpot.errors import first_line
 from maskpot.export.core import ModelCore, check_finite, check_positions
 from maskpot.export.metadata import METADATA_NAME, read_metadata
 
 log = logging.getLogger(__name__)
 
-PACKAGE_TARGETS = ("lammps", "ase")
+PACKAGE_TARGETS = ("lammps", "ase", "openmm")
 # Example graph for tracing: sizes that are neither 0/1 (specialised by torch's symbolic shapes) nor equal to each
 # other or to a fixed size (2, 3), so the traced graph keeps the atom count N and the edge count E symbolic.
 _EXAMPLE_ATOMS, _EXAMPLE_EDGES = 7, 22
@@ -47,7 +49,8 @@ class PackagedGraph(torch.nn.Module):
     float64 A)``, edge vectors r_e = pos[j] - pos[i] + edge_shift formed in float64, then cast to ``dtype``:
     - lammps: -> (energy () eV, node_energy (N,) eV, forces (N,3) eV/A, virial (6,) eV, xx yy zz xy xz yz), the
       outputs of ``LammpsModel.forward`` with n_local = N (``ghosts fold``) and compute_virial true;
-    - ase: -> (energy () eV, forces (N,3) eV/A, virial (3,3) eV), the outputs of ``AseModel.forward``.
+    - ase and openmm: -> (energy () eV, forces (N,3) eV/A, virial (3,3) eV), the outputs of ``AseModel.forward``
+      (the openmm loader converts them).
     All outputs float64. Atomic numbers must be among the model's species (the loaders check).
     """
 
@@ -65,7 +68,7 @@ class PackagedGraph(torch.nn.Module):
         edge_vec = (positions[edge_index[1]] - positions[edge_index[0]] + edge_shift).to(self.model_dtype)
         with torch.enable_grad():
             energy, node_energy, forces, w = self.core.compute(species_index, edge_index, edge_vec, positions.shape[0])
-        if self.target == "ase":
+        if self.target != "lammps":
             return energy.double(), forces.double(), w.double()
         virial = torch.stack([w[0, 0], w[1, 1], w[2, 2], w[0, 1], w[0, 2], w[1, 2]])
         node_energy = node_energy.double()
@@ -142,7 +145,9 @@ def load_package(path: str | Path, device: str = "cpu") -> tuple[Callable[..., T
     - ase: ``model(positions A (N,3), atomic_numbers (N,), cell A (3,3), pbc (3,) bool) -> (energy eV, forces
       eV/A, virial eV (3,3))``; the neighbour list is the TorchScript file's (``maskpot.models.neighbors``);
     - lammps: ``model(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial)``; the graph
-      must hold local atoms only (n_local = N: ``ghosts fold``).
+      must hold local atoms only (n_local = N: ``ghosts fold``);
+    - openmm: an :class:`OpenMMPackage` (``model(positions nm, boxvectors nm or None) -> (energy kJ/mol, forces
+      kJ/mol/nm)`` for ``openmm.PythonForce``; ``model.atomic_numbers`` is set by ``maskpot.openmm.create_force``).
     As with TorchScript files, a non-finite position, energy or force or an unknown element raises one line.
     Packages are compiled for the CPU; ``device`` other than "cpu" is refused.
     """
@@ -192,7 +197,34 @@ def load_package(path: str | Path, device: str = "cpu") -> tuple[Callable[..., T
         check_finite(energy, forces, edge_index, positions[edge_index[1]] - positions[edge_index[0]] + edge_shift)
         return energy, forces, virial
 
+    if meta["target"] == "openmm":
+        return OpenMMPackage(ase), meta
     return {"lammps": lammps, "ase": ase}[meta["target"]], meta
 
 
-__all__ = ["PACKAGE_TARGETS", "PackagedGraph", "load_package", "package"]
+class OpenMMPackage:
+    """The OpenMM call of a package, in OpenMM's units: ``model(positions nm (N,3), boxvectors nm (3,3) or None)
+    -> (energy () kJ/mol, forces (N,3) kJ/mol/nm)``, float64, as ``OpenMMModel.forward`` of a TorchScript export
+    for the atoms ``atomic_numbers`` (all of them: ``PythonForce.setParticles`` hands over the ML particles only).
+    ``outputs_forces`` is True, as there."""
+
+    outputs_forces = True
+
+    def __init__(self, ase: Callable[..., Tuple[Tensor, ...]]):
+        self._ase = ase
+        self.atomic_numbers = torch.zeros(0, dtype=torch.long)
+
+    def __call__(self, positions: Tensor, boxvectors: Tensor | None = None) -> Tuple[Tensor, Tensor]:
+        n = self.atomic_numbers.shape[0]
+        if n == 0:
+            raise RuntimeError("maskpot: no atomic numbers set; use maskpot.openmm.create_force")
+        if positions.shape[0] != n:
+            raise RuntimeError(f"maskpot: the model was set up for {n} atoms but the system has {positions.shape[0]}")
+        periodic = boxvectors is not None
+        cell = boxvectors.to(torch.float64) * NM_TO_ANGSTROM if periodic else torch.zeros((3, 3), dtype=torch.float64)
+        energy, forces, _ = self._ase(positions.to(torch.float64) * NM_TO_ANGSTROM, self.atomic_numbers, cell,
+                                      torch.full((3,), periodic, dtype=torch.bool))
+        return energy * EV_TO_KJ_PER_MOL, forces * (EV_TO_KJ_PER_MOL * NM_TO_ANGSTROM)
+
+
+__all__ = ["PACKAGE_TARGETS", "OpenMMPackage", "PackagedGraph", "load_package", "package"]

@@ -33,8 +33,7 @@ def check_options(target: str, dtype: str, export_format: str = "torchscript") -
         from maskpot.export.aoti import PACKAGE_TARGETS
 
         if target not in PACKAGE_TARGETS:
-            raise ValueError(f"--format aoti packages --target {' or '.join(PACKAGE_TARGETS)}, not {target}: "
-                             f"OpenMM's TorchForce loads TorchScript only (use --format torchscript)")
+            raise ValueError(f"--format aoti packages --target {', '.join(PACKAGE_TARGETS)}, not {target}")
 
 
 def _prepared(potential: torch.nn.Module, dtype: str) -> torch.nn.Module:
@@ -119,6 +118,9 @@ def _export(checkpoint, target, out, dtype, topology, export_format, kernels) ->
     check_options(target, dtype, export_format)
     if topology is not None and target != "openmm":
         raise ValueError("--topology applies to --target openmm only")
+    if topology is not None and export_format == "aoti":
+        raise ValueError("--topology is for a TorchScript file that plain openmmtorch.TorchForce loads; a .pt2 "
+                         "package runs through maskpot.openmm.create_force, which takes the topology")
     kernels = kernels or default_kernels(config["backbone"], topology, export_format)
     versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
     meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,

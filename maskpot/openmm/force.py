@@ -12,6 +12,8 @@ The exported module takes positions and box vectors in nm and returns the energy
 - ``"auto"``: ``"torch"`` when openmmtorch imports and evaluates a TorchForce in this process, else ``"python"``.
 
 openmmtorch is imported only for the torch backend (and the auto probe): a process without it uses ``"python"``.
+An AOTInductor package (``maskpot export --target openmm --format aoti``) runs through ``"python"`` only
+(``"auto"`` chooses it), on the CPU: ``maskpot.export.aoti.OpenMMPackage`` has the module's inputs and outputs.
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[in
     """An OpenMM force applying the exported model to the ML atoms.
 
     Args:
-        model_file: file written by ``maskpot export --target openmm``.
+        model_file: file written by ``maskpot export --target openmm``: TorchScript (either backend) or an
+            AOTInductor package (``--format aoti``: the python backend).
         atomic_numbers_or_topology: an ``openmm.app.Topology`` or the atomic numbers of all particles.
         atoms: particle indices of the ML region (default: all particles).
         periodic: use periodic boundary conditions; default: whether the topology has box vectors (True for a
@@ -126,6 +129,12 @@ def create_force(model_file: str, atomic_numbers_or_topology, atoms: Sequence[in
     if meta["target"] != "openmm":
         raise ValueError(f"{model_file}: exported for {meta['target']}; re-export with --target openmm")
     check_precision(model_file, meta, precision)
+    if meta["export_format"] == "aoti":  # openmm-torch's TorchForce loads TorchScript only
+        if backend == "torch":
+            raise ValueError(f"{model_file}: an AOTInductor package runs through backend='python' (OpenMM's "
+                             "PythonForce); openmm-torch's TorchForce loads TorchScript only")
+        backend = "python" if backend == "auto" else backend
+        device = "cpu" if device == "auto" else device  # packages are compiled for the CPU
     backend = choose_backend(backend)
     torch_device = resolve_device(device)
 
@@ -255,7 +264,7 @@ class ModelComputation:
             box = torch.from_numpy(state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(self.nm)).to(self.device)
         try:
             energy, forces = self.module(positions, box)
-        except (torch.jit.Error, RuntimeError) as exc:  # keep the model's message, not the TorchScript traceback
+        except (torch.jit.Error, RuntimeError, ValueError) as exc:  # the model's message, not a traceback
             raise RuntimeError(self._particle_names(first_line(exc))) from None
         return float(energy), forces.detach().cpu().numpy()
 
