@@ -16,6 +16,9 @@ Rows per (size, backbone, dtype):
   openmm-python  the same file and Context with the model in OpenMM's PythonForce (maskpot.openmm backend "python").
   lammps-Nr    export --target lammps in lmp (pair_style maskpot plugin) on N MPI ranks, NVT 300 K; ms/step from
                LAMMPS' "Loop time" of a production run after a warm-up run.
+  model-only-pt2, lammps-pt2   the same two rows with AOTInductor packages (--format aoti; LAMMPS on one rank),
+               their repeats interleaved with the TorchScript file's so that ".pt2 / TorchScript" is measured side
+               by side; for the size scan's model only (--aoti; compiling a package takes minutes).
 Rows per size: tip3p-flex (flexible TIP3P, PME, 0.5 fs) and tip3p-rigid (SETTLE, 2 fs) in OpenMM CPU.
 
 Models: by default a default-size ModelConfig per backbone with RANDOM weights; speed does not depend on the weight
@@ -46,8 +49,8 @@ from benchmarks.common import argument_parser, begin, csv_list, finish, known  #
 from maskpot.errors import first_line  # noqa: E402
 from benchmarks.speed_floor import floor_us_per_atom_step, gemm_rate  # noqa: E402
 from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_row, model_only,  # noqa: E402
-                                      openmm_model, tip3p)
-from benchmarks.speed_report import MODEL_ENGINES, Row, assess, write_outputs  # noqa: E402
+                                      model_only_package, openmm_model, tip3p)
+from benchmarks.speed_report import MODEL_ENGINES, PACKAGE_ENGINES, Row, assess, write_outputs  # noqa: E402
 
 VOLUME_PER_WATER = 29.9  # A^3, liquid water at 300 K
 ALL_ENGINES = MODEL_ENGINES + ("tip3p",)
@@ -86,10 +89,15 @@ def random_checkpoint(path: Path, backbone: str, dtype: str, quick: bool) -> Pat
     return path
 
 
-def exports(checkpoint: Path, dtype: str, folder: Path) -> dict[str, Path]:
+def exports(checkpoint: Path, dtype: str, folder: Path, packages: bool = False) -> dict[str, Path]:
+    """TorchScript files per target (default kernels), a reference-kernel ASE file, and with ``packages`` the
+    AOTInductor packages of the ase and lammps targets (keys "ase-aoti", "lammps-aoti")."""
     from maskpot.export import export_checkpoint
 
     files = {t: export_checkpoint(checkpoint, t, folder / f"model-{t}.pt", dtype=dtype) for t in ("ase", "openmm", "lammps")}
+    for t in ("ase", "lammps") if packages else ():
+        files[f"{t}-aoti"] = export_checkpoint(checkpoint, t, folder / f"model-{t}.pt2", dtype=dtype,
+                                               export_format="aoti")
     # FLOPs are counted on the reference ops: the profiler sees no arithmetic inside a fused kernel
     files["ase-reference"] = export_checkpoint(checkpoint, "ase", folder / "model-ase-reference.pt", dtype=dtype,
                                                kernels="reference")
@@ -107,6 +115,8 @@ def parse_args(argv=None):
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--scan", default="painn,float32", help="backbone,dtype of the size scan")
     ap.add_argument("--full-matrix", action="store_true", help="every backbone x dtype at every size")
+    ap.add_argument("--aoti", choices=("scan", "all", "none"), default=None,
+                    help="models with .pt2 rows: the size scan's (default), all, none (default with --quick)")
     ap.add_argument("--engines", default=",".join(ALL_ENGINES), help="subset of " + ",".join(ALL_ENGINES))
     ap.add_argument("--steps", type=int, default=None, help="timed steps (calls) per repeat (default: --atom-steps / atoms evaluated, clipped to 10..200)")
     ap.add_argument("--atom-steps", type=float, default=1e5, help="work per timed repeat, in atom-steps")
@@ -120,6 +130,7 @@ def parse_args(argv=None):
     if args.quick:
         args.sizes, args.variant_size, args.backbones, args.dtypes = "27,64", 64, "painn", "float32"
         args.steps, args.repeats = args.steps or 10, 1
+    args.aoti = args.aoti or ("none" if args.quick else "scan")
     return args
 
 
@@ -161,8 +172,14 @@ def main(argv=None) -> int:
             console.print(f"[red]{row.label} {row.waters} waters failed: {row.error}")
         rows.append(row)
 
-    n_tasks = len(sizes) * (2 if "tip3p" in engines else 0) + len(combos) * sum(
-        (len(ranks) if e == "lammps" else 1) for e in engines if e != "tip3p")
+    scan = tuple(csv_list(args.scan))
+
+    def engines_of(backbone: str, dtype: str) -> list[str]:
+        packaged = args.aoti == "all" or (args.aoti == "scan" and (backbone, dtype) == scan)
+        return [e for e in engines if e != "tip3p" and (packaged or e not in PACKAGE_ENGINES)]
+
+    n_tasks = len(sizes) * (2 if "tip3p" in engines else 0) + sum(
+        (len(ranks) if e == "lammps" else 1) for _, b, d in combos for e in engines_of(b, d))
     with tempfile.TemporaryDirectory() as scratch_dir, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console) as bar:
@@ -191,7 +208,10 @@ def main(argv=None) -> int:
                 try:
                     ckpt = Path(given[backbone]) if backbone in given else random_checkpoint(
                         folder / "model.ckpt", backbone, dtype, args.quick)
-                    model_files[key] = (ckpt, exports(ckpt, dtype, folder))
+                    packages = any(e in PACKAGE_ENGINES for e in engines_of(backbone, dtype))
+                    bar.update(task, description=f"exporting {backbone} {dtype}" + (" (compiling .pt2 packages)"
+                                                                                    if packages else ""))
+                    model_files[key] = (ckpt, exports(ckpt, dtype, folder, packages))
                 except Exception as exc:
                     model_files[key] = first_line(exc)
             setup = model_files[key]
@@ -204,7 +224,7 @@ def main(argv=None) -> int:
                     floor = {"flops_per_atom_step": per_atom, "gemm_flops_per_s": rates[dtype], "floor_us": floor_us}
                 except Exception as exc:  # the floor is extra information: a failure is reported, rows still run
                     console.print(f"[red]compute floor of {backbone} {dtype} at {waters} waters: {first_line(exc)}")
-            for engine in [e for e in engines if e != "tip3p"]:
+            for engine in engines_of(backbone, dtype):
                 for nr in (ranks if engine == "lammps" else [1]):
                     row = Row(waters, n_atoms, engine, backbone, dtype, ranks=nr, extra=dict(floor))
                     bar.update(task, description=f"{waters} waters {row.label}" + (f" {nr} rank(s)" if engine == "lammps" else ""))
@@ -217,16 +237,31 @@ def main(argv=None) -> int:
                             row.extra.update(extra)
                             return times
                         run(row, fn)
+                    elif engine == "model-only-pt2":
+                        def fn(row=row):
+                            times, extra = model_only_package(frame, setup[1], steps, args.repeats)
+                            row.extra.update(extra)
+                            return times
+                        run(row, fn)
                     elif engine == "eager":
                         run(row, lambda: eager(frame, setup[0], steps, args.repeats))
                     elif engine in ("openmm", "openmm-python"):
                         backend = "python" if engine == "openmm-python" else "torch"
                         run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads, backend))
+                    elif engine == "lammps-pt2":  # one rank, runs alternating with the TorchScript file's
+                        def fn(row=row):
+                            (times, script), breakdown = lammps_row(frame, setup[1], steps, args.repeats, 1,
+                                                                    args.threads, scratch, ("lammps-aoti", "lammps"))
+                            row.extra.update(lammps_breakdown_pct=breakdown,
+                                             torchscript_ms_interleaved=float(np.median(script)))
+                            return times
+                        run(row, fn)
                     else:
                         lsteps = steps_for(n_atoms / nr)  # each rank evaluates its own atoms
 
                         def fn(row=row, nr=nr, lsteps=lsteps):
-                            times, breakdown = lammps_row(frame, setup[1], lsteps, args.repeats, nr, args.threads, scratch)
+                            (times,), breakdown = lammps_row(frame, setup[1], lsteps, args.repeats, nr, args.threads,
+                                                             scratch)
                             row.extra["lammps_breakdown_pct"] = breakdown
                             return times
                         run(row, fn)

@@ -1,6 +1,6 @@
 """Timing of each row of benchmarks/speed.py: the exported model called from PyTorch (the model-only bound), the
 same model eager, OpenMM with the export in a TorchForce and in a PythonForce, LAMMPS with the pair_style plugin
-on N ranks, and classical TIP3P in OpenMM. Every function returns ms per MD step (or per call) for each repeat.
+on N ranks, AOTInductor packages beside their TorchScript files (interleaved), and classical TIP3P in OpenMM. Every function returns ms per MD step (or per call) for each repeat.
 """
 
 from __future__ import annotations
@@ -22,19 +22,52 @@ def model_only(frame, files, steps, repeats) -> tuple[list[float], dict]:
     """The exported module (ASE target) called directly, and its neighbour search alone (share of the step)."""
     from maskpot.models.neighbors import neighbor_pairs
 
-    module = torch.jit.load(str(files["ase"]))
-    pos = torch.tensor(frame.positions, dtype=torch.float64)
-    numbers = torch.tensor(frame.numbers, dtype=torch.long)
-    cell = torch.tensor(np.asarray(frame.cell), dtype=torch.float64)
-    pbc = torch.tensor([True, True, True])
-    times = timed_calls(lambda: module(pos, numbers, cell, pbc), steps, repeats)
+    call, meta = _ase_call(frame, files["ase"])
+    times = timed_calls(call, steps, repeats)
     search = torch.jit.script(neighbor_pairs)
-    model_dtype = torch.float64 if module.dtype == "float64" else torch.float32  # the attribute of the export
+    model_dtype = torch.float64 if meta["dtype"] == "float64" else torch.float32
+    pos, cell, pbc = _ase_inputs(frame)
     p, c = pos.to(model_dtype), cell.to(model_dtype)
-    nbr = timed_calls(lambda: search(p, c, pbc, float(module.cutoff)), steps, repeats)
-    edges = int(search(p, c, pbc, float(module.cutoff))[0].shape[1])
+    cutoff = float(meta["cutoff_angstrom"])
+    nbr = timed_calls(lambda: search(p, c, pbc, cutoff), steps, repeats)
+    edges = int(search(p, c, pbc, cutoff)[0].shape[1])
     return times, {"neighbour_ms": float(np.median(nbr)), "neighbour_share": float(np.median(nbr) / np.median(times)),
                    "edges": edges}
+
+
+def model_only_package(frame, files, steps, repeats) -> tuple[list[float], dict]:
+    """The ASE target's AOTInductor package called directly, its repeats interleaved with the TorchScript file's
+    (the ratio of the two is measured side by side); the TorchScript times are returned in the extra dict."""
+    package, _ = _ase_call(frame, files["ase-aoti"])
+    script, _ = _ase_call(frame, files["ase"])
+    times, script_times = interleaved([package, script], steps, repeats)
+    return times, {"torchscript_ms_interleaved": float(np.median(script_times))}
+
+
+def interleaved(calls, steps, repeats) -> list[list[float]]:
+    """ms per call of each of ``calls``, one repeat of each in turn (warm-up calls first)."""
+    out = [[] for _ in calls]
+    for call in calls:
+        timed_calls(call, 1, 1)
+    for _ in range(repeats):
+        for k, call in enumerate(calls):
+            out[k] += timed_calls(call, steps, 1, warmup=0)
+    return out
+
+
+def _ase_inputs(frame):
+    return (torch.tensor(frame.positions, dtype=torch.float64), torch.tensor(np.asarray(frame.cell), dtype=torch.float64),
+            torch.tensor([True, True, True]))
+
+
+def _ase_call(frame, path):
+    """(call of the ASE-target export at ``path`` on ``frame``, its metadata); TorchScript or package alike."""
+    from maskpot.export.loading import load_exported
+
+    module, meta = load_exported(path)
+    pos, cell, pbc = _ase_inputs(frame)
+    numbers = torch.tensor(frame.numbers, dtype=torch.long)
+    return (lambda: module(pos, numbers, cell, pbc)), meta
 
 
 def eager(frame, checkpoint, steps, repeats) -> list[float]:
@@ -110,19 +143,22 @@ def tip3p(frame, rigid: bool, steps, repeats, threads) -> list[float]:
     return openmm_steps(context, integrator, steps, repeats)
 
 
-def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path) -> tuple[list[float], dict]:
-    """ms/step of the timed run of ``repeats`` separate ``maskpot md --engine lammps`` runs (NVT 300 K, each after
-    a warm-up run; LAMMPS' "Loop time" of the timed run only), and the last run's timing breakdown (%)."""
+def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path,
+               keys: tuple[str, ...] = ("lammps",)) -> tuple[list[list[float]], dict]:
+    """ms/step of each of ``repeats`` separate ``maskpot md --engine lammps`` runs per file ``files[key]`` (NVT 300 K,
+    each after a warm-up run; LAMMPS' "Loop time" of the timed run only; several files alternate run by run), and
+    the timing breakdown (%) of the first file's last run."""
     from maskpot.lammps.md import run_lammps_md
 
-    times, log = [], ""
+    times, logs = [[] for _ in keys], {}
     for k in range(repeats):
-        result = run_lammps_md(files["lammps"], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
-                               out_prefix=scratch / f"md-{ranks}", nprocs=ranks, seed=k,
-                               warmup_steps=max(5, steps // 5), threads=threads)
-        times.append(result["ms_per_step"])
-        log = Path(result["log"]).read_text()
-    return times, lammps_breakdown(log)
+        for n, key in enumerate(keys):
+            result = run_lammps_md(files[key], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
+                                   out_prefix=scratch / f"md-{ranks}-{n}", nprocs=ranks, seed=k,
+                                   warmup_steps=max(5, steps // 5), threads=threads)
+            times[n].append(result["ms_per_step"])
+            logs[n] = Path(result["log"]).read_text()
+    return times, lammps_breakdown(logs[0])
 
 
 TIMING_LINE = re.compile(r"^(Pair|Neigh|Comm|Modify|Output|Other)\s*\|.*\|\s*([0-9.]+)\s*$", re.M)

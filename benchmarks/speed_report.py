@@ -16,7 +16,8 @@ from benchmarks.speed_engines import RIGID_TIMESTEP_FS, TIMESTEP_FS
 BOUND_TARGET = 0.95  # each engine >= 0.95 of the model-only bound
 RANK_TARGET = 1.7  # 2 ranks >= 1.7 x one rank ...
 RANK_TARGET_WATERS = 4096  # ... at this size
-MODEL_ENGINES = ("model-only", "eager", "openmm", "openmm-python", "lammps")
+MODEL_ENGINES = ("model-only", "eager", "openmm", "openmm-python", "lammps", "model-only-pt2", "lammps-pt2")
+PACKAGE_ENGINES = ("model-only-pt2", "lammps-pt2")  # AOTInductor packages, timed interleaved with TorchScript
 OPENMM_FORCE = {"openmm": "TorchForce", "openmm-python": "PythonForce"}  # the force class of each OpenMM row
 ROW_ORDER = ("tip3p-flex", "tip3p-rigid") + MODEL_ENGINES
 
@@ -92,6 +93,11 @@ def assess(rows: list[Row]) -> None:
                 r.note = (f"{r.ms - bound.ms:.2f} ms/step outside the model (integrator, {OPENMM_FORCE[r.engine]} "
                           f"call and data copies); neighbour search {100 * bound.extra['neighbour_share']:.0f}% of "
                           "the bound")
+        if r.engine in PACKAGE_ENGINES and bound is not None:
+            r.ratio_bound = bound.ms / r.ms
+            script = r.extra["torchscript_ms_interleaved"]
+            r.note = (f"TorchScript {script:.2f} ms/step in the same run (interleaved): the .pt2 is "
+                      f"{script / r.ms:.2f}x as fast")
         if r.engine == "lammps":
             pair = r.extra.get("lammps_breakdown_pct", {}).get("Pair")
             one = find(r.waters, "lammps", r.backbone, r.dtype, 1)

@@ -171,3 +171,18 @@ def test_export_refusals_are_one_line(checkpoint_factory, tmp_path):
     assert r.stderr.strip().startswith("error: ") and "an AOTInductor package is a .pt2 file" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_speed_rows_time_packages_beside_torchscript(package, export_factory, water_atoms, plugin, tmp_path):
+    """benchmarks/speed.py's .pt2 rows (model-only-pt2, lammps-pt2) run the package and the TorchScript file in
+    alternation and return finite times for both (the table's ratio; timings themselves are not asserted)."""
+    from benchmarks.speed_engines import lammps_row, model_only_package
+    from maskpot.data.frame import Frame
+
+    frame = Frame.from_atoms(water_atoms)
+    files = {"ase": export_factory("ase", BACKBONE), "ase-aoti": package("ase"),
+             "lammps": export_factory("lammps", BACKBONE), "lammps-aoti": package("lammps")}
+    times, extra = model_only_package(frame, files, 2, 2)
+    assert len(times) == 2 and all(t > 0 for t in times) and extra["torchscript_ms_interleaved"] > 0
+    (pt2, script), breakdown = lammps_row(frame, files, 5, 1, 1, 1, tmp_path, ("lammps-aoti", "lammps"))
+    assert len(pt2) == len(script) == 1 and pt2[0] > 0 and script[0] > 0 and "Pair" in breakdown
