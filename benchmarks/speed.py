@@ -48,8 +48,8 @@ import torch  # noqa: E402  (import torch before openmm: the Torch plugin needs 
 from benchmarks.common import argument_parser, begin, csv_list, finish, known  # noqa: E402
 from maskpot.errors import first_line  # noqa: E402
 from benchmarks.speed_floor import floor_us_per_atom_step, gemm_rate  # noqa: E402
-from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_row, model_only,  # noqa: E402
-                                      model_only_package, openmm_model, tip3p)
+from benchmarks.speed_engines import (RIGID_TIMESTEP_FS, TIMESTEP_FS, eager, lammps_package_row,  # noqa: E402
+                                      lammps_row, model_only, model_only_package, openmm_model, tip3p)
 from benchmarks.speed_report import MODEL_ENGINES, PACKAGE_ENGINES, Row, assess, write_outputs  # noqa: E402
 
 VOLUME_PER_WATER = 29.9  # A^3, liquid water at 300 K
@@ -165,8 +165,10 @@ def main(argv=None) -> int:
         return args.steps or int(np.clip(args.atom_steps / atoms, 10, 200))
 
     def run(row: Row, fn):
+        """``fn() -> (ms per repeat, extra facts of the row)``"""
         try:
-            row.times_ms = fn()
+            row.times_ms, extra = fn()
+            row.extra.update(extra)
         except Exception as exc:  # every failure becomes a table row, never a silent skip
             row.error = first_line(exc)
             console.print(f"[red]{row.label} {row.waters} waters failed: {row.error}")
@@ -177,6 +179,19 @@ def main(argv=None) -> int:
     def engines_of(backbone: str, dtype: str) -> list[str]:
         packaged = args.aoti == "all" or (args.aoti == "scan" and (backbone, dtype) == scan)
         return [e for e in engines if e != "tip3p" and (packaged or e not in PACKAGE_ENGINES)]
+
+    def engine_call(engine: str, frame, setup, steps: int, nr: int, scratch: Path):
+        """The timing of one row, ``() -> (ms per repeat, extra)``, with ``steps`` per repeat."""
+        ckpt, files = setup
+        return {
+            "model-only": lambda: model_only(frame, files, steps, args.repeats),
+            "model-only-pt2": lambda: model_only_package(frame, files, steps, args.repeats),
+            "eager": lambda: (eager(frame, ckpt, steps, args.repeats), {}),
+            "openmm": lambda: (openmm_model(frame, files, steps, args.repeats, args.threads, "torch"), {}),
+            "openmm-python": lambda: (openmm_model(frame, files, steps, args.repeats, args.threads, "python"), {}),
+            "lammps": lambda: lammps_row(frame, files, steps, args.repeats, nr, args.threads, scratch),
+            "lammps-pt2": lambda: lammps_package_row(frame, files, steps, args.repeats, args.threads, scratch),
+        }[engine]
 
     n_tasks = len(sizes) * (2 if "tip3p" in engines else 0) + sum(
         (len(ranks) if e == "lammps" else 1) for _, b, d in combos for e in engines_of(b, d))
@@ -194,13 +209,12 @@ def main(argv=None) -> int:
                 for name, rigid in (("tip3p-flex", False), ("tip3p-rigid", True)):
                     bar.update(task, description=f"{waters} waters {name}")
                     run(Row(waters, n_atoms, name, timestep_fs=RIGID_TIMESTEP_FS if rigid else TIMESTEP_FS),
-                        lambda: tip3p(frames[waters], rigid, steps, args.repeats, args.threads))
+                        lambda: (tip3p(frames[waters], rigid, steps, args.repeats, args.threads), {}))
                     bar.advance(task)
         model_files: dict = {}
         rates: dict[str, float] = {}  # GEMM FLOP/s per dtype, measured once in this run
         for waters, backbone, dtype in combos:
             frame, n_atoms = frames[waters], 3 * waters
-            steps = steps_for(n_atoms)
             key = (backbone, dtype)
             if key not in model_files:
                 folder = scratch / f"{backbone}-{dtype}"
@@ -231,40 +245,8 @@ def main(argv=None) -> int:
                     if isinstance(setup, str):
                         row.error = f"model setup: {setup}"
                         rows.append(row)
-                    elif engine == "model-only":
-                        def fn(row=row):
-                            times, extra = model_only(frame, setup[1], steps, args.repeats)
-                            row.extra.update(extra)
-                            return times
-                        run(row, fn)
-                    elif engine == "model-only-pt2":
-                        def fn(row=row):
-                            times, extra = model_only_package(frame, setup[1], steps, args.repeats)
-                            row.extra.update(extra)
-                            return times
-                        run(row, fn)
-                    elif engine == "eager":
-                        run(row, lambda: eager(frame, setup[0], steps, args.repeats))
-                    elif engine in ("openmm", "openmm-python"):
-                        backend = "python" if engine == "openmm-python" else "torch"
-                        run(row, lambda: openmm_model(frame, setup[1], steps, args.repeats, args.threads, backend))
-                    elif engine == "lammps-pt2":  # one rank, runs alternating with the TorchScript file's
-                        def fn(row=row):
-                            (times, script), breakdown = lammps_row(frame, setup[1], steps, args.repeats, 1,
-                                                                    args.threads, scratch, ("lammps-aoti", "lammps"))
-                            row.extra.update(lammps_breakdown_pct=breakdown,
-                                             torchscript_ms_interleaved=float(np.median(script)))
-                            return times
-                        run(row, fn)
                     else:
-                        lsteps = steps_for(n_atoms / nr)  # each rank evaluates its own atoms
-
-                        def fn(row=row, nr=nr, lsteps=lsteps):
-                            (times,), breakdown = lammps_row(frame, setup[1], lsteps, args.repeats, nr, args.threads,
-                                                             scratch)
-                            row.extra["lammps_breakdown_pct"] = breakdown
-                            return times
-                        run(row, fn)
+                        run(row, engine_call(engine, frame, setup, steps_for(n_atoms / nr), nr, scratch))
                     bar.advance(task)
 
     assess(rows)

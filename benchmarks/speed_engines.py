@@ -143,22 +143,38 @@ def tip3p(frame, rigid: bool, steps, repeats, threads) -> list[float]:
     return openmm_steps(context, integrator, steps, repeats)
 
 
-def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path,
-               keys: tuple[str, ...] = ("lammps",)) -> tuple[list[list[float]], dict]:
-    """ms/step of each of ``repeats`` separate ``maskpot md --engine lammps`` runs per file ``files[key]`` (NVT 300 K,
-    each after a warm-up run; LAMMPS' "Loop time" of the timed run only; several files alternate run by run), and
-    the timing breakdown (%) of the first file's last run."""
+def lammps_row(frame, files, steps, repeats, ranks, threads, scratch: Path) -> tuple[list[float], dict]:
+    """ms/step of each of ``repeats`` separate ``maskpot md --engine lammps`` runs on ``ranks`` MPI ranks (NVT
+    300 K, each after a warm-up run; LAMMPS' "Loop time" of the timed run only), and the last run's timing
+    breakdown (%)."""
+    (times,), log = _lammps_runs(frame, [files["lammps"]], steps, repeats, ranks, threads, scratch)
+    return times, {"lammps_breakdown_pct": lammps_breakdown(log)}
+
+
+def lammps_package_row(frame, files, steps, repeats, threads, scratch: Path) -> tuple[list[float], dict]:
+    """:func:`lammps_row` of the lammps target's package on one rank, its runs alternating with the TorchScript
+    file's (whose median ms/step is returned as ``torchscript_ms_interleaved``)."""
+    (times, script), log = _lammps_runs(frame, [files["lammps-aoti"], files["lammps"]], steps, repeats, 1, threads,
+                                        scratch)
+    return times, {"lammps_breakdown_pct": lammps_breakdown(log),
+                   "torchscript_ms_interleaved": float(np.median(script))}
+
+
+def _lammps_runs(frame, models, steps, repeats, ranks, threads, scratch: Path) -> tuple[list[list[float]], str]:
+    """ms/step of ``repeats`` runs of each model file, the files taking turns; the log of the first file's last
+    run."""
     from maskpot.lammps.md import run_lammps_md
 
-    times, logs = [[] for _ in keys], {}
+    times, log = [[] for _ in models], ""
     for k in range(repeats):
-        for n, key in enumerate(keys):
-            result = run_lammps_md(files[key], frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
+        for n, model in enumerate(models):
+            result = run_lammps_md(model, frame, steps=steps, timestep_fs=TIMESTEP_FS, report_interval=steps,
                                    out_prefix=scratch / f"md-{ranks}-{n}", nprocs=ranks, seed=k,
                                    warmup_steps=max(5, steps // 5), threads=threads)
             times[n].append(result["ms_per_step"])
-            logs[n] = Path(result["log"]).read_text()
-    return times, lammps_breakdown(logs[0])
+            if n == 0:
+                log = Path(result["log"]).read_text()
+    return times, log
 
 
 TIMING_LINE = re.compile(r"^(Pair|Neigh|Comm|Modify|Output|Other)\s*\|.*\|\s*([0-9.]+)\s*$", re.M)

@@ -176,7 +176,7 @@ def test_export_refusals_are_one_line(checkpoint_factory, tmp_path):
 def test_speed_rows_time_packages_beside_torchscript(package, export_factory, water_atoms, plugin, tmp_path):
     """benchmarks/speed.py's .pt2 rows (model-only-pt2, lammps-pt2) run the package and the TorchScript file in
     alternation and return finite times for both (the table's ratio; timings themselves are not asserted)."""
-    from benchmarks.speed_engines import lammps_row, model_only_package
+    from benchmarks.speed_engines import lammps_package_row, model_only_package
     from maskpot.data.frame import Frame
 
     frame = Frame.from_atoms(water_atoms)
@@ -184,5 +184,6 @@ def test_speed_rows_time_packages_beside_torchscript(package, export_factory, wa
              "lammps": export_factory("lammps", BACKBONE), "lammps-aoti": package("lammps")}
     times, extra = model_only_package(frame, files, 2, 2)
     assert len(times) == 2 and all(t > 0 for t in times) and extra["torchscript_ms_interleaved"] > 0
-    (pt2, script), breakdown = lammps_row(frame, files, 5, 1, 1, 1, tmp_path, ("lammps-aoti", "lammps"))
-    assert len(pt2) == len(script) == 1 and pt2[0] > 0 and script[0] > 0 and "Pair" in breakdown
+    times, extra = lammps_package_row(frame, files, 5, 2, 1, tmp_path)
+    assert len(times) == 2 and all(t > 0 for t in times) and extra["torchscript_ms_interleaved"] > 0
+    assert "Pair" in extra["lammps_breakdown_pct"]
