@@ -46,7 +46,8 @@ def main(argv=None) -> int:
     rows = []
     for dtype in csv_list(args.dtypes):
         torch.manual_seed(0)
-        potential = build_potential(ModelConfig(backbone="painn", species=[1, 8], dtype=dtype))
+        potential = build_potential(ModelConfig(backbone="painn", species=[1, 8], dtype=dtype,
+                                                avg_neighbors=32.0))  # random weights, no data
         modules = {k: build_module(potential, {"species": [1, 8], "backbone": "painn"}, "ase", dtype, k)
                    for k in KERNELS}
         for waters in csv_list(args.waters, int):

@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     pbc = torch.tensor([True, True, True])
     for dtype in ("float32", "float64"):
         td = getattr(torch, dtype)
-        config = ModelConfig(backbone=args.backbone, dtype=dtype)
+        config = ModelConfig(backbone=args.backbone, dtype=dtype, avg_neighbors=32.0)  # random weights, no data
         pot = build_potential(config)
         pos, cell = torch.tensor(atoms.positions, dtype=td), torch.tensor(atoms.cell.array, dtype=td)
         ei, shift = neighbor_pairs(pos, cell, pbc, pot.cutoff)

@@ -136,9 +136,10 @@ def tip3p_spec(quick: bool) -> dict:
 def model_config(backbone: str, quick: bool):
     from maskpot.models import ModelConfig
 
+    # avg_neighbors fixed, not from the data: every record and resumable run of the study was made with 32
     if quick:
-        return ModelConfig(backbone=backbone, hidden=16, layers=2, cutoff=3.5, num_rbf=8)
-    return ModelConfig(backbone=backbone)
+        return ModelConfig(backbone=backbone, hidden=16, layers=2, cutoff=3.5, num_rbf=8, avg_neighbors=32.0)
+    return ModelConfig(backbone=backbone, avg_neighbors=32.0)
 
 
 def budget(quick: bool) -> dict:

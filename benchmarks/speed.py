@@ -69,9 +69,11 @@ def water_box(waters: int, seed: int = 0):
 def model_config(backbone: str, dtype: str, quick: bool):
     from maskpot.models import ModelConfig
 
+    # random weights and no training data: a fixed avg_neighbors (the speed does not depend on it)
     if quick:  # small model so the quick check finishes in seconds
-        return ModelConfig(backbone=backbone, dtype=dtype, hidden=16, layers=2, cutoff=4.0, num_rbf=8)
-    return ModelConfig(backbone=backbone, dtype=dtype)
+        return ModelConfig(backbone=backbone, dtype=dtype, hidden=16, layers=2, cutoff=4.0, num_rbf=8,
+                           avg_neighbors=32.0)
+    return ModelConfig(backbone=backbone, dtype=dtype, avg_neighbors=32.0)
 
 
 def random_checkpoint(path: Path, backbone: str, dtype: str, quick: bool) -> Path:

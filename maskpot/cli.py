@@ -129,6 +129,8 @@ PATIENCE = "stop after this many validations without improvement"
 EMA = "EMA of the weights that is validated and kept (0: off)"
 MAX_MINUTES = "stop after the validation that crosses this budget"
 RESUME = "continue an interrupted run from its state file (<out>.state.pt)"
+AVG_NEIGHBORS = "neighbour sums are divided by this; default: from the training data (the mean neighbours " \
+                "within --cutoff per atom, stored in the checkpoint)"
 
 
 def _typed(cls, options: dict):
@@ -141,12 +143,14 @@ def _typed(cls, options: dict):
     return config
 
 
-def _model_config(frames, model, cutoff, hidden, layers, dtype):
-    """ModelConfig for a new model; species are the elements present in ``frames``; None = the default."""
+def _model_config(frames, model, cutoff, hidden, layers, dtype, avg_neighbors):
+    """ModelConfig for a new model; species are the elements present in ``frames``; None = the default (for
+    avg_neighbors: computed from the training frames by the library)."""
     import numpy as np
 
     species = sorted({int(z) for f in frames for z in np.unique(f.numbers)})
-    given = {"backbone": model, "cutoff": cutoff, "hidden": hidden, "layers": layers, "dtype": dtype}
+    given = {"backbone": model, "cutoff": cutoff, "hidden": hidden, "layers": layers, "dtype": dtype,
+             "avg_neighbors": avg_neighbors}
     return ModelConfig(species=species, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -221,13 +225,14 @@ def pretrain(
     hidden: int = typer.Option(M.hidden),
     layers: int = typer.Option(M.layers),
     dtype: str = typer.Option(M.dtype, help="float32 | float64"),
+    avg_neighbors: float = typer.Option(M.avg_neighbors, help=AVG_NEIGHBORS),
 ) -> None:
     """Self-supervised pretraining on geometries (masked hydrogens and/or denoising)."""
     from maskpot.data import read_many
     from maskpot.pretrain.loop import pretrain as run
 
     frames = read_many(data)
-    config = _model_config(frames, model, cutoff, hidden, layers, dtype)
+    config = _model_config(frames, model, cutoff, hidden, layers, dtype, avg_neighbors)
     cfg, task = _typed(PretrainConfig, locals()), _typed(PretrainTask, locals())
     with _TrainProgress(f"pretrain ({objective})", max_steps) as bar:
         result = run(frames, out, config, task, cfg,
@@ -264,6 +269,7 @@ def finetune(
     hidden: int = typer.Option(None, help=f"default {M.hidden}; not with --init"),
     layers: int = typer.Option(None, help=f"default {M.layers}; not with --init"),
     dtype: str = typer.Option(None, help=f"float32 | float64 (default {M.dtype}; not with --init)"),
+    avg_neighbors: float = typer.Option(None, help=AVG_NEIGHBORS + "; not with --init"),
     repulsion: bool = typer.Option(F.repulsion, help="ZBL repulsion below each element pair's closest distance in "
                                                      "the training frames (energy-centric models)"),
 ) -> None:
@@ -273,10 +279,10 @@ def finetune(
 
     frames = read_many(data)
     given = [n for n, v in (("--model", model), ("--cutoff", cutoff), ("--hidden", hidden), ("--layers", layers),
-                            ("--dtype", dtype)) if v is not None]
+                            ("--dtype", dtype), ("--avg-neighbors", avg_neighbors)) if v is not None]
     if init and given:
         raise ValueError(f"{', '.join(given)} cannot be combined with --init (the model comes from {init})")
-    config = None if init else _model_config(frames, model, cutoff, hidden, layers, dtype)
+    config = None if init else _model_config(frames, model, cutoff, hidden, layers, dtype, avg_neighbors)
     cfg = _typed(FinetuneConfig, locals())
     with _TrainProgress("finetune", max_steps) as bar:
         result = run(frames, out, cfg, model_config=config, init=init, test_frames=read_many(test) if test else None,

@@ -77,7 +77,7 @@ def make_checkpoint(path: Path, backbone: str = "painn", dtype: str = "float64",
     name, _, extra = backbone.partition("-")
     repulsion = REPULSION_IN_WATER if extra == "rep" else None
     config = ModelConfig(backbone=name, species=[1, 8], cutoff=cutoff, hidden=hidden, layers=layers,
-                         num_rbf=8, dtype=dtype, repulsion=repulsion)
+                         num_rbf=8, dtype=dtype, avg_neighbors=32.0, repulsion=repulsion)
     potential = build_potential(config)
     # Water-like normalisation so energies have realistic magnitudes (eV per atom shift, eV scale).
     potential.energy_shift.copy_(torch.tensor([-13.6, -430.0], dtype=potential.energy_shift.dtype))
@@ -131,7 +131,8 @@ def trained_water_checkpoint(tmp_path_factory):
     frames = generate_tip3p(n_molecules=32, box=10.0, temperature=300.0, n_frames=12, interval=20,
                             equilibration_steps=100, seed=3)
     out = tmp_path_factory.mktemp("trained") / "tip3p-painn.ckpt"
-    config = ModelConfig(backbone="painn", species=[1, 8], cutoff=4.0, hidden=16, layers=2, num_rbf=8, dtype="float64")
+    config = ModelConfig(backbone="painn", species=[1, 8], cutoff=4.0, hidden=16, layers=2, num_rbf=8, dtype="float64",
+                         avg_neighbors=32.0)
     finetune(frames, out, FinetuneConfig(max_steps=120, eval_every=10, patience=12, batch_size=4, lr=5e-3,
                                          ema_decay=0.0, val_fraction=0.17), model_config=config)
     return out

@@ -4,10 +4,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
 import vesin
 
-__all__ = ["neighbor_list"]
+if TYPE_CHECKING:
+    from maskpot.data.frame import Frame
+
+__all__ = ["mean_neighbors", "neighbor_list"]
 
 
 def neighbor_list(positions: np.ndarray, cell: np.ndarray | None, pbc, cutoff: float
@@ -37,3 +42,15 @@ def neighbor_list(positions: np.ndarray, cell: np.ndarray | None, pbc, cutoff: f
     calculator = vesin.NeighborList(cutoff=float(cutoff), full_list=True)
     i, j, shifts = calculator.compute(points=positions, box=box, periodic=[bool(p) for p in pbc], quantities="ijS")
     return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64).reshape(-1, 3)
+
+
+def mean_neighbors(frames: Sequence[Frame], cutoff: float) -> float:
+    """Neighbours within ``cutoff`` (Angstrom) per atom over ``frames``: directed edges / atoms, the edges
+    being those training builds (``neighbor_list``, periodic images included). A ValueError when there are no
+    atoms or no atom has a neighbour (a normalisation of 0 would divide by zero)."""
+    edges = sum(len(neighbor_list(f.positions, f.cell, f.pbc, cutoff)[0]) for f in frames)
+    atoms = sum(len(f) for f in frames)
+    if edges == 0:
+        raise ValueError(f"no atom of the {len(frames)} frame(s) ({atoms} atoms) has a neighbour within "
+                         f"{cutoff:g} A: cannot compute avg_neighbors from them")
+    return edges / atoms

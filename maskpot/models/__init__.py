@@ -15,7 +15,7 @@ A ``Potential`` (backbone + head + physical priors such as the short-range repul
 (eV/Angstrom) directly.
 """
 
-from maskpot.models.config import ModelConfig
+from maskpot.models.config import ModelConfig, resolve_avg_neighbors
 
 _LAZY = {"build_backbone": "build", "build_potential": "build", "Potential": "potential",
          "species_indices": "potential"}

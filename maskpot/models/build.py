@@ -19,6 +19,11 @@ def build_backbone(config: ModelConfig) -> nn.Module:
     classes = {"painn": PaiNN, "egnn": EGNN, "gns": GNS}
     if config.backbone not in classes:
         raise ValueError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(classes)}")
+    if config.avg_neighbors is None:
+        raise ValueError("avg_neighbors is None: resolve it from the training data "
+                         "(maskpot.models.config.resolve_avg_neighbors) or give a number")
+    if not config.avg_neighbors > 0:
+        raise ValueError(f"avg_neighbors must be positive, got {config.avg_neighbors}")
     return classes[config.backbone](
         n_species=len(config.species), cutoff=config.cutoff, hidden=config.hidden, layers=config.layers,
         num_rbf=config.num_rbf, avg_neighbors=config.avg_neighbors,

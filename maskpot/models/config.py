@@ -1,7 +1,14 @@
 """Typed configuration of a potential: backbone, species, cutoff and sizes."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import logging
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from maskpot.data.frame import Frame
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -20,6 +27,9 @@ class ModelConfig:
         num_rbf: radial basis functions on [0, cutoff].
         dtype: ``float32`` or ``float64``.
         avg_neighbors: sums of messages over neighbours are divided by this (keeps features O(1) in liquids).
+            None (default) = from the training data: the mean number of neighbours within ``cutoff`` per atom
+            of the training frames (``resolve_avg_neighbors``, as MACE's avg_num_neighbors), computed when a
+            fresh model is built for training; checkpoints always store the number.
         repulsion: per element pair, the distance (A) below which ZBL repulsion switches on, {"8-8": 2.25, ...}:
             the training data's closest distance minus 0.1 A (maskpot.models.repulsion); None = none. Set by
             finetuning.
@@ -33,7 +43,7 @@ class ModelConfig:
     layers: int = 2
     num_rbf: int = 16
     dtype: str = "float32"
-    avg_neighbors: float = 32.0
+    avg_neighbors: float | None = None
     repulsion: dict[str, float] | None = None
     repulsion_width: float = 0.3
 
@@ -51,3 +61,16 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def resolve_avg_neighbors(config: ModelConfig, frames: Sequence[Frame]) -> ModelConfig:
+    """``config`` with ``avg_neighbors`` computed from the training ``frames`` when it is None
+    (``maskpot.data.neighbors.mean_neighbors`` at ``config.cutoff``); ``config`` itself when it holds a number."""
+    if config.avg_neighbors is not None:
+        return config
+    from maskpot.data.neighbors import mean_neighbors
+
+    value = mean_neighbors(frames, config.cutoff)
+    logger.info("avg_neighbors = %.4f (neighbours within %g A per atom over %d training frames)", value,
+                config.cutoff, len(frames))
+    return replace(config, avg_neighbors=value)

@@ -21,7 +21,7 @@ import torch
 from maskpot.atomic import exclusive_output
 from maskpot.data.frame import Frame
 from maskpot.models.build import torch_dtype
-from maskpot.models.config import ModelConfig
+from maskpot.models.config import ModelConfig, resolve_avg_neighbors
 from maskpot.pretrain.objective import ParentCache, pretrain_loss, pretrain_model
 from maskpot.train.batch import batches
 from maskpot.train.checkpoint import save_checkpoint
@@ -48,7 +48,8 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
              resume: bool = False, on_eval: Callable[[dict], None] | None = None) -> PretrainResult:
     """Pretrain on the geometries of ``frames`` and write the best-validation checkpoint to ``out``.
 
-    Validation frames are ``val_frames`` when given, else a ``cfg.val_fraction`` split of ``frames``.
+    Validation frames are ``val_frames`` when given, else a ``cfg.val_fraction`` split of ``frames``. An
+    ``avg_neighbors`` of None in ``model_config`` is computed from the training frames (the checkpoint stores it).
     """
     from maskpot.data import split_frames, summary
 
@@ -62,6 +63,7 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
                                      seed=cfg.seed)
     if not train or not val:
         raise ValueError(f"pretrain: need training and validation frames, got {len(train)} and {len(val)}")
+    model_config = resolve_avg_neighbors(model_config, train)
     torch.manual_seed(cfg.seed)
     dtype = torch_dtype(model_config)
     model = pretrain_model(model_config, task).to(dtype)

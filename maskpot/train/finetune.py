@@ -26,7 +26,7 @@ import torch
 from maskpot.atomic import exclusive_output
 from maskpot.data.frame import Frame
 from maskpot.models.build import torch_dtype
-from maskpot.models.config import ModelConfig
+from maskpot.models.config import ModelConfig, resolve_avg_neighbors
 from maskpot.models.repulsion import repulsion_table
 from maskpot.train.batch import NeighborCache, collate
 from maskpot.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -93,17 +93,20 @@ def load_init(potential: torch.nn.Module, ckpt: Checkpoint) -> dict:
 
 def resolve_init(init: str | None, model_config: ModelConfig | None) -> tuple[ModelConfig, Checkpoint | None]:
     """The model config to finetune: from the starting checkpoint when given (it must agree with
-    ``model_config`` if both are given; the repulsion table is not compared), else ``model_config``."""
+    ``model_config`` if both are given; the repulsion table is not compared, nor an ``avg_neighbors`` of None:
+    the checkpoint's number is kept, its weights were trained with it), else ``model_config``."""
     if init is None:
         if model_config is None:
             raise ValueError("finetune: give a model config or a checkpoint to start from (--init)")
         return model_config, None
     ckpt = load_checkpoint(init)
     config = replace(ckpt.config, repulsion=None)
-    if model_config is not None and replace(model_config, repulsion=None).to_dict() != config.to_dict():
-        a, b = config.to_dict(), model_config.to_dict()
-        diff = [f"{k}: {a[k]} vs {b[k]}" for k in a if a[k] != b.get(k) and k != "repulsion"]
-        raise ValueError(f"{ckpt.path}: starting model differs from the requested one ({'; '.join(diff)})")
+    if model_config is not None:
+        unset = {"avg_neighbors": config.avg_neighbors} if model_config.avg_neighbors is None else {}
+        a, b = config.to_dict(), replace(model_config, repulsion=None, **unset).to_dict()
+        diff = [f"{k}: {a[k]} vs {b[k]}" for k in a if a[k] != b.get(k)]
+        if diff:
+            raise ValueError(f"{ckpt.path}: starting model differs from the requested one ({'; '.join(diff)})")
     return config, ckpt
 
 
@@ -145,6 +148,7 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
         if f.energy is None or f.forces is None:
             raise ValueError(f"{f.source or 'frame'}: finetuning needs energy and forces on every frame")
 
+    config = resolve_avg_neighbors(config, train)  # a number already when it comes from ``init``
     table = repulsion_table(list(train) + list(val), config.species, config.cutoff) \
         if cfg.repulsion and config.energy_centric else None
     config = replace(config, repulsion=table)

@@ -3,7 +3,9 @@ import itertools
 import numpy as np
 import pytest
 
-from maskpot.data.neighbors import neighbor_list
+from maskpot.data.frame import Frame
+from maskpot.data.neighbors import mean_neighbors, neighbor_list
+from maskpot.data.tip3p import water_box_positions
 
 
 def _brute_force(positions, cell, pbc, cutoff, reach=3):
@@ -59,3 +61,20 @@ def test_bad_arguments():
         neighbor_list(np.zeros((2, 3)), None, True, 2.0)
     with pytest.raises(ValueError, match="cutoff must be positive"):
         neighbor_list(np.zeros((2, 3)), None, False, 0.0)
+
+
+def test_mean_neighbors_is_the_brute_force_count_per_atom():
+    """Directed pairs within the cutoff (periodic images included) over atoms, pooled over frames of different
+    sizes: a water box, a triclinic cell whose cutoff reaches several images, and a non-periodic molecule."""
+    rng = np.random.default_rng(2)
+    box = np.eye(3) * 7.0
+    water = Frame(positions=water_box_positions(8, 7.0, rng), numbers=np.tile([8, 1, 1], 8), cell=box, pbc=True)
+    tri = Frame(positions=rng.random((12, 3)) @ CELL, numbers=np.full(12, 8), cell=CELL, pbc=(True, False, True))
+    molecule = Frame(positions=water.positions[:9], numbers=water.numbers[:9])  # three waters, no cell
+    cutoff = 4.5  # beyond the triclinic cell's shortest vector: self images too
+    pairs = [_brute_force(f.positions, f.cell, f.pbc, cutoff) for f in (water, tri, molecule)]
+    assert all(pairs)
+    assert mean_neighbors([water, tri, molecule], cutoff) == pytest.approx(sum(map(len, pairs)) / (24 + 12 + 9))
+    assert mean_neighbors([molecule], cutoff) == pytest.approx(len(pairs[2]) / 9)
+    with pytest.raises(ValueError, match="no atom of the 1 frame.* has a neighbour within 2 A"):
+        mean_neighbors([Frame(positions=np.array([[0.0, 0, 0], [5.0, 0, 0]]), numbers=np.array([8, 8]))], 2.0)

@@ -165,7 +165,7 @@ def test_pretrained_checkpoint_export_error(readout, tip3p_water_frames, tmp_pat
     from maskpot.train.config import PretrainConfig, PretrainTask
 
     ckpt = tmp_path / f"pre-{readout}.ckpt"
-    config = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=8, layers=1, num_rbf=4)
+    config = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=8, layers=1, num_rbf=4, avg_neighbors=32.0)
     pretrain(tip3p_water_frames[:2], ckpt, config, PretrainTask("mask", readout),
              PretrainConfig(max_steps=2, eval_every=1, batch_size=1, ema_decay=0.0), val_frames=tip3p_water_frames[2:])
     assert load_checkpoint(ckpt).kind == "pretrained"

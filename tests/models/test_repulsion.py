@@ -25,7 +25,7 @@ def brute_force_closest(frames) -> dict[str, float]:
 def water_potential(table, backbone: str = "painn"):
     torch.manual_seed(0)
     config = ModelConfig(backbone=backbone, species=[1, 8], hidden=8, layers=2, num_rbf=4, dtype="float64",
-                         repulsion=table)
+                         avg_neighbors=32.0, repulsion=table)
     return build_potential(config)
 
 

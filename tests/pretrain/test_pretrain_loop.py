@@ -15,7 +15,7 @@ from maskpot.pretrain.objective import ParentCache, pretrain_loss, pretrain_mode
 from maskpot.train.checkpoint import load_checkpoint
 from maskpot.train.config import PretrainConfig, PretrainTask
 
-TINY = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=16, layers=2)
+TINY = ModelConfig(backbone="painn", species=[1, 8], cutoff=3.5, hidden=16, layers=2, avg_neighbors=32.0)
 FAST = PretrainConfig(max_steps=60, eval_every=4, batch_size=2, lr=5e-3, val_fraction=0.25, ema_decay=0.0,
                       patience=60)
 
@@ -47,6 +47,16 @@ def test_pretraining_loss_falls_and_checkpoint(tmp_path, objective, readout):
     assert (tmp_path / "pre.log.csv").read_text().splitlines()[0].startswith("step,train_loss,val_loss")
     assert (tmp_path / "pre.curve.png").stat().st_size > 1000
     assert not (tmp_path / "pre.state.pt").exists()  # removed when the run ends
+
+
+def test_avg_neighbors_unset_comes_from_the_training_frames(tmp_path):
+    from maskpot.data.neighbors import mean_neighbors
+
+    train, val = frames(4), frames(2, box=7.5)
+    out = tmp_path / "pre.ckpt"
+    pretrain(train, out, dataclasses.replace(TINY, avg_neighbors=None), PretrainTask("mask"),
+             dataclasses.replace(FAST, max_steps=2, eval_every=2), val_frames=val)
+    assert load_checkpoint(out).config.avg_neighbors == pytest.approx(mean_neighbors(train, TINY.cutoff))
 
 
 @pytest.mark.parametrize("backbone", ["painn", "egnn", "gns"])

@@ -77,6 +77,28 @@ def test_finetune_from_a_finetuned_model_takes_it_whole_and_refits_the_energy(tm
     assert float(b["energy_shift"].sum()) != pytest.approx(float(a["energy_shift"].sum()))
 
 
+def test_avg_neighbors_comes_from_the_training_frames_or_from_init(tmp_path, water_set):
+    """From scratch: the mean neighbours per atom of the training frames, used by the model and stored in the
+    checkpoint; from a pretrained model: its number (its weights were trained with it), also when the requested
+    config leaves it unset; a different number is refused."""
+    from maskpot.data.neighbors import mean_neighbors
+
+    train, val = water_set[:7], water_set[7:]
+    quick = dataclasses.replace(FAST, max_steps=2, eval_every=2)
+    scratch = finetune(train, tmp_path / "a.ckpt", quick, model_config=TINY, val_frames=val)
+    expected = mean_neighbors(train, TINY.cutoff)
+    assert load_checkpoint(tmp_path / "a.ckpt").config.avg_neighbors == pytest.approx(expected)
+    assert scratch.potential.backbone.norm == pytest.approx(1.0 / expected)
+    pre = tmp_path / "pre.ckpt"
+    pretrain(train, pre, dataclasses.replace(TINY, avg_neighbors=7.0), PretrainTask("mask"),
+             dataclasses.replace(PRE, max_steps=2, eval_every=2), val_frames=val)
+    finetune(train, tmp_path / "b.ckpt", quick, model_config=TINY, init=str(pre), val_frames=val)
+    assert load_checkpoint(tmp_path / "b.ckpt").config.avg_neighbors == 7.0
+    with pytest.raises(ValueError, match="avg_neighbors: 7.0 vs 9.0"):
+        finetune(train, tmp_path / "c.ckpt", quick, model_config=dataclasses.replace(TINY, avg_neighbors=9.0),
+                 init=str(pre), val_frames=val)
+
+
 def test_finetune_refuses_a_different_architecture(tmp_path, water_set, pretrained):
     other = dataclasses.replace(TINY, hidden=8)
     with pytest.raises(ValueError, match="hidden: 16 vs 8"):

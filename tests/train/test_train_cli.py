@@ -91,7 +91,10 @@ def test_cli_defaults_are_the_configs_defaults():
         assert checked >= 10, (cmd, checked)  # the comparison is not vacuous
     # finetune's model options default to None: the ModelConfig default applies unless --init gives the model
     params = {p.name: p.default for p in command.commands["finetune"].params}
-    assert all(params[k] is None for k in ("model", "cutoff", "hidden", "layers", "dtype"))
+    assert all(params[k] is None for k in ("model", "cutoff", "hidden", "layers", "dtype", "avg_neighbors"))
+    # avg_neighbors: None, i.e. from the training data, in both commands
+    pretrain_params = {p.name: p.default for p in command.commands["pretrain"].params}
+    assert pretrain_params["avg_neighbors"] is ModelConfig.avg_neighbors is None
 
 
 def test_explicit_validation_frames(tmp_path, water_set):
@@ -101,7 +104,9 @@ def test_explicit_validation_frames(tmp_path, water_set):
     write_extxyz(water_set[7:], val)
     out = tmp_path / "model.ckpt"
     r = CliRunner().invoke(app, ["finetune", str(data), "--val", str(val), "--val-fraction", "0", "--max-steps", "4",
-                                 "--eval-every", "2", "--batch-size", "2", *TINY, "--out", str(out)])
+                                 "--eval-every", "2", "--batch-size", "2", *TINY, "--avg-neighbors", "12.5",
+                                 "--out", str(out)])
     assert r.exit_code == 0, r.output
     ckpt = load_checkpoint(out)
     assert ckpt.data["n_train"] == 7 and ckpt.data["n_val"] == 3 and ckpt.metrics["val"]["frames"] == 3
+    assert ckpt.config.avg_neighbors == 12.5
