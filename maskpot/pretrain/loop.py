@@ -18,7 +18,6 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from maskpot.atomic import exclusive_output
 from maskpot.data.frame import Frame
 from maskpot.models.build import torch_dtype
 from maskpot.models.config import ModelConfig, resolve_avg_neighbors
@@ -26,9 +25,7 @@ from maskpot.pretrain.objective import ParentCache, pretrain_loss, pretrain_mode
 from maskpot.train.batch import batches
 from maskpot.train.checkpoint import save_checkpoint
 from maskpot.train.config import PretrainConfig, PretrainTask
-from maskpot.train.loop import fit
-from maskpot.train.plots import learning_curve
-from maskpot.train.runlog import RunLog, sibling
+from maskpot.train.loop import fit_checkpoint
 
 LOG_COLUMNS = ["step", "train_loss", "val_loss", "val_mask", "val_denoise", "lr", "seconds"]
 
@@ -94,11 +91,8 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
                         metrics={"best_step": step, "val": metrics})
         return out
 
-    log = RunLog(sibling(out, ".log.csv"), LOG_COLUMNS)
-    with exclusive_output(out):  # a second run writing the same checkpoint stops at once
-        result = fit(model, step_loss, len(train), evaluate, save, cfg, log, sibling(out, ".state.pt"), "pretrain",
-                     options={"task": asdict(task), "model": model_config.to_dict(), "n_train": len(train)},
-                     resume=resume, on_eval=on_eval)
-    learning_curve(result.rows, sibling(out, ".curve.png"), ["train_loss", "val_loss"],
-                   title=f"pretrain ({task.objective}, read-out {task.readout})")
-    return PretrainResult(model.eval(), result.best_step, result.best_metrics, result.rows, log.path, result.stopped)
+    result, log_path = fit_checkpoint(
+        out, LOG_COLUMNS, f"pretrain ({task.objective}, read-out {task.readout})", model, step_loss, len(train),
+        evaluate, save, cfg, "pretrain", {"task": asdict(task), "model": model_config.to_dict(), "n_train": len(train)},
+        resume, on_eval)
+    return PretrainResult(model.eval(), result.best_step, result.best_metrics, result.rows, log_path, result.stopped)

@@ -23,7 +23,6 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from maskpot.atomic import exclusive_output
 from maskpot.data.frame import Frame
 from maskpot.models.build import torch_dtype
 from maskpot.models.config import ModelConfig, resolve_avg_neighbors
@@ -31,12 +30,10 @@ from maskpot.models.repulsion import repulsion_table
 from maskpot.train.batch import NeighborCache, collate
 from maskpot.train.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from maskpot.train.config import FinetuneConfig
-from maskpot.train.loop import fit
+from maskpot.train.loop import fit_checkpoint
 from maskpot.train.loss import LossWeights, energy_force_loss
 from maskpot.train.metrics import error_metrics, predict, predict_batch
 from maskpot.train.normalization import Normalization, fit_normalization
-from maskpot.train.plots import learning_curve
-from maskpot.train.runlog import RunLog, sibling
 
 LOG_COLUMNS = ["step", "train_loss", "val_loss", "val_energy_mae", "val_force_mae", "lr", "seconds"]
 # Potential tensors that belong to the finetuning data, never to the starting point
@@ -189,11 +186,8 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
                                  "init": init_report})
         return out
 
-    log = RunLog(sibling(out, ".log.csv"), LOG_COLUMNS)
-    with exclusive_output(out):  # a second run writing the same checkpoint stops at once
-        result = fit(potential, step_loss, len(train), evaluate, save, cfg, log, sibling(out, ".state.pt"), "finetune",
-                     options={"model": config.to_dict(), "init": init, "n_train": len(train), "n_val": len(val)},
-                     resume=resume, on_eval=on_eval)
-    learning_curve(result.rows, sibling(out, ".curve.png"), ["train_loss", "val_loss"], title="finetune")
+    result, log_path = fit_checkpoint(
+        out, LOG_COLUMNS, "finetune", potential, step_loss, len(train), evaluate, save, cfg, "finetune",
+        {"model": config.to_dict(), "init": init, "n_train": len(train), "n_val": len(val)}, resume, on_eval)
     return FinetuneResult(potential, config, norm, result.best_step, result.best_metrics["metrics"], result.stopped,
-                          test_metrics, init_report, log.path, result.rows)
+                          test_metrics, init_report, log_path, result.rows)

@@ -189,3 +189,24 @@ def fit(model: torch.nn.Module, step_loss: Callable[[int, np.ndarray], torch.Ten
         os.remove(state_path)
     log.info("%s: stopped (%s) at step %d; best step %d", stage, stopped, step, best["step"])
     return FitResult(best["step"], best["metrics"], log_file.rows, step, stopped)
+
+
+def fit_checkpoint(out: Path, columns: list[str], title: str, model: torch.nn.Module,
+                   step_loss: Callable[[int, np.ndarray], torch.Tensor], n_train: int,
+                   evaluate: Callable[[torch.nn.Module], dict], save: Callable[[dict, int, dict], Path],
+                   cfg: TrainConfig, stage: str, options: dict, resume: bool = False,
+                   on_eval: Callable[[dict], None] | None = None) -> tuple[FitResult, Path]:
+    """:func:`fit` for a run whose result is the checkpoint ``out`` (what both training stages do): its files sit
+    beside it (the log ``<out>.log.csv`` with ``columns``, the state ``<out>.state.pt``, the learning curve
+    ``<out>.curve.png`` titled ``title``), and a second run writing ``out`` stops at once. Returns the result and
+    the log's path."""
+    from maskpot.atomic import exclusive_output
+    from maskpot.train.plots import learning_curve
+    from maskpot.train.runlog import sibling
+
+    log_file = RunLog(sibling(out, ".log.csv"), columns)
+    with exclusive_output(out):
+        result = fit(model, step_loss, n_train, evaluate, save, cfg, log_file, sibling(out, ".state.pt"), stage,
+                     options=options, resume=resume, on_eval=on_eval)
+    learning_curve(result.rows, sibling(out, ".curve.png"), ["train_loss", "val_loss"], title=title)
+    return result, log_file.path
