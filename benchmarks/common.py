@@ -122,8 +122,9 @@ def package_versions() -> dict[str, str]:
 def machine_description(threads: int) -> dict:
     import torch
 
+    gpus = [torch.cuda.get_device_name(k) for k in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
     return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "torch_threads": threads,
-            "torch_default_threads": torch.get_num_threads(), "platform": platform.platform(),
+            "torch_default_threads": torch.get_num_threads(), "gpus": gpus, "platform": platform.platform(),
             "versions": package_versions()}
 
 
@@ -133,7 +134,10 @@ def command_line() -> str:
 
 def machine_markdown(machine: dict, command: str) -> str:
     v = ", ".join(f"{k} {val}" for k, val in machine["versions"].items())
+    gpus = machine.get("gpus") or []
+    gpu = ", ".join(gpus) + " (every row here runs on the CPU)" if gpus else "none on this machine: no GPU rows"
     return (f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores\n"
+            f"- GPU: {gpu}\n"
             f"- torch threads per process: {machine['torch_threads']}\n"
             f"- platform: {machine['platform']}\n- versions: {v}\n"
             f"- command: `{command}`\n")
