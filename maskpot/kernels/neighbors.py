@@ -1,11 +1,12 @@
 """The neighbour search of exported ASE and OpenMM files on the C++ operator ``torch.ops.maskpot.neighbor_pairs``
 (maskpot/kernels/csrc/neighbor_pairs.cpp): the contract and edge set of ``maskpot.models.neighbors.neighbor_pairs``,
-edges sorted by (i, j, shift). ``use_fused_neighbors(module)`` swaps it into every ``NeighborSearch`` of a module.
+edges sorted by (i, j, shift). ``use_fused_neighbors(module)`` swaps it into every ``NeighborSearch`` of a module;
+``neighbor_search()`` gives Python callers the operator where the library is built.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -37,3 +38,14 @@ def use_fused_neighbors(module: nn.Module) -> int:
     if parents:
         kernels.load()
     return len(parents)
+
+
+def neighbor_search() -> Callable[[Tensor, Optional[Tensor], Tensor, float], Tuple[Tensor, Tensor]]:
+    """For Python callers on the CPU (the AOTInductor loader): the C++ operator where the kernels library is built
+    (loading it), else the pure-torch search; the same edges either way."""
+    from maskpot import kernels
+
+    if not kernels.available():
+        return neighbor_pairs
+    kernels.load()
+    return torch.ops.maskpot.neighbor_pairs

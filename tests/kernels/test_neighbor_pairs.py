@@ -74,6 +74,11 @@ def test_partial_and_no_periodicity(dtype):
     compare(atoms.positions, atoms.cell, (False, False, False), 4.0, dtype, min_edges=10 * len(atoms))
     compare(atoms.positions, None, (False, False, False), 4.0, dtype, min_edges=10 * len(atoms))
     compare(atoms.positions * 40.0, None, (False, False, False), 4.0, dtype, min_edges=0)  # a sparse gas
+    # two droplets far apart, and a line of atoms: bins wider than the reach (fewer bins than the bounding box needs)
+    far = np.concatenate([atoms.positions, atoms.positions + [3000.0, -2000.0, 5000.0]])
+    compare(far, None, (False, False, False), 4.0, dtype, min_edges=20 * len(atoms))
+    line = np.outer(np.arange(40) * 2.5, [1.0, 0.0, 0.0]) + [0.0, 0.0, 1e4 * (dtype == torch.float64)]
+    assert compare(line, None, (False, False, False), 5.5, dtype) == 2 * (39 + 38)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -5,7 +5,7 @@
    uses in Python, has a torch operator build, but that is a separate binary per torch release which every
    exported file would then depend on; this operator ships in maskpot's own kernels library, built next to the
    LAMMPS plugin for the running torch. The pure-torch search it replaces builds (atoms x 125 bins) candidate
-   tensors; here each atom loops over the points of its 27 bins.
+   tensors; here each atom loops over the points of the bins around its own.
 
    positions (N,3) Angstrom, float32 or float64; cell (3,3) lattice vectors as rows or None; pbc (3,) bool;
    cutoff Angstrom. Returns edge_index (2,E) int64 and shifts (E,3) integer-valued cell-shift counts in positions'
@@ -137,28 +137,26 @@ class CellList {
         lo_[c] = std::min(lo_[c], p.x[c]);
         hi[c] = std::max(hi[c], p.x[c]);
       }
-    side_ = reach / B;
-    const double cap = MAX_BINS_PER_POINT * static_cast<double>(m) + 4096;
-    const double bins = (hi[0] - lo_[0] + side_) * (hi[1] - lo_[1] + side_) * (hi[2] - lo_[2] + side_) /
-                        (side_ * side_ * side_);
-    if (bins > cap) side_ *= std::cbrt(bins / cap) * (1 + 1e-9);
-    for (int c = 0; c < 3; ++c) nb_[c] = static_cast<int64_t>(std::floor((hi[c] - lo_[c]) / side_)) + 1 + 2 * B;
+    for (int c = 0; c < 3; ++c)
+      TORCH_CHECK_VALUE(std::isfinite(hi[c] - lo_[c]), "maskpot::neighbor_pairs: the atoms are spread too far");
+    const double cap = MAX_BINS_PER_POINT * static_cast<double>(m) + 4096;  // at least (2B+1)^3
+    std::array<double, 3> nb;
+    for (side_ = reach / B;; side_ *= 1.25) {
+      for (int c = 0; c < 3; ++c) nb[c] = std::floor((hi[c] - lo_[c]) / side_) + 1 + 2 * B;  // room for -B..B
+      if (nb[0] * nb[1] * nb[2] <= cap) break;
+    }
+    for (int c = 0; c < 3; ++c) nb_[c] = static_cast<int64_t>(nb[c]);
     // counting sort of the points by bin
     start_.assign(nb_[0] * nb_[1] * nb_[2] + 1, 0);
     std::vector<int64_t> bin(m);
     for (int64_t p = 0; p < m; ++p) ++start_[(bin[p] = id(bin_of(points[p].x), 0, 0, 0)) + 1];
     for (size_t b = 1; b < start_.size(); ++b) start_[b] += start_[b - 1];
     std::vector<int64_t> fill(start_.begin(), start_.end() - 1);
-    x_.resize(m);
-    index_.resize(m);
-    for (int64_t p = 0; p < m; ++p) {
-      const int64_t k = fill[bin[p]]++;
-      x_[k] = points[p].x;
-      index_[k] = p;
-    }
+    binned_.resize(m);
+    for (int64_t p = 0; p < m; ++p) binned_[fill[bin[p]]++] = points[p];
   }
 
-  // f(first, last) for the runs [first, last) of binned points (positions point(k), indices index(k)) around x
+  // f(first, last) for the runs [first, last) of binned() around x
   template <typename F>
   void for_each_run(const Vec &x, F &&f) const
   {
@@ -166,8 +164,7 @@ class CellList {
     for (int64_t d0 = -B; d0 <= B; ++d0)
       for (int64_t d1 = -B; d1 <= B; ++d1) f(start_[id(b, d0, d1, -B)], start_[id(b, d0, d1, B) + 1]);
   }
-  const Vec &point(int64_t k) const { return x_[k]; }
-  int64_t index(int64_t k) const { return index_[k]; }
+  const std::vector<Point> &binned() const { return binned_; }  // the points in bin order
 
  private:
   Shift bin_of(const Vec &x) const
@@ -185,8 +182,7 @@ class CellList {
   Vec lo_;
   std::array<int64_t, 3> nb_;
   std::vector<int64_t> start_;  // the points of bin b are [start_[b], start_[b + 1])
-  std::vector<Vec> x_;          // binned points' positions
-  std::vector<int64_t> index_;  // binned point -> its index in the points given
+  std::vector<Point> binned_;
 };
 
 // Edges of queries [q0, q1) (atom q is points[q]), sorted by (i, j, shift), appended to `out` as (i, edge). A
@@ -200,6 +196,7 @@ void query_edges(const std::vector<Point> &points, const CellList &bins, double 
   const double reach2 = reach * reach;
   std::vector<Edge> edges;
   std::vector<int64_t> near;
+  const std::vector<Point> &binned = bins.binned();
   for (int64_t i = q0; i < q1; ++i) {
     const Point &q = points[i];
     near.clear();
@@ -208,7 +205,7 @@ void query_edges(const std::vector<Point> &points, const CellList &bins, double 
       near.resize(n + (last - first));
       int64_t *kept = near.data() + n;
       for (int64_t k = first; k < last; ++k) {  // without branches: most candidates are rejected
-        const Vec &c = bins.point(k);
+        const Vec &c = binned[k].x;
         const double e0 = c[0] - q.x[0], e1 = c[1] - q.x[1], e2 = c[2] - q.x[2];
         *kept = k;
         kept += e0 * e0 + e1 * e1 + e2 * e2 < reach2;
@@ -217,7 +214,7 @@ void query_edges(const std::vector<Point> &points, const CellList &bins, double 
     });
     edges.clear();
     for (const int64_t k : near) {
-      const Point &c = points[bins.index(k)];
+      const Point &c = binned[k];
       const int64_t j = c.atom;
       const Shift s{c.shift[0] - q.shift[0], c.shift[1] - q.shift[1], c.shift[2] - q.shift[2]};
       if (j == i && s[0] == 0 && s[1] == 0 && s[2] == 0) continue;
