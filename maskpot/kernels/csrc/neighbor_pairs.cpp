@@ -213,8 +213,8 @@ void query_edges(const std::vector<Point> &points, const CellList &bins, double 
       near.resize(kept - near.data());
     });
     edges.clear();
-    for (const int64_t k : near) {
-      const Point &c = binned[k];
+    for (const int64_t p : near) {
+      const Point &c = binned[p];
       const int64_t j = c.atom;
       const Shift s{c.shift[0] - q.shift[0], c.shift[1] - q.shift[1], c.shift[2] - q.shift[2]};
       if (j == i && s[0] == 0 && s[1] == 0 && s[2] == 0) continue;
