@@ -367,9 +367,10 @@ def export(
                                       "package for lammps on one MPI rank, ase, and openmm through PythonForce; "
                                       "compiles for minutes)"),
     kernels: str = typer.Option(None, help="fused | reference (default: fused where maskpot has a fused operator "
-                                           "for the backbone and its library is built; reference with --topology "
-                                           "or --format aoti). A fused file needs maskpot's kernels library where "
-                                           "it runs"),
+                                           "for the export, PaiNN's message step or the ase/openmm neighbour "
+                                           "search, and its library is built; reference with --topology or "
+                                           "--format aoti). A fused file needs maskpot's kernels library where it "
+                                           "runs"),
 ) -> None:
     """Write a TorchScript file or AOTInductor package (energy + forces, metadata inside) for an MD engine."""
     import logging

@@ -33,6 +33,7 @@ from maskpot.data.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from maskpot.errors import first_line
 from maskpot.export.core import ModelCore, check_finite, check_positions
 from maskpot.export.metadata import METADATA_NAME, read_metadata
+from maskpot.kernels.neighbors import neighbor_search
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ def load_package(path: str | Path, device: str = "cpu") -> tuple[Callable[..., T
     ``model`` takes the inputs of the TorchScript target's ``forward`` and returns its outputs (units and
     dtypes as there; see :class:`PackagedGraph`):
     - ase: ``model(positions A (N,3), atomic_numbers (N,), cell A (3,3), pbc (3,) bool) -> (energy eV, forces
-      eV/A, virial eV (3,3))``; the neighbour list is the TorchScript file's (``maskpot.models.neighbors``);
+      eV/A, virial eV (3,3))``; the neighbour list is the TorchScript file's (the edges of
+      ``maskpot.models.neighbors``, found by maskpot's C++ operator where the kernels library is built);
     - lammps: ``model(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial)``; the graph
       must hold local atoms only (n_local = N: ``ghosts fold``);
     - openmm: an :class:`OpenMMPackage` (``model(positions nm, boxvectors nm or None) -> (energy kJ/mol, forces
@@ -165,6 +167,7 @@ def load_package(path: str | Path, device: str = "cpu") -> tuple[Callable[..., T
     species = list(meta["species"])
     cutoff = float(meta["cutoff_angstrom"])
     model_dtype = torch.float64 if meta["dtype"] == "float64" else torch.float32
+    search = neighbor_search()  # the edges of maskpot.models.neighbors, by the C++ operator where it is built
 
     def lammps(positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, edge_shift: Tensor, n_local: int,
                compute_virial: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -181,16 +184,14 @@ def load_package(path: str | Path, device: str = "cpu") -> tuple[Callable[..., T
         return energy, node_energy, forces, virial if compute_virial else torch.zeros_like(virial)
 
     def ase(positions: Tensor, atomic_numbers: Tensor, cell: Tensor, pbc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        from maskpot.models.neighbors import neighbor_pairs
-
         positions = positions.to(torch.float64)
         check_positions(positions)
         _check_species(atomic_numbers, species)
         periodic = bool(pbc.any())
         box = cell.to(torch.float64) if periodic else None
         # the graph of AseModel.forward (ModelCore.graph), found in the model's dtype as there
-        edge_index, shifts = neighbor_pairs(positions.to(model_dtype), None if box is None else box.to(model_dtype),
-                                            pbc, cutoff)
+        edge_index, shifts = search(positions.to(model_dtype), None if box is None else box.to(model_dtype), pbc,
+                                    cutoff)
         edge_shift = shifts.to(torch.float64) @ box if box is not None else torch.zeros((edge_index.shape[1], 3),
                                                                                        dtype=torch.float64)
         energy, forces, virial = runner(positions, atomic_numbers, edge_index, edge_shift)

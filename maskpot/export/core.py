@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from maskpot.models.compute import forces_virial
-from maskpot.models.neighbors import neighbor_pairs
+from maskpot.models.neighbors import NeighborSearch
 
 
 def _atom_name(k: int, atom_ids: Optional[Tensor]) -> str:
@@ -65,11 +65,14 @@ def check_finite(energy: Tensor, forces: Tensor, edge_index: Tensor, edge_vec: T
 
 
 class ModelCore(torch.nn.Module):
-    """Wraps a ``Potential`` for export: species lookup and energy/forces/virial of one graph."""
+    """Wraps a ``Potential`` for export: species lookup, the graph of positions and a cell, and energy/forces/virial
+    of one graph. ``neighbors`` is the pure-torch search (``maskpot.models.neighbors``) or, in an export with fused
+    kernels, the C++ operator (``maskpot.kernels.neighbors.use_fused_neighbors``): the same edges."""
 
     def __init__(self, potential: torch.nn.Module):
         super().__init__()
         self.potential = potential
+        self.neighbors = NeighborSearch()
         self.energy_centric: bool = bool(potential.energy_centric)
         self.cutoff: float = float(potential.cutoff)
 
@@ -83,7 +86,7 @@ class ModelCore(torch.nn.Module):
         cutoff; ``positions`` (N,3) and ``cell`` (3,3, rows, or None: not periodic) in Angstrom, ``pbc`` (3,)."""
         check_positions(positions, atom_ids)
         box: Optional[Tensor] = cell if bool(pbc.any()) else None
-        edge_index, shifts = neighbor_pairs(positions.detach(), box, pbc, self.cutoff)
+        edge_index, shifts = self.neighbors(positions.detach(), box, pbc, self.cutoff)
         edge_vec = positions[edge_index[1]] - positions[edge_index[0]]
         if box is not None:
             edge_vec = edge_vec + shifts @ box

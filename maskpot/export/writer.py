@@ -15,10 +15,14 @@ from maskpot.export.metadata import EXPORT_FORMATS, METADATA_NAME, build_metadat
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 from maskpot.kernels import available as kernels_available
 from maskpot.kernels import check_kernels
+from maskpot.kernels.neighbors import use_fused_neighbors
 from maskpot.kernels.painn import use_fused
 
 TARGETS = ("openmm", "lammps", "ase")
-FUSED_BACKBONES = ("painn",)  # backbones with a fused operator (maskpot.kernels)
+# What kernels="fused" swaps in (maskpot.kernels): PaiNN's message step, in every target, and the neighbour search,
+# in the targets that find their own neighbours (LAMMPS gives the edges).
+FUSED_BACKBONES = ("painn",)
+FUSED_NEIGHBOR_TARGETS = ("ase", "openmm")
 
 
 def check_options(target: str, dtype: str, export_format: str = "torchscript") -> None:
@@ -47,25 +51,38 @@ def _prepared(potential: torch.nn.Module, dtype: str) -> torch.nn.Module:
 def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: str,
                  kernels: str = "reference") -> torch.jit.ScriptModule:
     """Script the wrapper of ``target`` around ``potential`` (converted to ``dtype``) with ``kernels`` ("fused":
-    the layers that have a fused operator use it, see maskpot.kernels; "reference": plain torch)."""
+    every part that has an operator in maskpot.kernels uses it, see :func:`has_fused_kernels`; "reference":
+    plain torch)."""
     check_options(target, dtype)
     check_kernels(kernels)
     potential = _prepared(potential, dtype)
+    if kernels == "fused" and not has_fused_kernels(config["backbone"], target):
+        raise ValueError(f"no fused kernels for the {config['backbone']} backbone with --target {target}; "
+                         f"export with --kernels reference")
     if kernels == "fused":
         potential = copy.deepcopy(potential)
-        if use_fused(potential) == 0:
-            raise ValueError(f"no fused kernels for the {config['backbone']} backbone; export with --kernels reference")
+        use_fused(potential)
     cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
-    return torch.jit.script(cls(potential, list(config["species"]), dtype, target, kernels))
+    module = cls(potential, list(config["species"]), dtype, target, kernels)
+    if kernels == "fused" and target in FUSED_NEIGHBOR_TARGETS:
+        use_fused_neighbors(module)
+    return torch.jit.script(module)
 
 
-def default_kernels(backbone: str, topology: str | Path | None = None, export_format: str = "torchscript") -> str:
-    """"fused" where a fused operator exists for ``backbone`` and its library is built, else "reference". An
-    OpenMM export with a topology is for plain ``openmmtorch.TorchForce(file)`` without maskpot, and an
-    AOTInductor package traces torch's own operators, so both take "reference"."""
+def has_fused_kernels(backbone: str, target: str) -> bool:
+    """Whether an export of ``backbone`` for ``target`` has a part that maskpot.kernels fuses: PaiNN's message
+    step (any target) or the neighbour search (ASE and OpenMM, any backbone)."""
+    return backbone in FUSED_BACKBONES or target in FUSED_NEIGHBOR_TARGETS
+
+
+def default_kernels(backbone: str, target: str, topology: str | Path | None = None,
+                    export_format: str = "torchscript") -> str:
+    """"fused" where the export has a fused part (:func:`has_fused_kernels`) and the library is built, else
+    "reference". An OpenMM export with a topology is for plain ``openmmtorch.TorchForce(file)`` without maskpot,
+    and an AOTInductor package traces torch's own operators, so both take "reference"."""
     if topology is not None or export_format == "aoti":
         return "reference"
-    return "fused" if backbone in FUSED_BACKBONES and kernels_available() else "reference"
+    return "fused" if has_fused_kernels(backbone, target) and kernels_available() else "reference"
 
 
 def topology_atomic_numbers(topology_file: str | Path) -> list[int]:
@@ -121,7 +138,7 @@ def _export(checkpoint, target, out, dtype, topology, export_format, kernels) ->
     if topology is not None and export_format == "aoti":
         raise ValueError("--topology is for a TorchScript file that plain openmmtorch.TorchForce loads; a .pt2 "
                          "package runs through maskpot.openmm.create_force, which takes the topology")
-    kernels = kernels or default_kernels(config["backbone"], topology, export_format)
+    kernels = kernels or default_kernels(config["backbone"], target, topology, export_format)
     versions = {"maskpot": maskpot.__version__, "torch": torch.__version__, "numpy": np.__version__}
     meta = build_metadata(target=target, config=config, dtype=dtype, checkpoint=checkpoint,
                           data=getattr(ckpt, "data", {}) or {}, versions=versions, export_format=export_format,

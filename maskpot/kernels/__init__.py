@@ -7,7 +7,9 @@ TorchScript file made with ``kernels="fused"`` needs that before ``torch.jit.loa
 loaders and the LAMMPS plugin do it), one made with ``kernels="reference"`` loads with plain torch.
 
 Kernels: ``"reference"`` (the layers as trained: differentiable to any order) or ``"fused"`` (inference only:
-first derivatives with respect to the inputs, which forces need, and no gradient for the weights).
+first derivatives with respect to the inputs, which forces need, and no gradient for the weights). Operators:
+``painn_message`` (maskpot.kernels.painn) and ``neighbor_pairs``, the neighbour search of ASE and OpenMM exports
+(maskpot.kernels.neighbors; not differentiable, its positions are detached).
 """
 
 from __future__ import annotations

@@ -118,3 +118,11 @@ def neighbor_pairs(positions: Tensor, cell: Optional[Tensor], pbc: Tensor, cutof
     d = positions[j] - positions[qi] + shifts @ cell
     keep = torch.sum(d * d, dim=-1) < cutoff * cutoff
     return torch.stack([qi[keep], j[keep]]), shifts[keep]
+
+
+class NeighborSearch(torch.nn.Module):
+    """:func:`neighbor_pairs` as a module, so that an export can swap in maskpot's C++ operator
+    (``maskpot.kernels.neighbors.use_fused_neighbors``) and a reference export keeps this pure-torch search."""
+
+    def forward(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor, cutoff: float) -> Tuple[Tensor, Tensor]:
+        return neighbor_pairs(positions, cell, pbc, cutoff)
