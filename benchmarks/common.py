@@ -137,8 +137,8 @@ def machine_markdown(machine: dict, command: str) -> str:
     gpus = machine.get("gpus") or []
     gpu = ", ".join(gpus) + " (every row here runs on the CPU)" if gpus else "none on this machine: no GPU rows"
     return (f"- CPU: {machine['cpu']}, {machine['logical_cores']} logical cores\n"
-            f"- GPU: {gpu}\n"
             f"- torch threads per process: {machine['torch_threads']}\n"
+            f"- GPU: {gpu}\n"
             f"- platform: {machine['platform']}\n- versions: {v}\n"
             f"- command: `{command}`\n")
 

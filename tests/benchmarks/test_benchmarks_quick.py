@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.common import fmt
 
@@ -88,6 +89,7 @@ def assert_machine_section(table: str, report: dict, threads: int) -> None:
     assert (machine["cpu"], machine["logical_cores"], machine["torch_threads"]) == (cpu_model(), os.cpu_count(),
                                                                                     threads)
     assert f"- CPU: {cpu_model()}, {os.cpu_count()} logical cores\n- torch threads per process: {threads}\n" in table
+    assert ("- GPU: none on this machine: no GPU rows\n" in table) != torch.cuda.is_available()
 
 
 @pytest.mark.slow
