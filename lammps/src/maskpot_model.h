@@ -1,5 +1,5 @@
-/* The loaded maskpot model (a TorchScript module, or an AOTInductor .pt2 package) and the checks on what goes in
-   and out of it, shared by pair_maskpot.cpp and pair_maskpot_exchange.cpp (the only files that include libtorch). */
+/* The loaded maskpot model (a TorchScript module, or an AOTInductor .pt2 package; read by maskpot_model.cpp) and
+   the checks on what goes in and out of it, shared by the pair style's files (the only ones that include libtorch). */
 
 #ifndef MASKPOT_MODEL_H
 #define MASKPOT_MODEL_H
@@ -34,6 +34,10 @@ struct MaskpotModel {
   int layers = 0;                  // layerwise: message-passing steps (n_layers)
   int state_width = 0;             // layerwise: values per atom exchanged between layers
 };
+
+// The model file at ``path`` and its metadata (maskpot_model.cpp); throws std::runtime_error with the message of
+// the ERROR line ("maskpot model file PATH: ...").
+std::unique_ptr<MaskpotModel> load_model(const std::string &path);
 
 // One line of an exception: c10::Error without its C++ backtrace; for an error raised inside TorchScript (whose
 // message is "The following operation failed in the TorchScript interpreter." and a TorchScript traceback) the
