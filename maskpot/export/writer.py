@@ -56,12 +56,12 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
     check_options(target, dtype)
     check_kernels(kernels)
     potential = _prepared(potential, dtype)
-    if kernels == "fused" and not has_fused_kernels(config["backbone"], target):
-        raise ValueError(f"no fused kernels for the {config['backbone']} backbone with --target {target}; "
-                         f"export with --kernels reference")
     if kernels == "fused":
+        if not has_fused_kernels(config["backbone"], target):
+            raise ValueError(f"no fused kernels for the {config['backbone']} backbone with --target {target}; "
+                             f"export with --kernels reference")
         potential = copy.deepcopy(potential)
-        use_fused(potential)
+        use_fused(potential)  # PaiNN's message step (nothing for other backbones)
     cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
     module = cls(potential, list(config["species"]), dtype, target, kernels)
     if kernels == "fused" and target in FUSED_NEIGHBOR_TARGETS:
