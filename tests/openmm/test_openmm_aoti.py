@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-import torch  # noqa: F401  (import before openmm, see maskpot.openmm.force.ensure_torch_plugin)
+import torch  # before openmm (see maskpot.openmm.force.ensure_torch_plugin)
 import openmm
 import openmm.unit as u
 
@@ -113,3 +113,15 @@ def test_refusals_are_one_line(package, checkpoint_factory, tmp_path, water_atom
     assert r.stderr.strip() == ("error: --topology is for a TorchScript file that plain openmmtorch.TorchForce loads; "
                                 "a .pt2 package runs through maskpot.openmm.create_force, which takes the topology")
     assert not (tmp_path / "model.pt2").exists()
+
+
+def test_package_call_without_its_atoms_is_one_line(package):
+    from maskpot.export.aoti import load_package
+
+    model, _ = load_package(package)
+    positions = torch.zeros((6, 3), dtype=torch.float64)
+    with pytest.raises(RuntimeError, match=r"^maskpot: no atomic numbers set; use maskpot.openmm.create_force$"):
+        model(positions)
+    model.atomic_numbers = torch.tensor([8, 1, 1])
+    with pytest.raises(RuntimeError, match=r"^maskpot: the model was set up for 3 atoms but the system has 6$"):
+        model(positions)
