@@ -226,7 +226,10 @@ def comparable(record: dict, now: dict, kind: str) -> bool:
     then = record.get("budget") or {}
     if then == now:
         return True
-    same_otherwise = {k: v for k, v in then.items() if k != "max_steps"} == {k: v for k, v in now.items() if k != "max_steps"}
+    def uncapped(b: dict) -> dict:
+        return {k: v for k, v in b.items() if k != "max_steps"}
+
+    same_otherwise = uncapped(then) == uncapped(now)
     if kind != "finetune":
         return same_otherwise
     return same_otherwise and record.get("stopped") == "plateau" and then.get("max_steps", 0) <= now["max_steps"]

@@ -1,6 +1,7 @@
 """Timing of each row of benchmarks/speed.py: the exported model called from PyTorch (the model-only bound), the
 same model eager, OpenMM with the export in a TorchForce and in a PythonForce, LAMMPS with the pair_style plugin
-on N ranks, AOTInductor packages beside their TorchScript files (interleaved), and classical TIP3P in OpenMM. Every function returns ms per MD step (or per call) for each repeat.
+on N ranks, AOTInductor packages beside their TorchScript files (interleaved), and classical TIP3P in OpenMM.
+Every function returns ms per MD step (or per call) for each repeat.
 """
 
 from __future__ import annotations
