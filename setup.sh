@@ -68,12 +68,17 @@ case "${1:-demo}" in
     # the AddressSanitizer build the plugin's memory-safety test runs (tests/faults/test_lammps_faults.py)
     MASKPOT_ASAN=1 bash lammps/build.sh
     status=0
+    # one pytest-xdist worker per core (at most 4) with one torch thread each; tests that share a costly fixture
+    # run on one worker (tests/conftest.py). Arguments after `test` go to pytest (`-n 0`: one process).
+    parallel=(-n auto --maxprocesses 4 --dist loadgroup)
+    export OMP_NUM_THREADS=1
     echo "[setup] tests on the pinned stack ($VENV)"
-    MASKPOT_STACK=pinned python -m pytest -q "$@" || status=$?
+    MASKPOT_STACK=pinned python -m pytest -q "${parallel[@]}" "$@" || status=$?
     echo "[setup] engine-agreement tests on the current stack ($VENV_CURRENT)"
     current=0
     # the slow checks (a float32 .pt2 compile) run once, on the pinned stack
-    MASKPOT_STACK=current with_venv "$VENV_CURRENT" python -m pytest -q -m "current_stack and not slow" "$@" || current=$?
+    MASKPOT_STACK=current with_venv "$VENV_CURRENT" python -m pytest -q "${parallel[@]}" \
+      -m "current_stack and not slow" "$@" || current=$?
     # 5: nothing selected (a path given on the command line holds no current_stack test)
     if [ "$current" != 0 ] && [ "$current" != 5 ]; then status=$current; fi
     exit "$status"

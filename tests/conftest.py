@@ -10,6 +10,10 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+# pytest-xdist's workers set COLUMNS=80, which rich would fix as the width of the CLI's console at import; without
+# it the console reads COLUMNS per call, so a test that reads a CLI table sets the width it needs (CliRunner env)
+os.environ.pop("COLUMNS", None)
+
 
 # ---- the two stacks (README "Install") ------------------------------------------------------------------------
 
@@ -19,6 +23,24 @@ def pytest_runtest_setup(item):
     if (item.get_closest_marker("openmm_torch") and os.environ.get("MASKPOT_STACK") == "current"
             and importlib.util.find_spec("openmmtorch") is None):
         pytest.skip("openmmtorch is not part of the current stack (requirements-current.txt)")
+
+
+# ---- parallel runs (pytest-xdist, ``-n 2 --dist loadgroup`` in setup.sh) ------------------------------------------
+
+# Fixtures that cost tens of seconds each (a training run, AOTInductor compiles): every test that uses one runs on
+# the same worker, so that it is made once per run and not once per worker. They are session-scoped: a worker
+# does not run a group's tests back to back, and a module-scoped fixture would be made again on each return.
+COSTLY_FIXTURES = ("trained_water_checkpoint", "package")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name in COSTLY_FIXTURES:
+            defs = getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.get(name)
+            if defs:  # one group per definition (two modules may each define a fixture of that name)
+                item.add_marker(pytest.mark.xdist_group(f"{name}@{defs[-1].baseid}"))
+                break
 
 
 # ---- data fixtures ---------------------------------------------------------------------------------------------

@@ -28,9 +28,9 @@ BACKBONE = "painn-rep"
 pytestmark = pytest.mark.current_stack  # .pt2 in ASE and LAMMPS on both stacks
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # see tests/conftest.py, COSTLY_FIXTURES
 def package(checkpoint_factory, tmp_path_factory):
-    """package(target, dtype) -> path of the .pt2 of the tiny checkpoint, compiled once per module."""
+    """package(target, dtype) -> path of the .pt2 of the tiny checkpoint, compiled once per run."""
     cache: dict = {}
 
     def get(target: str, dtype: str = "float64") -> Path:

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.current_stack  # the OpenMM path of a torch without ope
 BACKBONE = "painn-rep"  # the short-range repulsion is part of what is compared
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # compiled once per run (tests/conftest.py, COSTLY_FIXTURES)
 def package(checkpoint_factory, tmp_path_factory):
     out = tmp_path_factory.mktemp("aoti-openmm") / "model.pt2"
     return str(export_checkpoint(checkpoint_factory(BACKBONE), "openmm", out, export_format="aoti"))
