@@ -277,7 +277,7 @@ def run_pretrain(task: Task, out: Path, args) -> dict:
     t0 = time.perf_counter()
     if kind == "supervised":
         cfg = FinetuneConfig(max_steps=b["pretrain_steps"], eval_every=2 * b["eval_every"], patience=never,
-                             seed=task.pt_seed, repulsion=False)
+                             seed=task.pt_seed, repulsion=False, compile=not args.quick)
         result = finetune(frames, ckpt, cfg, model_config=config, val_frames=val, resume=resumable(ckpt))
         best, metric = result.best_step, result.val_metrics["force_mae"]
     else:
@@ -301,7 +301,7 @@ def run_finetune(task: Task, out: Path, args) -> dict:
     if INITS[task.init]:
         init = str(folder / f"pre-{task.init}-p{task.pt_seed}.ckpt")
     cfg = FinetuneConfig(max_steps=b["max_steps"], eval_every=b["eval_every"], patience=b["patience"],
-                         seed=task.seed, train_frames=task.size, repulsion=False)
+                         seed=task.seed, train_frames=task.size, repulsion=False, compile=not args.quick)
     if task.init == "scratch-no-ema":
         cfg = replace(cfg, ema_decay=0.0)
     t0 = time.perf_counter()
@@ -313,6 +313,7 @@ def run_finetune(task: Task, out: Path, args) -> dict:
             "train_frames": task.size, "seed": task.seed, "best_step": result.best_step,
             "steps": result.rows[-1]["step"], "stopped": result.stopped,
             "best_at_last": result.best_step == result.rows[-1]["step"], "n_evals": len(evals),
+            "compiled": cfg.compile,
             "init_part": (result.init_report or {}).get("part"), "val_force_mae": result.val_metrics["force_mae"],
             "seconds": time.perf_counter() - t0, "log": str(result.log_path.relative_to(out)),
             **{k: v for k, v in (result.test_metrics or {}).items()}}

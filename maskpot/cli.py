@@ -272,6 +272,8 @@ def finetune(
     avg_neighbors: float = typer.Option(None, help=AVG_NEIGHBORS + "; not with --init"),
     repulsion: bool = typer.Option(F.repulsion, help="ZBL repulsion below each element pair's closest distance in "
                                                      "the training frames (energy-centric models)"),
+    compile: bool = typer.Option(F.compile, help="torch.compile the training step: faster per step after about "
+                                                 "a minute of compiling per batch shape (long runs)"),
 ) -> None:
     """Train energies and forces, from scratch or from a checkpoint (--init)."""
     from maskpot.data import read_many

@@ -103,6 +103,9 @@ class FinetuneConfig(TrainConfig):
         repulsion: give an energy-centric model ZBL repulsion below the closest distance of each element pair in
             the training and validation frames (maskpot.models.repulsion): zero on those frames, so training is
             unchanged, and a wall where the data ends so that MD cannot fall into the network's false minima.
+        compile: run the training step's energies and forces through torch.compile
+            (maskpot.train.compiled): the same function, faster per step after a compile of about a minute per
+            batch shape (benchmarks/results/train_speed.md); for long runs.
     """
 
     lr: float = 2e-3
@@ -111,3 +114,4 @@ class FinetuneConfig(TrainConfig):
     force_weight: float = 10.0
     train_frames: Optional[int] = None
     repulsion: bool = True
+    compile: bool = False

@@ -160,9 +160,17 @@ def finetune(frames: Sequence[Frame], out: str | Path, cfg: FinetuneConfig = Fin
     weights = LossWeights(cfg.energy_weight if config.energy_centric else 0.0, cfg.force_weight)
     train_cache, val_cache = NeighborCache(), NeighborCache()
 
+    if cfg.compile:
+        from maskpot.train.compiled import CompiledEnergyForces
+
+        predict_train = CompiledEnergyForces(potential)
+    else:
+        def predict_train(batch):
+            return predict_batch(potential, batch, create_graph=True)
+
     def step_loss(step: int, idx: np.ndarray) -> torch.Tensor:
         batch = collate([train[k] for k in idx], config.cutoff, config.species, dtype, train_cache)
-        energy, forces = predict_batch(potential, batch, create_graph=True)
+        energy, forces = predict_train(batch)
         return energy_force_loss(energy, forces, batch.energy, batch.forces, batch.n_atoms, norm.scale, weights)
 
     def evaluate(module: torch.nn.Module) -> dict:

@@ -36,8 +36,9 @@ from maskpot.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
-# options that may differ between a saved state and the run that resumes it (the budget can be extended)
-RESUMABLE_CHANGES = ("max_steps", "patience", "max_minutes")
+# options that may differ between a saved state and the run that resumes it (the budget can be extended; compile
+# changes how the step is computed, not what)
+RESUMABLE_CHANGES = ("max_steps", "patience", "max_minutes", "compile")
 
 
 @dataclass

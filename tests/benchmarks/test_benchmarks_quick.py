@@ -160,3 +160,22 @@ def test_models_speed_probe_runs(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines[:2]] == ["float32", "float64"] and "192 atoms" in lines[0]
     assert "12288 atoms" in lines[-1] and all(" ms" in line for line in lines)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEEPMD.is_file(), reason="needs ../shared/data")
+@pytest.mark.timeout(500)
+def test_train_speed_quick(tmp_path):
+    """train_speed.py --quick: one row (a tiny PaiNN), both variants timed, the compiled step's loss is the
+    eager one's, one compiled shape (the batches share a bucket)."""
+    out = tmp_path / "results"
+    run_script("train_speed.py", out, 450)
+    report = json.loads((out / "train_speed.json").read_text())
+    [row] = report["rows"]
+    assert row["backbone"] == "painn" and row["atoms_per_batch"] == 768 and row["shapes"] == 1, row
+    for key in ("eager_cpu_s", "eager_wall_s", "compiled_cpu_s", "compiled_wall_s", "speedup_cpu", "compile_s"):
+        assert finite(row[key]) and row[key] > 0, key
+    assert row["loss_rel_diff"] < 1e-5
+    table = (out / "train_speed.md").read_text()
+    assert "| painn | 768 |" in table
+    assert_machine_section(table, report, threads=1)
