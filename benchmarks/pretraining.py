@@ -282,7 +282,7 @@ def run_pretrain(task: Task, out: Path, args) -> dict:
         best, metric = result.best_step, result.val_metrics["force_mae"]
     else:
         cfg = PretrainConfig(max_steps=b["pretrain_steps"], eval_every=2 * b["eval_every"], patience=never,
-                             seed=task.pt_seed)
+                             seed=task.pt_seed, compile=not args.quick and readout == "force")
         result = pretrain(frames, ckpt, config, PretrainTask(objective, readout), cfg, val_frames=val,
                           resume=resumable(ckpt))
         best, metric = result.best_step, result.best_val["loss"]

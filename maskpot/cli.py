@@ -129,6 +129,8 @@ PATIENCE = "stop after this many validations without improvement"
 EMA = "EMA of the weights that is validated and kept (0: off)"
 MAX_MINUTES = "stop after the validation that crosses this budget"
 RESUME = "continue an interrupted run from its state file (<out>.state.pt)"
+COMPILE = "torch.compile the training step: faster per step after about a minute of compiling per batch shape " \
+          "(long runs)"
 AVG_NEIGHBORS = "neighbour sums are divided by this; default: from the training data (the mean neighbours " \
                 "within --cutoff per atom, stored in the checkpoint)"
 
@@ -226,6 +228,7 @@ def pretrain(
     layers: int = typer.Option(M.layers),
     dtype: str = typer.Option(M.dtype, help="float32 | float64"),
     avg_neighbors: float = typer.Option(M.avg_neighbors, help=AVG_NEIGHBORS),
+    compile: bool = typer.Option(P.compile, help=COMPILE + "; the force read-out"),
 ) -> None:
     """Self-supervised pretraining on geometries (masked hydrogens and/or denoising)."""
     from maskpot.data import read_many
@@ -272,8 +275,7 @@ def finetune(
     avg_neighbors: float = typer.Option(None, help=AVG_NEIGHBORS + "; not with --init"),
     repulsion: bool = typer.Option(F.repulsion, help="ZBL repulsion below each element pair's closest distance in "
                                                      "the training frames (energy-centric models)"),
-    compile: bool = typer.Option(F.compile, help="torch.compile the training step: faster per step after about "
-                                                 "a minute of compiling per batch shape (long runs)"),
+    compile: bool = typer.Option(F.compile, help=COMPILE),
 ) -> None:
     """Train energies and forces, from scratch or from a checkpoint (--init)."""
     from maskpot.data import read_many

@@ -67,9 +67,21 @@ def pretrain(frames: Sequence[Frame], out: str | Path, model_config: ModelConfig
     parents = ParentCache()
     cutoff, species = model_config.cutoff, model_config.species
 
+    forces_of = None
+    if cfg.compile:
+        if task.readout != "force":
+            raise ValueError("pretrain: --compile compiles the force read-out's forces; the head read-out has none")
+        from maskpot.train.compiled import CompiledEnergyForces
+
+        compiled = CompiledEnergyForces(model)
+
+        def forces_of(batch):
+            return compiled(batch)[1]
+
     def step_loss(step: int, idx: np.ndarray) -> torch.Tensor:
         rng = np.random.default_rng([cfg.seed, 7, step])
-        return pretrain_loss(model, [train[k] for k in idx], task, rng, parents, dtype, cutoff, species)["loss"]
+        return pretrain_loss(model, [train[k] for k in idx], task, rng, parents, dtype, cutoff, species,
+                             forces_of)["loss"]
 
     def evaluate(module: torch.nn.Module) -> dict:
         rng = np.random.default_rng([cfg.seed, 11])

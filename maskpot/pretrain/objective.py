@@ -15,7 +15,7 @@ Read-outs, i.e. which per-atom vector answers the task:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -71,22 +71,28 @@ class ParentCache:
         return hit[1]
 
 
-def _answers(model: torch.nn.Module, batch, task: PretrainTask) -> dict[str, torch.Tensor]:
-    """The model's (N, 3) vector for each objective."""
+def _answers(model: torch.nn.Module, batch, task: PretrainTask,
+             forces_of: Callable | None = None) -> dict[str, torch.Tensor]:
+    """The model's (N, 3) vector for each objective; ``forces_of(batch)`` gives the force read-out's forces when
+    given (maskpot.train.compiled), else autograd here."""
     if task.readout == "head":
         return model(batch.species_index, batch.edge_index, batch.edge_vectors(), batch.mask_flag)
-    from maskpot.models.compute import energy_forces
+    if forces_of is not None:
+        forces = forces_of(batch)
+    else:
+        from maskpot.models.compute import energy_forces
 
-    with torch.enable_grad():  # forces are a gradient, also when evaluating
-        _, forces, _ = energy_forces(model, batch.positions, batch.species_index, batch.edge_index, batch.shifts,
-                                     batch.batch, batch.n_graphs, model.training, batch.mask_flag)
+        with torch.enable_grad():  # forces are a gradient, also when evaluating
+            _, forces, _ = energy_forces(model, batch.positions, batch.species_index, batch.edge_index,
+                                         batch.shifts, batch.batch, batch.n_graphs, model.training, batch.mask_flag)
     return {name: forces for name in objective_heads(task.objective)}
 
 
 def pretrain_loss(model: torch.nn.Module, frames: Sequence[Frame], task: PretrainTask, rng: np.random.Generator,
-                  parents: ParentCache, dtype: torch.dtype, cutoff: float,
-                  species: Sequence[int]) -> dict[str, torch.Tensor]:
-    """Corrupt ``frames`` (mask and/or noise), run the model, return ``{"loss", "mask"?, "denoise"?}``."""
+                  parents: ParentCache, dtype: torch.dtype, cutoff: float, species: Sequence[int],
+                  forces_of: Callable | None = None) -> dict[str, torch.Tensor]:
+    """Corrupt ``frames`` (mask and/or noise), run the model, return ``{"loss", "mask"?, "denoise"?}``
+    (``forces_of``: see ``_answers``)."""
     heads = objective_heads(task.objective)
     inputs, flags, mask_targets, noise_targets = [], [], [], []
     for frame in frames:
@@ -100,7 +106,7 @@ def pretrain_loss(model: torch.nn.Module, frames: Sequence[Frame], task: Pretrai
             noise_targets.append(-target if task.readout == "force" else target)
         inputs.append(frame)
     batch = collate(inputs, cutoff, species, dtype, mask_flags=flags if flags else None)
-    out = _answers(model, batch, task)
+    out = _answers(model, batch, task, forces_of)
     losses: dict[str, torch.Tensor] = {}
     if "mask" in heads:
         target = torch.as_tensor(np.concatenate(mask_targets), dtype=dtype)

@@ -29,6 +29,9 @@ class TrainConfig:
         seed: data split, shuffling, corruption and initialisation seed.
         val_fraction: fraction of the frames held out for validation (when no validation frames are given).
         max_minutes: stop after the evaluation that crosses this wall-clock budget; None = no limit.
+        compile: run the training step's energies and forces through torch.compile
+            (maskpot.train.compiled; in pretraining, the force read-out's): the same function, faster per step
+            after a compile of about a minute per batch shape (benchmarks/results/train_speed.md); long runs.
     """
 
     max_steps: int = 4000
@@ -43,6 +46,7 @@ class TrainConfig:
     seed: int = 0
     val_fraction: float = 0.1
     max_minutes: Optional[float] = None
+    compile: bool = False
 
     def check(self) -> None:
         """One-line ValueError for options no run can use."""
@@ -103,9 +107,6 @@ class FinetuneConfig(TrainConfig):
         repulsion: give an energy-centric model ZBL repulsion below the closest distance of each element pair in
             the training and validation frames (maskpot.models.repulsion): zero on those frames, so training is
             unchanged, and a wall where the data ends so that MD cannot fall into the network's false minima.
-        compile: run the training step's energies and forces through torch.compile
-            (maskpot.train.compiled): the same function, faster per step after a compile of about a minute per
-            batch shape (benchmarks/results/train_speed.md); for long runs.
     """
 
     lr: float = 2e-3
@@ -114,4 +115,3 @@ class FinetuneConfig(TrainConfig):
     force_weight: float = 10.0
     train_frames: Optional[int] = None
     repulsion: bool = True
-    compile: bool = False
