@@ -179,3 +179,22 @@ def test_train_speed_quick(tmp_path):
     table = (out / "train_speed.md").read_text()
     assert "| painn | 768 |" in table
     assert_machine_section(table, report, threads=1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_rank_scaling_quick(tmp_path):
+    """rank_scaling.py --quick: the four runs (1 and 2 ranks, half box alone and two side by side) have finite
+    times, the report states the speed-up and the machine's bound, and no run files are left in the results."""
+    if lammps_plugin_error():
+        pytest.skip(lammps_plugin_error())
+    out = tmp_path / "results"
+    run_script("rank_scaling.py", out, 250)
+    report = json.loads((out / "rank_scaling.json").read_text())
+    assert set(report["ms_per_step"]) == {"1 rank", "2 ranks", "1 rank, half box", "two half boxes side by side"}
+    assert all(finite(v) and v > 0 for v in report["ms_per_step"].values())
+    assert finite(report["rank_speedup"]) and finite(report["machine_bound"])
+    table = (out / "rank_scaling.md").read_text()
+    assert f"- 2 ranks / 1 rank speed-up: {report['rank_speedup']:.2f}\n" in table
+    assert sorted(p.name for p in out.iterdir()) == ["rank_scaling.json", "rank_scaling.md"]
+    assert_machine_section(table, report, threads=1)

@@ -1,0 +1,99 @@
+"""How far two MPI ranks can speed LAMMPS up on this machine: 2 ranks against 1 on one water box, beside the
+machine's own bound, two independent 1-rank runs of half the box at the same time.
+
+Rows (default float32 PaiNN with random weights, the LAMMPS export, ``maskpot md --engine lammps``, NVT):
+  1 rank, W waters; 2 ranks, W waters (domain decomposition); 1 rank, W/2 waters alone; two 1-rank runs of W/2
+  waters started together (no communication, no shared atoms: what two cores give two independent jobs).
+The rank speed-up is t(1 rank) / t(2 ranks); the machine's bound is 2 x t(W/2 alone) / t(W/2 side by side),
+the throughput two independent processes reach together over one. The variants take turns (interleaved) over
+--repeats rounds; LAMMPS' loop time of each timed run (after a warm-up run) in ms/step, medians.
+
+Writes rank_scaling.md and rank_scaling.json to --out. Needs quiet cores (nothing else running).
+    python benchmarks/rank_scaling.py --waters 4096 --steps 20 --repeats 2
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (argument_parser, atomic_write_text, begin, command_line, finish, fmt,  # noqa: E402
+                               machine_description, machine_markdown, markdown_table, save_json)
+
+TIMESTEP_FS = 0.5
+
+
+def parse_args(argv=None):
+    ap = argument_parser(__doc__, quick="27 waters, tiny model, 4 steps (a functional check)")
+    ap.add_argument("--waters", type=int, default=4096, help="water molecules in the whole box (even)")
+    ap.add_argument("--steps", type=int, default=20, help="timed MD steps per run")
+    ap.add_argument("--repeats", type=int, default=2, help="rounds of all variants")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per rank")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.quick:
+        args.waters, args.steps, args.repeats = 54, 4, 1
+    out, started = begin(args)
+    with tempfile.TemporaryDirectory(prefix="maskpot-rank-scaling-") as tmp:  # run files: not results
+        return measure(args, out, Path(tmp), started)
+
+
+def measure(args, out: Path, scratch: Path, started: float) -> int:
+    from benchmarks.speed import random_checkpoint, water_box
+    from maskpot.export import export_checkpoint
+    from maskpot.lammps.md import run_lammps_md
+
+    model = export_checkpoint(random_checkpoint(scratch / "model.ckpt", "painn", "float32", args.quick), "lammps",
+                              scratch / "model-lammps.pt", dtype="float32")
+    whole, half = water_box(args.waters, seed=0), water_box(args.waters // 2, seed=1)
+
+    def run(frame, ranks: int, tag: str, seed: int) -> float:
+        result = run_lammps_md(model, frame, steps=args.steps, timestep_fs=TIMESTEP_FS, report_interval=args.steps,
+                               out_prefix=scratch / tag, nprocs=ranks, seed=seed,
+                               warmup_steps=max(2, args.steps // 5), threads=args.threads)
+        return result["ms_per_step"]
+
+    def side_by_side(seed: int) -> float:
+        with ThreadPoolExecutor(2) as pool:
+            jobs = [pool.submit(run, half, 1, f"pair-{k}", seed) for k in range(2)]
+            return max(job.result() for job in jobs)  # the pair is done when both are
+
+    variants = {"1 rank": lambda s: run(whole, 1, "one", s), "2 ranks": lambda s: run(whole, 2, "two", s),
+                "1 rank, half box": lambda s: run(half, 1, "half", s), "two half boxes side by side": side_by_side}
+    times = {name: [] for name in variants}
+    for k in range(args.repeats):
+        for name, fn in variants.items():
+            times[name].append(fn(k))
+            print(f"round {k}: {name}: {times[name][-1]:.1f} ms/step", flush=True)
+    ms = {name: statistics.median(t) for name, t in times.items()}
+    result = {"waters": args.waters, "atoms": 3 * args.waters, "steps": args.steps, "repeats": args.repeats,
+              "ms_per_step": ms, "all_ms_per_step": times,
+              "rank_speedup": ms["1 rank"] / ms["2 ranks"],
+              "machine_bound": 2 * ms["1 rank, half box"] / ms["two half boxes side by side"],
+              "command": command_line(), "machine": machine_description(args.threads)}
+    rows = [[name, fmt(v)] for name, v in ms.items()]
+    text = ("# Two MPI ranks against one, beside the machine's bound (benchmarks/rank_scaling.py)\n\n"
+            f"Default float32 PaiNN (random weights), LAMMPS export, {args.waters} waters ({3 * args.waters} "
+            f"atoms); half box: {args.waters // 2} waters. Medians of {args.repeats} interleaved rounds of "
+            f"{args.steps} timed steps.\n\n" + markdown_table(["run", "ms/step"], rows) +
+            f"\n- 2 ranks / 1 rank speed-up: {result['rank_speedup']:.2f}\n"
+            f"- machine bound (two independent half-box runs together over one alone, x2): "
+            f"{result['machine_bound']:.2f}\n"
+            f"- the decomposition reaches {result['rank_speedup'] / result['machine_bound']:.0%} of the bound\n\n"
+            + machine_markdown(result["machine"], result["command"]))
+    save_json(out / "rank_scaling.json", result)
+    atomic_write_text(out / "rank_scaling.md", text)
+    return finish(out / "rank_scaling.md", started)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
