@@ -287,7 +287,12 @@ def run_pretrain(task: Task, out: Path, args) -> dict:
                           resume=resumable(ckpt))
         best, metric = result.best_step, result.best_val["loss"]
     return {"budget": b, "backbone": task.backbone, "init": task.init, "pt_seed": task.pt_seed,
-            "best_step": best, "val_metric": metric, "n_frames": len(frames), "seconds": time.perf_counter() - t0}
+            "best_step": best, "val_metric": metric, "n_frames": len(frames), "seconds": run_seconds(result.rows, t0)}
+
+
+def run_seconds(rows: list[dict], t0: float) -> float:
+    """Training seconds of a run, summed over its resumed parts (the log's last row), else since ``t0``."""
+    return float(rows[-1]["seconds"]) if rows and "seconds" in rows[-1] else time.perf_counter() - t0
 
 
 def run_finetune(task: Task, out: Path, args) -> dict:
@@ -315,7 +320,7 @@ def run_finetune(task: Task, out: Path, args) -> dict:
             "best_at_last": result.best_step == result.rows[-1]["step"], "n_evals": len(evals),
             "compiled": cfg.compile,
             "init_part": (result.init_report or {}).get("part"), "val_force_mae": result.val_metrics["force_mae"],
-            "seconds": time.perf_counter() - t0, "log": str(result.log_path.relative_to(out)),
+            "seconds": run_seconds(result.rows, t0), "log": str(result.log_path.relative_to(out)),
             **{k: v for k, v in (result.test_metrics or {}).items()}}
 
 
