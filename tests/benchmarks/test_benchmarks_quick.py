@@ -198,3 +198,20 @@ def test_rank_scaling_quick(tmp_path):
     assert f"- 2 ranks / 1 rank speed-up: {report['rank_speedup']:.2f}\n" in table
     assert sorted(p.name for p in out.iterdir()) == ["rank_scaling.json", "rank_scaling.md"]
     assert_machine_section(table, report, threads=1)
+
+
+@pytest.mark.slow
+@pytest.mark.openmm_torch
+@pytest.mark.timeout(300)
+def test_engines_interleaved_quick(tmp_path):
+    """engines_interleaved.py --quick: the three engines each have a finite time, the table shows their ratios to
+    the model-only bound (the bound's own is 1)."""
+    out = tmp_path / "results"
+    run_script("engines_interleaved.py", out, 250)
+    report = json.loads((out / "engines_interleaved.json").read_text())
+    assert set(report["ms_per_step"]) == {"model-only", "openmm", "openmm-python"}
+    assert all(finite(v) and v > 0 for v in report["ms_per_step"].values())
+    assert report["engine_over_bound"]["model-only"] == 1.0
+    table = (out / "engines_interleaved.md").read_text()
+    assert f"| openmm | {fmt(report['ms_per_step']['openmm'])} |" in table
+    assert_machine_section(table, report, threads=1)
