@@ -45,6 +45,13 @@ def argument_parser(doc: str, quick: str | None = None) -> argparse.ArgumentPars
     return ap
 
 
+def add_run_options(ap: argparse.ArgumentParser, threads: str = "torch threads per process") -> None:
+    """The options every timing script takes: ``--threads`` (default 1) and ``--out`` (default
+    benchmarks/results)."""
+    ap.add_argument("--threads", type=int, default=1, help=threads)
+    ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
+
+
 def begin(args) -> tuple[Path, float]:
     """A script's run begins: torch uses ``args.threads`` threads (torch's default when None, recorded back in
     ``args.threads``); returns the output folder ``args.out`` (created) and the start time."""
@@ -70,6 +77,14 @@ def finish(path: Path, started: float, say=print) -> int:
     """A script's run ends: one line naming its report ``path`` and the seconds since ``started``; exit status 0."""
     say(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
     return 0
+
+
+def write_report(out: Path, stem: str, result: dict, text: str, started: float) -> int:
+    """A script's results: ``stem``.json (``result``) and ``stem``.md (``text``) in ``out``, each written
+    atomically, then :func:`finish`'s line."""
+    save_json(out / f"{stem}.json", result)
+    atomic_write_text(out / f"{stem}.md", text)
+    return finish(out / f"{stem}.md", started)
 
 
 def save_json(path: Path, obj) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (argument_parser, atomic_write_text, begin, command_line, finish, fmt,  # noqa: E402
-                               machine_description, machine_markdown, markdown_table, save_json)
+from benchmarks.common import (add_run_options, argument_parser, begin, command_line, fmt,  # noqa: E402
+                               machine_description, machine_markdown, markdown_table, write_report)
 
 ENGINES = ("model-only", "openmm", "openmm-python")
 
@@ -28,8 +28,7 @@ def parse_args(argv=None):
     ap.add_argument("--waters", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--atom-steps", type=float, default=1e5, help="work per timed call, as in speed.py")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    add_run_options(ap, "torch and OpenMM threads")
     return ap.parse_args(argv)
 
 
@@ -67,9 +66,7 @@ def main(argv=None) -> int:
             f"steps per call; medians of {args.rounds} rounds in which the three run in turn.\n\n"
             + markdown_table(["engine", "ms/step", "us/atom-step", "bound / engine"], rows) + "\n"
             + machine_markdown(result["machine"], result["command"]))
-    save_json(out / "engines_interleaved.json", result)
-    atomic_write_text(out / "engines_interleaved.md", text)
-    return finish(out / "engines_interleaved.md", started)
+    return write_report(out, "engines_interleaved", result, text, started)
 
 
 if __name__ == "__main__":

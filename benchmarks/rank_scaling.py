@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (argument_parser, atomic_write_text, begin, command_line, finish, fmt,  # noqa: E402
-                               machine_description, machine_markdown, markdown_table, save_json)
+from benchmarks.common import (add_run_options, argument_parser, begin, command_line, fmt,  # noqa: E402
+                               machine_description, machine_markdown, markdown_table, write_report)
 
 TIMESTEP_FS = 0.5
 
@@ -33,8 +33,7 @@ def parse_args(argv=None):
     ap.add_argument("--waters", type=int, default=4096, help="water molecules in the whole box (even)")
     ap.add_argument("--steps", type=int, default=20, help="timed MD steps per run")
     ap.add_argument("--repeats", type=int, default=2, help="rounds of all variants")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads per rank")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    add_run_options(ap, "torch threads per rank")
     return ap.parse_args(argv)
 
 
@@ -90,9 +89,7 @@ def measure(args, out: Path, scratch: Path, started: float) -> int:
             f"{result['machine_bound']:.2f}\n"
             f"- the decomposition reaches {result['rank_speedup'] / result['machine_bound']:.0%} of the bound\n\n"
             + machine_markdown(result["machine"], result["command"]))
-    save_json(out / "rank_scaling.json", result)
-    atomic_write_text(out / "rank_scaling.md", text)
-    return finish(out / "rank_scaling.md", started)
+    return write_report(out, "rank_scaling", result, text, started)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (argument_parser, atomic_write_text, begin, command_line, csv_list,  # noqa: E402
-                               deepmd_water, finish, fmt, known, machine_description, machine_markdown,
-                               markdown_table, save_json)
+from benchmarks.common import (add_run_options, argument_parser, begin, command_line, csv_list,  # noqa: E402
+                               deepmd_water, fmt, known, machine_description, machine_markdown, markdown_table,
+                               write_report)
 
 BACKBONES = ("painn", "egnn", "gns")
 
@@ -35,8 +35,7 @@ def parse_args(argv=None):
     ap.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated")
     ap.add_argument("--steps", type=int, default=12, help="timed steps of each variant")
     ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads")
-    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    add_run_options(ap)
     return ap.parse_args(argv)
 
 
@@ -136,9 +135,8 @@ def main(argv=None) -> int:
         print(f"{backbone}: eager {r['eager_cpu_s']:.3f} s, compiled {r['compiled_cpu_s']:.3f} s CPU per step "
               f"({r['speedup_cpu']:.2f}x; compile {r['compile_s']:.0f} s)", flush=True)
     machine = machine_description(args.threads)
-    save_json(out / "train_speed.json", {"command": command_line(), "machine": machine, "rows": rows})
-    atomic_write_text(out / "train_speed.md", report(rows, machine, command_line(), args))
-    return finish(out / "train_speed.md", started)
+    return write_report(out, "train_speed", {"command": command_line(), "machine": machine, "rows": rows},
+                        report(rows, machine, command_line(), args), started)
 
 
 if __name__ == "__main__":
