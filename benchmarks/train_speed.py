@@ -113,8 +113,9 @@ def report(rows: list[dict], machine: dict, command: str, args) -> str:
             f"One finetuning step (batch of {args.batch_size} DeePMD water frames: energies, forces, L1 loss, "
             "backward, AdamW) of each default model in float32; the two variants interleaved step by step over "
             f"the same batches, medians of {args.steps} steps. \"compile s\": the first compiled call and one "
-            "warm-up step of each variant. \"loss rel. diff\": the two variants' losses on one batch with the "
-            "same weights.\n\n" + table + "\n" + machine_markdown(machine, command))
+            "warm-up step of each variant (a minute or more on a fresh machine, seconds when inductor's on-disk "
+            "cache holds the graph from an earlier run). \"loss rel. diff\": the two variants' losses on one batch "
+            "with the same weights.\n\n" + table + "\n" + machine_markdown(machine, command))
 
 
 def main(argv=None) -> int:

@@ -26,6 +26,12 @@ def graph_energy(node_energy: Tensor, batch: Tensor, n_graphs: int) -> Tensor:
     return torch.zeros((n_graphs,), dtype=node_energy.dtype, device=node_energy.device).index_add(0, batch, node_energy)
 
 
+def edge_forces(g: Tensor, edge_index: Tensor, n_atoms: int) -> Tensor:
+    """Forces (N,3) eV/Angstrom from per-edge energy gradients g (E,3) = dE/dr_e: F_i += g_e, F_j -= g_e."""
+    i, j = edge_index[0], edge_index[1]
+    return torch.zeros((n_atoms, 3), dtype=g.dtype, device=g.device).index_add(0, i, g).index_add(0, j, -g)
+
+
 def forces_virial(energy: Tensor, edge_vec: Tensor, edge_index: Tensor, batch: Tensor, n_atoms: int,
                   n_graphs: int, create_graph: bool) -> Tuple[Tensor, Tensor]:
     """Forces (N,3) eV/Angstrom and virial (G,3,3) eV from autograd of ``energy`` (G,) w.r.t. ``edge_vec``."""
@@ -35,10 +41,9 @@ def forces_virial(energy: Tensor, edge_vec: Tensor, edge_index: Tensor, batch: T
     g = grads[0]
     if g is None:  # no edges reach the energy
         g = torch.zeros_like(edge_vec)
-    i, j = edge_index[0], edge_index[1]
-    forces = torch.zeros((n_atoms, 3), dtype=g.dtype, device=g.device).index_add(0, i, g).index_add(0, j, -g)
+    forces = edge_forces(g, edge_index, n_atoms)
     w_edge = -(edge_vec.unsqueeze(-1) * g.unsqueeze(-2))  # (E,3,3): -r_a g_b
-    virial = torch.zeros((n_graphs, 3, 3), dtype=g.dtype, device=g.device).index_add(0, batch[i], w_edge)
+    virial = torch.zeros((n_graphs, 3, 3), dtype=g.dtype, device=g.device).index_add(0, batch[edge_index[0]], w_edge)
     return forces, virial
 
 

@@ -22,7 +22,7 @@ import math
 import torch
 from torch import Tensor
 
-from maskpot.models.compute import edge_vectors, graph_energy
+from maskpot.models.compute import edge_forces, edge_vectors, graph_energy
 from maskpot.train.batch import GraphBatch
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,7 @@ class CompiledEnergyForces:
             return energy.sum(), energy
 
         g, (_, energy) = torch.func.grad_and_value(total, has_aux=True)(edge_vec)
-        i, j = edge_index[0], edge_index[1]
-        forces = torch.zeros_like(positions).index_add(0, i, g).index_add(0, j, -g)
-        return energy, forces
+        return energy, edge_forces(g, edge_index, positions.shape[0])
 
     def __call__(self, batch: GraphBatch) -> tuple[Tensor, Tensor]:
         positions, species_index, edge_index, shifts, graph, mask_flag = pad(batch, self.potential.cutoff)
