@@ -205,8 +205,7 @@ def main(argv=None) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    args = parse_args(argv)
-    out, started = begin(args)
+    args, out, started = begin(parse_args(argv))
     runs = out / "accuracy_runs"
     datasets, backbones = known(csv_list(args.data), ("deepmd", "tip3p"), "dataset"), csv_list(args.backbones)
     sizes, seeds = csv_list(args.sizes), csv_list(args.seeds, int)

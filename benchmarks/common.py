@@ -12,10 +12,11 @@ import math
 import os
 import platform
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # scripts run as files, not as an installed package
@@ -35,26 +36,50 @@ def deepmd_water():
     return read_many([DEEPMD / f"data_{k}" for k in range(3)]), read_many([DEEPMD / "data_3"])
 
 
-def argument_parser(doc: str, quick: str | None = None) -> argparse.ArgumentParser:
+def argument_parser(doc: str, quick: str | None = None, threads: str | None = None,
+                    quick_values: dict | None = None) -> argparse.ArgumentParser:
     """A script's parser: the first paragraph of its docstring ``doc`` as description, the whole as epilog; with
-    ``quick`` (its help) a ``--quick`` flag first."""
-    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0], epilog=doc,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ``quick`` (its help) a ``--quick`` flag first, which sets the options named in ``quick_values`` to those values;
+    with ``threads`` (its help) the options every timing script takes: ``--threads`` (default 1) and ``--out``
+    (default benchmarks/results)."""
+    ap = QuickParser(description=doc.split("\n\n")[0], epilog=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.quick_values = dict(quick_values or {})
     if quick is not None:
         ap.add_argument("--quick", action="store_true", help=quick)
+    if threads is not None:
+        ap.add_argument("--threads", type=int, default=1, help=threads)
+        ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     return ap
 
 
-def add_run_options(ap: argparse.ArgumentParser, threads: str = "torch threads per process") -> None:
-    """The options every timing script takes: ``--threads`` (default 1) and ``--out`` (default
-    benchmarks/results)."""
-    ap.add_argument("--threads", type=int, default=1, help=threads)
-    ap.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
+class QuickParser(argparse.ArgumentParser):
+    """An ArgumentParser whose ``--quick`` flag overrides the options in ``quick_values`` after parsing."""
+
+    quick_values: dict
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if getattr(parsed, "quick", False):
+            for name, value in self.quick_values.items():
+                setattr(parsed, name, value)
+        return parsed
 
 
-def begin(args) -> tuple[Path, float]:
+def interleaved(variants: dict[str, Callable[[int], float | list[float]]], rounds: int) -> tuple[dict, dict]:
+    """Each of ``variants`` (name -> fn(round) giving ms/step, or a list of them) run once per round, in turn, so
+    that a drift of the machine hits all alike; returns (median, all values) of each, in ms/step."""
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for k in range(rounds):
+        for name, fn in variants.items():
+            value = fn(k)
+            times[name] += value if isinstance(value, list) else [value]
+            print(f"round {k}: {name}: {times[name][-1]:.1f} ms/step", flush=True)
+    return {name: statistics.median(t) for name, t in times.items()}, times
+
+
+def begin(args: argparse.Namespace) -> tuple[argparse.Namespace, Path, float]:
     """A script's run begins: torch uses ``args.threads`` threads (torch's default when None, recorded back in
-    ``args.threads``); returns the output folder ``args.out`` (created) and the start time."""
+    ``args.threads``); returns ``args``, the output folder ``args.out`` (created) and the start time."""
     import torch
 
     if args.threads:
@@ -62,7 +87,7 @@ def begin(args) -> tuple[Path, float]:
     args.threads = torch.get_num_threads()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    return out, time.perf_counter()
+    return args, out, time.perf_counter()
 
 
 def known(names: Sequence[str], choices: Sequence[str], what: str) -> list[str]:
@@ -79,11 +104,15 @@ def finish(path: Path, started: float, say=print) -> int:
     return 0
 
 
-def write_report(out: Path, stem: str, result: dict, text: str, started: float) -> int:
-    """A script's results: ``stem``.json (``result``) and ``stem``.md (``text``) in ``out``, each written
-    atomically, then :func:`finish`'s line."""
+def write_report(args: argparse.Namespace, started: float, stem: str, result: dict, text: str) -> int:
+    """A timing script's results in ``args.out``: ``stem``.json (``result`` with the command line and the
+    machine, ``args.threads`` threads, added) and ``stem``.md (``text``, then the machine section), each written
+    atomically; then :func:`finish`'s line."""
+    out = Path(args.out)
+    result = {**result, "command": command_line(), "machine": machine_description(args.threads)}
     save_json(out / f"{stem}.json", result)
-    atomic_write_text(out / f"{stem}.md", text)
+    atomic_write_text(out / f"{stem}.md", text.rstrip("\n") + "\n\n" + machine_markdown(result["machine"],
+                                                                                     result["command"]))
     return finish(out / f"{stem}.md", started)
 
 

@@ -214,7 +214,8 @@ def write_outputs(results: dict, args, out: Path, seconds: float) -> None:
 
 
 def parse_args(argv=None):
-    ap = argument_parser(__doc__, quick="the --quick data of accuracy.py, 1 pair, 0.2 A steps")
+    ap = argument_parser(__doc__, quick="the --quick data of accuracy.py, 1 pair, 0.2 A steps",
+                         quick_values={"pairs": 1, "step": 0.2})
     ap.add_argument("--data", default="deepmd,tip3p")
     for name, kind, default, text in (("--pairs", int, 4, "closest O-O pairs of the start frame to push together"),
                                       ("--start", float, 3.2, "first O-O distance (A)"),
@@ -223,17 +224,13 @@ def parse_args(argv=None):
                                       ("--threads", int, 1, "torch threads")):
         ap.add_argument(name, type=kind, default=default, help=text)
     ap.add_argument("--out", default="benchmarks/results", help="results folder of accuracy.py; outputs go there")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.pairs, args.step = 1, 0.2
-    return args
+    return ap.parse_args(argv)
 
 
 def main(argv=None) -> int:
     from benchmarks.accuracy import load_deepmd, load_tip3p
 
-    args = parse_args(argv)
-    out, started = begin(args)
+    args, out, started = begin(parse_args(argv))
     results = {}
     for ds in known(csv_list(args.data), ("deepmd", "tip3p"), "dataset"):
         md = out / "accuracy_runs" / ds / "md"

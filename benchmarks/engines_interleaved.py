@@ -10,33 +10,24 @@ engines_interleaved.json to --out. Needs quiet cores.
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (add_run_options, argument_parser, begin, command_line, fmt,  # noqa: E402
-                               machine_description, machine_markdown, markdown_table, write_report)
+from benchmarks.common import argument_parser, begin, fmt, interleaved, markdown_table, write_report  # noqa: E402
 
 ENGINES = ("model-only", "openmm", "openmm-python")
 
 
-def parse_args(argv=None):
-    ap = argument_parser(__doc__, quick="27 waters, tiny model, 1 round (a functional check)")
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__, quick="27 waters, tiny model, 1 round (a functional check)",
+                         threads="torch and OpenMM threads", quick_values={"waters": 27, "rounds": 1})
     ap.add_argument("--waters", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--atom-steps", type=float, default=1e5, help="work per timed call, as in speed.py")
-    add_run_options(ap, "torch and OpenMM threads")
-    return ap.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.quick:
-        args.waters, args.rounds = 27, 1
-    out, started = begin(args)
+    args, _, started = begin(ap.parse_args(argv))
     from benchmarks.speed import exports, random_checkpoint, water_box
     from benchmarks.speed_engines import model_only, openmm_model
     from maskpot.allocator import tune_allocator
@@ -47,26 +38,19 @@ def main(argv=None) -> int:
         files = exports(random_checkpoint(Path(tmp) / "model.ckpt", "painn", "float32", args.quick), "float32",
                         Path(tmp))
         frame = water_box(args.waters)
-        calls = {"model-only": lambda: model_only(frame, files, steps, 1)[0],
-                 "openmm": lambda: openmm_model(frame, files, steps, 1, args.threads, "torch"),
-                 "openmm-python": lambda: openmm_model(frame, files, steps, 1, args.threads, "python")}
-        times = {name: [] for name in ENGINES}
-        for k in range(args.rounds):
-            for name in ENGINES:
-                times[name] += calls[name]()
-            print(f"round {k}: " + ", ".join(f"{n} {times[n][-1]:.1f} ms/step" for n in ENGINES), flush=True)
-    ms = {name: statistics.median(t) for name, t in times.items()}
+        ms, times = interleaved({"model-only": lambda k: model_only(frame, files, steps, 1)[0],
+                                 "openmm": lambda k: openmm_model(frame, files, steps, 1, args.threads, "torch"),
+                                 "openmm-python": lambda k: openmm_model(frame, files, steps, 1, args.threads,
+                                                                         "python")}, args.rounds)
     ratio = {name: ms["model-only"] / ms[name] for name in ENGINES}
     result = {"waters": args.waters, "atoms": 3 * args.waters, "steps": steps, "rounds": args.rounds,
-              "ms_per_step": ms, "all_ms_per_step": times, "engine_over_bound": ratio, "command": command_line(),
-              "machine": machine_description(args.threads)}
+              "ms_per_step": ms, "all_ms_per_step": times, "engine_over_bound": ratio}
     rows = [[name, fmt(ms[name]), fmt(1e3 * ms[name] / (3 * args.waters)), fmt(ratio[name])] for name in ENGINES]
     text = ("# Engines against the model-only bound, interleaved (benchmarks/engines_interleaved.py)\n\n"
             f"Default float32 PaiNN (random weights), {args.waters} waters ({3 * args.waters} atoms), {steps} "
             f"steps per call; medians of {args.rounds} rounds in which the three run in turn.\n\n"
-            + markdown_table(["engine", "ms/step", "us/atom-step", "bound / engine"], rows) + "\n"
-            + machine_markdown(result["machine"], result["command"]))
-    return write_report(out, "engines_interleaved", result, text, started)
+            + markdown_table(["engine", "ms/step", "us/atom-step", "bound / engine"], rows))
+    return write_report(args, started, "engines_interleaved", result, text)
 
 
 if __name__ == "__main__":

@@ -83,8 +83,7 @@ def main(argv=None) -> int:
     from maskpot.allocator import tune_allocator
     from maskpot.models.neighbors import neighbor_pairs
 
-    args = parse_args(argv)
-    begin(args)
+    args = begin(parse_args(argv))[0]
     tune_allocator()  # what maskpot's engines do (the caching CPU allocator, maskpot.allocator)
     kernels.load()
     torch_search = torch.jit.script(neighbor_pairs)  # as in a reference export

@@ -14,7 +14,6 @@ Writes rank_scaling.md and rank_scaling.json to --out. Needs quiet cores (nothin
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -22,31 +21,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (add_run_options, argument_parser, begin, command_line, fmt,  # noqa: E402
-                               machine_description, machine_markdown, markdown_table, write_report)
+from benchmarks.common import argument_parser, begin, fmt, interleaved, markdown_table, write_report  # noqa: E402
 
 TIMESTEP_FS = 0.5
 
 
-def parse_args(argv=None):
-    ap = argument_parser(__doc__, quick="27 waters, tiny model, 4 steps (a functional check)")
+def main(argv=None) -> int:
+    ap = argument_parser(__doc__, quick="54 waters, tiny model, 4 steps (a functional check)",
+                         threads="torch threads per rank", quick_values={"waters": 54, "steps": 4, "repeats": 1})
     ap.add_argument("--waters", type=int, default=4096, help="water molecules in the whole box (even)")
     ap.add_argument("--steps", type=int, default=20, help="timed MD steps per run")
     ap.add_argument("--repeats", type=int, default=2, help="rounds of all variants")
-    add_run_options(ap, "torch threads per rank")
-    return ap.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.quick:
-        args.waters, args.steps, args.repeats = 54, 4, 1
-    out, started = begin(args)
+    args, _, started = begin(ap.parse_args(argv))
     with tempfile.TemporaryDirectory(prefix="maskpot-rank-scaling-") as tmp:  # run files: not results
-        return measure(args, out, Path(tmp), started)
+        return measure(args, Path(tmp), started)
 
 
-def measure(args, out: Path, scratch: Path, started: float) -> int:
+def measure(args, scratch: Path, started: float) -> int:
     from benchmarks.speed import random_checkpoint, water_box
     from maskpot.export import export_checkpoint
     from maskpot.lammps.md import run_lammps_md
@@ -68,17 +59,11 @@ def measure(args, out: Path, scratch: Path, started: float) -> int:
 
     variants = {"1 rank": lambda s: run(whole, 1, "one", s), "2 ranks": lambda s: run(whole, 2, "two", s),
                 "1 rank, half box": lambda s: run(half, 1, "half", s), "two half boxes side by side": side_by_side}
-    times = {name: [] for name in variants}
-    for k in range(args.repeats):
-        for name, fn in variants.items():
-            times[name].append(fn(k))
-            print(f"round {k}: {name}: {times[name][-1]:.1f} ms/step", flush=True)
-    ms = {name: statistics.median(t) for name, t in times.items()}
+    ms, times = interleaved(variants, args.repeats)
     result = {"waters": args.waters, "atoms": 3 * args.waters, "steps": args.steps, "repeats": args.repeats,
               "ms_per_step": ms, "all_ms_per_step": times,
               "rank_speedup": ms["1 rank"] / ms["2 ranks"],
-              "machine_bound": 2 * ms["1 rank, half box"] / ms["two half boxes side by side"],
-              "command": command_line(), "machine": machine_description(args.threads)}
+              "machine_bound": 2 * ms["1 rank, half box"] / ms["two half boxes side by side"]}
     rows = [[name, fmt(v)] for name, v in ms.items()]
     text = ("# Two MPI ranks against one, beside the machine's bound (benchmarks/rank_scaling.py)\n\n"
             f"Default float32 PaiNN (random weights), LAMMPS export, {args.waters} waters ({3 * args.waters} "
@@ -87,9 +72,8 @@ def measure(args, out: Path, scratch: Path, started: float) -> int:
             f"\n- 2 ranks / 1 rank speed-up: {result['rank_speedup']:.2f}\n"
             f"- machine bound (two independent half-box runs together over one alone, x2): "
             f"{result['machine_bound']:.2f}\n"
-            f"- the decomposition reaches {result['rank_speedup'] / result['machine_bound']:.0%} of the bound\n\n"
-            + machine_markdown(result["machine"], result["command"]))
-    return write_report(out, "rank_scaling", result, text, started)
+            f"- the decomposition reaches {result['rank_speedup'] / result['machine_bound']:.0%} of the bound\n")
+    return write_report(args, started, "rank_scaling", result, text)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,9 @@ def exports(checkpoint: Path, dtype: str, folder: Path, packages: bool = False) 
 
 def parse_args(argv=None):
     ap = argument_parser(__doc__, quick="27 and 64 waters, painn float32 only, a small model (16 features, 2 layers, "
-                                        "4 A), 10 steps, 1 repeat: checks that every row runs")
+                                        "4 A), 10 steps, 1 repeat: checks that every row runs",
+                         quick_values={"sizes": "27,64", "variant_size": 64, "backbones": "painn", "dtypes": "float32",
+                                       "steps": 10, "repeats": 1})
     ap.add_argument("--sizes", default="64,258,1024,4096", help="water molecules (size scan)")
     ap.add_argument("--variant-size", type=int, default=258, help="size at which all backbones x dtypes run")
     ap.add_argument("--backbones", default="painn,egnn,gns")
@@ -129,9 +131,6 @@ def parse_args(argv=None):
                     help="use a finetuned checkpoint for that backbone instead of random weights")
     ap.add_argument("--out", default="benchmarks/results")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.sizes, args.variant_size, args.backbones, args.dtypes = "27,64", 64, "painn", "float32"
-        args.steps, args.repeats = args.steps or 10, 1
     args.aoti = args.aoti or ("none" if args.quick else "scan")
     return args
 
@@ -152,8 +151,7 @@ def main(argv=None) -> int:
 
     from maskpot.allocator import tune_allocator
 
-    args = parse_args(argv)
-    out, started = begin(args)
+    args, out, started = begin(parse_args(argv))
     tune_allocator()  # what every engine maskpot sets up does (the LAMMPS plugin in its own processes)
     engines = known(csv_list(args.engines), ALL_ENGINES, "engine")
     ranks = csv_list(args.ranks, int)

@@ -23,19 +23,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import (add_run_options, argument_parser, begin, command_line, csv_list,  # noqa: E402
-                               deepmd_water, fmt, known, machine_description, machine_markdown, markdown_table,
-                               write_report)
+from benchmarks.common import (argument_parser, begin, csv_list, deepmd_water, fmt, known,  # noqa: E402
+                               markdown_table, write_report)
 
 BACKBONES = ("painn", "egnn", "gns")
 
 
 def parse_args(argv=None):
-    ap = argument_parser(__doc__, quick="a tiny PaiNN, 2 timed steps")
+    ap = argument_parser(__doc__, quick="a tiny PaiNN, 2 timed steps", threads="torch threads per process",
+                         quick_values={"backbones": "painn", "steps": 2})
     ap.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated")
     ap.add_argument("--steps", type=int, default=12, help="timed steps of each variant")
     ap.add_argument("--batch-size", type=int, default=4)
-    add_run_options(ap)
     return ap.parse_args(argv)
 
 
@@ -101,7 +100,7 @@ def measure(backbone: str, frames, args) -> dict:
             "shapes": len(compiled.shapes)}
 
 
-def report(rows: list[dict], machine: dict, command: str, args) -> str:
+def report(rows: list[dict], args) -> str:
     table = markdown_table(
         ["backbone", "atoms/batch", "edges/batch", "eager s/step (CPU / wall)", "compiled s/step (CPU / wall)",
          "eager / compiled (CPU)", "compile s", "loss rel. diff"],
@@ -115,15 +114,12 @@ def report(rows: list[dict], machine: dict, command: str, args) -> str:
             f"the same batches, medians of {args.steps} steps. \"compile s\": the first compiled call and one "
             "warm-up step of each variant (a minute or more on a fresh machine, seconds when inductor's on-disk "
             "cache holds the graph from an earlier run). \"loss rel. diff\": the two variants' losses on one batch "
-            "with the same weights.\n\n" + table + "\n" + machine_markdown(machine, command))
+            "with the same weights.\n\n" + table)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    args, _, started = begin(parse_args(argv))
     backbones = known(csv_list(args.backbones), BACKBONES, "backbone")
-    if args.quick:
-        backbones, args.steps = ["painn"], 2
-    out, started = begin(args)
     from maskpot.allocator import tune_allocator
 
     tune_allocator()  # as maskpot.train.loop does
@@ -135,9 +131,7 @@ def main(argv=None) -> int:
         r = rows[-1]
         print(f"{backbone}: eager {r['eager_cpu_s']:.3f} s, compiled {r['compiled_cpu_s']:.3f} s CPU per step "
               f"({r['speedup_cpu']:.2f}x; compile {r['compile_s']:.0f} s)", flush=True)
-    machine = machine_description(args.threads)
-    return write_report(out, "train_speed", {"command": command_line(), "machine": machine, "rows": rows},
-                        report(rows, machine, command_line(), args), started)
+    return write_report(args, started, "train_speed", {"rows": rows}, report(rows, args))
 
 
 if __name__ == "__main__":

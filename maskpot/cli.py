@@ -13,6 +13,16 @@ import sys
 import typer
 from rich.console import Console
 
+# Every default of an option is read from the library (the typed configs of maskpot.models.config,
+# maskpot.train.config and maskpot.md; generate_tip3p's signature): none imports torch, so --help stays fast.
+# tests/train/test_train_cli.py pins that.
+from maskpot.data.tip3p import generate_tip3p
+from maskpot.md import ENSEMBLES, MDConfig
+from maskpot.models.config import ModelConfig
+from maskpot.train.config import EVAL_BATCH_SIZE, FinetuneConfig, PretrainConfig, PretrainTask
+
+M, P, F, T, MD = ModelConfig, PretrainConfig, FinetuneConfig, PretrainTask, MDConfig
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="maskpot: masked pretraining -> finetuning -> export -> MD.")
 data_app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False,
@@ -24,27 +34,39 @@ console = Console()
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 
+def defaults(function) -> dict:
+    """The keyword defaults of a library ``function``, for the options of the command that calls it."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+TIP3P = defaults(generate_tip3p)
+
+
 def warn(text: str) -> None:
     """One yellow ``warning: ...`` line on stderr."""
     from rich.text import Text
 
     err_console.print(Text.assemble(("warning:", "yellow"), " ", text))
 
-# ---- data commands (maskpot data ...) ------------------------------------------------------------------------
 
+# ---- data commands (maskpot data ...) ------------------------------------------------------------------------
 
 @data_app.command("tip3p")
 def data_tip3p(
     out: str = typer.Option(..., "--out", help="Output extended XYZ file."),
-    molecules: int = typer.Option(258, "--molecules", help="Number of water molecules."),
-    box: float = typer.Option(20.0, "--box", help="Cubic box edge, Angstrom."),
-    temperature: float = typer.Option(300.0, "--temperature", help="Kelvin."),
-    frames: int = typer.Option(100, "--frames", help="Frames to save per run."),
+    molecules: int = typer.Option(TIP3P["n_molecules"], "--molecules", help="Number of water molecules."),
+    box: float = typer.Option(TIP3P["box"], "--box", help="Cubic box edge, Angstrom."),
+    temperature: float = typer.Option(TIP3P["temperature"], "--temperature", help="Kelvin."),
+    frames: int = typer.Option(TIP3P["n_frames"], "--frames", help="Frames to save per run."),
     runs: int = typer.Option(1, "--runs", help="Independent runs (seeds SEED, SEED+1, ...), each --frames frames."),
-    interval: int = typer.Option(50, "--interval", help="MD steps between saved frames."),
-    timestep: float = typer.Option(0.5, "--timestep", help="fs."),
-    equilibration: int = typer.Option(2000, "--equilibration", help="MD steps before the first frame of a run."),
-    seed: int = typer.Option(0, "--seed"),
+    interval: int = typer.Option(TIP3P["interval"], "--interval", help="MD steps between saved frames."),
+    timestep: float = typer.Option(TIP3P["timestep"], "--timestep", help="fs."),
+    equilibration: int = typer.Option(TIP3P["equilibration_steps"], "--equilibration",
+                                      help="MD steps before the first frame of a run."),
+    seed: int = typer.Option(TIP3P["seed"], "--seed"),
 ) -> None:
     """Generate flexible-TIP3P water frames with OpenMM (energies in eV, forces in eV/A) into an extxyz file.
 
@@ -56,7 +78,6 @@ def data_tip3p(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from maskpot.data import summary, write_extxyz
-    from maskpot.data.tip3p import generate_tip3p
 
     if runs < 1:
         raise ValueError(f"--runs must be at least 1, got {runs}")
@@ -115,13 +136,6 @@ def data_info(paths: list[str] = typer.Argument(..., help="Files or folders to r
 
 # ---- training commands (pretrain, finetune, evaluate) --------------------------------------------------------
 
-# Every default below is read from the typed configs (maskpot.models.config, maskpot.train.config: no torch
-# import, so --help stays fast); tests/train/test_train_cli.py pins that.
-from maskpot.md import DEFAULT_ENSEMBLE, ENSEMBLES  # noqa: E402
-from maskpot.models.config import ModelConfig  # noqa: E402
-from maskpot.train.config import FinetuneConfig, PretrainConfig, PretrainTask  # noqa: E402
-
-M, P, F, T = ModelConfig, PretrainConfig, FinetuneConfig, PretrainTask
 # help of the options both training commands take
 MAX_STEPS = "optimiser steps at most"
 EVAL_EVERY = "steps between validations"
@@ -336,7 +350,7 @@ def evaluate(
     data: list[str] = typer.Argument(..., help="labelled structures"),
     as_json: bool = typer.Option(False, "--json", help="print the metrics as JSON"),
     plot: str = typer.Option(None, help="write a force parity PNG here"),
-    batch_size: int = typer.Option(8),
+    batch_size: int = typer.Option(EVAL_BATCH_SIZE),
 ) -> None:
     """Energy (meV/atom) and force (meV/Å) errors of a finetuned model on labelled data."""
     import json
@@ -428,16 +442,16 @@ def md(
     model_file: str = typer.Argument(..., help="exported model (--target openmm for OpenMM, lammps for LAMMPS)"),
     structure: str = typer.Option(..., "--structure", "-s", help="starting structure (any format maskpot reads)"),
     engine: str = typer.Option("openmm", help="openmm | lammps"),
-    steps: int = typer.Option(1000, help="MD steps"),
-    timestep: float = typer.Option(0.5, help="time step, fs"),
-    temperature: float = typer.Option(300.0, help="K"),
-    ensemble: str = typer.Option(DEFAULT_ENSEMBLE, help=" | ".join(ENSEMBLES) + ": the same thermostat in "
+    steps: int = typer.Option(MD.steps, help="MD steps"),
+    timestep: float = typer.Option(MD.timestep_fs, help="time step, fs"),
+    temperature: float = typer.Option(MD.temperature, help="K"),
+    ensemble: str = typer.Option(MD.ensemble, help=" | ".join(ENSEMBLES) + ": the same thermostat in "
                                                          "either engine (maskpot/md.py)"),
-    report_interval: int = typer.Option(10, help="steps between trajectory/thermo records"),
+    report_interval: int = typer.Option(MD.report_interval, help="steps between trajectory/thermo records"),
     out: str = typer.Option("md", help="output prefix: <out>.dcd and <out>.csv"),
-    platform: str = typer.Option("CPU", help="OpenMM platform: CPU | Reference | CUDA"),
+    platform: str = typer.Option(MD.platform, help="OpenMM platform: CPU | Reference | CUDA"),
     nprocs: int = typer.Option(1, help="LAMMPS: MPI ranks"),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(MD.seed),
     minimize: bool = typer.Option(False, help="OpenMM: relax the structure with the model before MD"),
 ) -> None:
     """Run MD with an exported model and print ns/day."""
@@ -451,7 +465,7 @@ def md(
     frame = read(structure)[0]
     check_frames([frame], labels=False)
     if engine == "openmm":
-        from maskpot.openmm.md import MDConfig, run_openmm_md
+        from maskpot.openmm.md import run_openmm_md
 
         cfg = MDConfig(steps=steps, timestep_fs=timestep, temperature=temperature, ensemble=ensemble,
                        report_interval=report_interval, platform=platform, seed=seed)

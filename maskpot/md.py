@@ -12,6 +12,8 @@ A bare ``nvt`` is refused: the two thermostats sample the same ensemble but give
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 LANGEVIN_FRICTION_PER_PS = 1.0
 NOSE_HOOVER_DAMP_STEPS = 100  # thermostat time constant in time steps (LAMMPS' usual choice)
 
@@ -31,3 +33,18 @@ def check_ensemble(name: str) -> str:
     if name not in ENSEMBLES:
         raise ValueError(f"unknown ensemble {name!r}; choose {', '.join(ENSEMBLES)}")
     return name
+
+
+@dataclass
+class MDConfig:
+    """Options of an MD run in either engine, the one source of their defaults (``maskpot md`` reads them from here;
+    ``platform`` is OpenMM's). ``ensemble``: one of ``ENSEMBLES``. Units: fs, K, 1/ps."""
+
+    steps: int = 1000
+    timestep_fs: float = 0.5
+    temperature: float = 300.0
+    ensemble: str = DEFAULT_ENSEMBLE
+    friction_per_ps: float = LANGEVIN_FRICTION_PER_PS
+    report_interval: int = 10
+    platform: str = "CPU"
+    seed: int = 0

@@ -17,7 +17,7 @@ from maskpot.export.metadata import read_metadata
 from maskpot.lammps.datafile import write_data
 from maskpot.lammps.plugin import plugin_path
 from maskpot.lammps.runner import run_lammps
-from maskpot.md import DEFAULT_ENSEMBLE, LANGEVIN_FRICTION_PER_PS, NOSE_HOOVER_DAMP_STEPS, check_ensemble
+from maskpot.md import LANGEVIN_FRICTION_PER_PS, NOSE_HOOVER_DAMP_STEPS, MDConfig, check_ensemble
 
 # thermo_style keyword, the column LAMMPS prints for it, the CSV column (units metal)
 THERMO = [("step", "Step", "step"), ("time", "Time", "time_ps"), ("temp", "Temp", "temperature_K"),
@@ -88,9 +88,10 @@ def write_thermo_csv(thermo: dict, path: Path) -> Path:
     return path
 
 
-def run_lammps_md(model_file: str | Path, frame: Frame, steps: int = 1000, timestep_fs: float = 0.5,
-                  temperature: float = 300.0, ensemble: str = DEFAULT_ENSEMBLE, report_interval: int = 10,
-                  out_prefix: str | Path = "md", nprocs: int = 1, seed: int = 0, warmup_steps: int = 0,
+def run_lammps_md(model_file: str | Path, frame: Frame, *, out_prefix: str | Path, steps: int = MDConfig.steps,
+                  timestep_fs: float = MDConfig.timestep_fs, temperature: float = MDConfig.temperature,
+                  ensemble: str = MDConfig.ensemble, report_interval: int = MDConfig.report_interval,
+                  nprocs: int = 1, seed: int = MDConfig.seed, warmup_steps: int = 0,
                   threads: int | None = None) -> dict:
     """Run MD of the periodic ``frame`` with a model exported for LAMMPS; returns steps, ms_per_step, ns_per_day
     (from LAMMPS' ``Performance:`` line of the timed run), atoms, nprocs, final potential_energy_eV, and the

@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from maskpot.data.frame import Frame
-from maskpot.md import DEFAULT_ENSEMBLE, LANGEVIN_FRICTION_PER_PS, NOSE_HOOVER_DAMP_STEPS, check_ensemble
-
-
-@dataclass
-class MDConfig:
-    """Options of an MD run (``ensemble``: one of ``maskpot.md.ENSEMBLES``). Units: fs, K, 1/ps."""
-
-    steps: int = 1000
-    timestep_fs: float = 0.5
-    temperature: float = 300.0
-    ensemble: str = DEFAULT_ENSEMBLE
-    friction_per_ps: float = LANGEVIN_FRICTION_PER_PS
-    report_interval: int = 10
-    platform: str = "CPU"
-    seed: int = 0
+from maskpot.md import NOSE_HOOVER_DAMP_STEPS, MDConfig, check_ensemble
 
 
 def _integrator(config: MDConfig):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+EVAL_BATCH_SIZE = 8  # frames per batch when a potential is only evaluated (no gradients of the weights)
 OBJECTIVES = {"mask": ("mask",), "denoise": ("denoise",), "both": ("mask", "denoise")}
 READOUTS = ("force", "head")
 

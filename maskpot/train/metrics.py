@@ -10,6 +10,7 @@ import torch
 
 from maskpot.data.frame import Frame
 from maskpot.train.batch import GraphBatch, NeighborCache, batches, collate
+from maskpot.train.config import EVAL_BATCH_SIZE
 
 
 def predict_batch(potential, batch: GraphBatch, create_graph: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,7 +33,8 @@ class Predictions:
     forces_pred: np.ndarray
 
 
-def predict(potential, frames: Sequence[Frame], batch_size: int = 8, cache: NeighborCache | None = None) -> Predictions:
+def predict(potential, frames: Sequence[Frame], batch_size: int = EVAL_BATCH_SIZE,
+            cache: NeighborCache | None = None) -> Predictions:
     """Run ``potential`` on labelled frames (all need energy and forces)."""
     species, cutoff, dtype = list(potential.species), float(potential.cutoff), potential.energy_shift.dtype
     for f in frames:
@@ -63,7 +65,8 @@ def error_metrics(p: Predictions, energy_centric: bool = True) -> dict:
     return out
 
 
-def evaluate(potential, frames: Sequence[Frame], batch_size: int = 8, cache: NeighborCache | None = None) -> dict:
+def evaluate(potential, frames: Sequence[Frame], batch_size: int = EVAL_BATCH_SIZE,
+             cache: NeighborCache | None = None) -> dict:
     """Errors of ``potential`` on ``frames``: keys frames, atoms, energy_mae, energy_rmse (meV/atom),
     force_mae, force_rmse (meV/Angstrom)."""
     return error_metrics(predict(potential, frames, batch_size, cache), bool(potential.energy_centric))

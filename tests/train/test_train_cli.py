@@ -97,6 +97,48 @@ def test_cli_defaults_are_the_configs_defaults():
     assert pretrain_params["avg_neighbors"] is ModelConfig.avg_neighbors is None
 
 
+def test_md_data_and_evaluate_defaults_are_the_librarys():
+    """``maskpot md``, ``maskpot data tip3p`` and ``maskpot evaluate`` default to what the library functions do
+    (MDConfig for both MD engines, generate_tip3p's and evaluate's keyword defaults)."""
+    import dataclasses
+    import inspect
+
+    import typer.main
+
+    from maskpot.data.tip3p import generate_tip3p
+    from maskpot.lammps.md import run_lammps_md
+    from maskpot.md import MDConfig
+    from maskpot.train.metrics import evaluate
+
+    command = typer.main.get_command(app)
+
+    def options(*path):
+        cmd = command
+        for name in path:
+            cmd = cmd.commands[name]
+        return {p.name: p.default for p in cmd.params}
+
+    def keywords(function):
+        return {k: p.default for k, p in inspect.signature(function).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    md = MDConfig()
+    cli_md = options("md")
+    for option, field in (("steps", "steps"), ("timestep", "timestep_fs"), ("temperature", "temperature"),
+                          ("ensemble", "ensemble"), ("report_interval", "report_interval"),
+                          ("platform", "platform"), ("seed", "seed")):
+        assert cli_md[option] == getattr(md, field), option
+    lammps = keywords(run_lammps_md)
+    shared = {f.name for f in dataclasses.fields(MDConfig)} & set(lammps)
+    assert len(shared) == 6 and all(lammps[k] == getattr(md, k) for k in shared), shared
+    tip3p, cli_tip3p = keywords(generate_tip3p), options("data", "tip3p")
+    for option, keyword in (("molecules", "n_molecules"), ("box", "box"), ("temperature", "temperature"),
+                            ("frames", "n_frames"), ("interval", "interval"), ("timestep", "timestep"),
+                            ("equilibration", "equilibration_steps"), ("seed", "seed")):
+        assert cli_tip3p[option] == tip3p[keyword], option
+    assert options("evaluate")["batch_size"] == keywords(evaluate)["batch_size"]
+
+
 def test_explicit_validation_frames(tmp_path, water_set):
     """--val FILE: those frames validate (every DATA frame may train), --val-fraction is ignored (0 is fine)."""
     data, val = tmp_path / "train.extxyz", tmp_path / "val.extxyz"
