@@ -86,9 +86,9 @@ class Task:
 # ---- the plan ---------------------------------------------------------------------------------------------------
 
 def plan(quick: bool) -> list[Task]:
-    """Every task in priority order: (5a) PaiNN, the 10-frame cells of the first pretraining seed first (with
-    the EMA ablation and EGNN from scratch at 10 frames after them), then (5b) EGNN and GNS. A finetuning waits for its pretraining; the scheduler skips tasks whose inputs are not
-    ready."""
+    """Every task in priority order: (5a) PaiNN, the 10-frame cells of the first pretraining seed first (the EMA
+    ablation and EGNN from scratch at 10 frames before denoising and the read-out ablation), then (5b) EGNN and
+    GNS. A finetuning waits for its pretraining; the scheduler skips tasks whose inputs are not ready."""
     tasks = [Task("tip3p", f"tip3p-run{r}", run=r) for r in range(tip3p_spec(quick)["runs"] + 1)]
     if quick:  # PaiNN, one size, every kind of init once: a functional check
         inits = ["scratch", "mask-dft", "mask-tip3p", "supervised-tip3p", "mask-head-dft"]
@@ -99,11 +99,11 @@ def plan(quick: bool) -> list[Task]:
     ten = lambda i: {10}  # noqa: E731
     first = block("painn", ["scratch"], (0,), (10,), (0, 1, 2), ten) + tasks
     first += block("painn", ["mask-tip3p", "mask-dft", "supervised-tip3p"], (0,), (10,), (0, 1, 2), ten)
-    first += block("painn", ["denoise-tip3p", "mask-head-dft"], (0,), (10,), (0, 1, 2), ten)
     # then the two questions of the model code at 10 frames: is EMA worth its default (scratch without it), and
     # does EGNN, now that its vector channel feeds the energy, train as well as PaiNN (from scratch)
     first += block("painn", ["scratch-no-ema"], (0,), (10,), (0, 1, 2), ten)
     first += block("egnn", ["scratch"], (0,), (10,), (0, 1, 2), ten)
+    first += block("painn", ["denoise-tip3p", "mask-head-dft"], (0,), (10,), (0, 1, 2), ten)
     tasks = first + block("painn", [i for i in INITS if i != "scratch-no-ema"], (0, 1), SIZES, (0, 1, 2),
                           lambda i: {10, 50} if i == "mask-head-dft" else set(SIZES))
     tasks += block("painn", ["scratch-no-ema"], (0,), (10, 50), (0, 1, 2), lambda i: {10, 50})

@@ -20,6 +20,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -102,6 +104,13 @@ PairMaskpot::PairMaskpot(LAMMPS *lmp) : Pair(lmp)
 
 PairMaskpot::~PairMaskpot()
 {
+  const char *timing = std::getenv("MASKPOT_TIMING");
+  if (timing && std::strcmp(timing, "0") != 0 && !phase_seconds.empty()) {
+    std::string line = fmt::format("maskpot timing rank {} calls {}:", comm->me, compute_calls);
+    for (const auto &[phase, seconds] : phase_seconds) line += fmt::format(" {} {:.4f}", phase, seconds);
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
@@ -320,11 +329,24 @@ void PairMaskpot::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
   if (vflag_atom || cvflag_atom)
     error->all(FLERR, "pair_style maskpot does not compute per-atom virials (compute stress/atom)");
+  lap_start = MPI_Wtime();
+  ++compute_calls;
   build_edges();
+  lap("edges");
   if (exchange)
     compute_exchange();
   else
     compute_fold();
+  lap("forces");
+}
+
+void PairMaskpot::lap(const char *phase)
+{
+  const double now = MPI_Wtime();
+  auto it = std::find_if(phase_seconds.begin(), phase_seconds.end(), [&](const auto &p) { return p.first == phase; });
+  if (it == phase_seconds.end()) it = phase_seconds.insert(phase_seconds.end(), {phase, 0.0});
+  it->second += now - lap_start;
+  lap_start = now;
 }
 
 // Edges i <- j (edge_index (i, j): i receives j's message) of every local atom i and each neighbour j (local or
@@ -390,6 +412,7 @@ void PairMaskpot::compute_fold()
     for (int d = 0; d < 3; ++d) shift[3 * e + d] = x[j][d] - x[owner->second][d];
     edge_dst[e] = owner->second;
   }
+  lap("fold");
 
   torch::Tensor energy, node_energy, forces, virial_t;
   guarded(failure, [&] {
@@ -415,6 +438,7 @@ void PairMaskpot::compute_fold()
     if (first_nonfinite(virial_t) >= 0 || !std::isfinite(energy.item<double>()))
       throw std::runtime_error("non-finite energy or virial");
   });
+  lap("model");
   raise_failure();
 
   const double s = unit_factor;

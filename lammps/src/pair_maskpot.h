@@ -20,6 +20,9 @@
    device (default cpu): where the model runs; cuda gives each MPI rank one GPU of its node (node-local rank
    modulo the GPUs visible), auto takes cuda where every rank sees a GPU, else the CPU. Inputs go to the device,
    outputs come back to the CPU (choose_device in pair_maskpot.cpp).
+   With MASKPOT_TIMING=1 in the environment each rank prints, when the pair style is destroyed, the wall
+   seconds its compute calls spent in each phase ("maskpot timing rank R calls N: phase seconds ..."; an
+   exchange phase includes the wait for the other ranks), which benchmarks/rank_scaling.py reads.
    The torch part lives behind a pointer so that only the .cpp files include the libtorch headers.
 */
 
@@ -32,6 +35,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace LAMMPS_NS {
@@ -69,6 +73,11 @@ class PairMaskpot : public Pair {
   std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
   std::unordered_map<tagint, int> local_of_tag;    // fold: the local atom of each ID
   std::string failure;                       // what went wrong in the model on this rank this step
+  std::vector<std::pair<std::string, double>> phase_seconds;    // wall seconds per phase of compute, in order
+  double lap_start = 0.0;
+  int64_t compute_calls = 0;
+
+  void lap(const char *phase);    // adds the time since the last lap (or compute's start) to phase
 
   void allocate();
   void choose_device();

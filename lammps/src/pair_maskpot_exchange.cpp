@@ -87,6 +87,7 @@ void PairMaskpot::compute_exchange()
     node = start[0];
     edge = start[1];
   });
+  lap("features");
   for (int k = 0; k < layers; ++k) {
     guarded(failure, [&] {
       // layer 0's states hold species only; later ones are leaves whose gradients we exchange
@@ -100,10 +101,12 @@ void PairMaskpot::compute_exchange()
       edge = edge_out[k] = out[1];
       if (k + 1 < layers) to_rows(node_out[k], comm_rows);
     });
+    lap("layers");
     if (k + 1 == layers) break;
     if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);    // send nothing misleading
     comm->forward_comm(this);
     guarded(failure, [&] { node = from_rows(comm_rows, nall, width, dtype, device); });
+    lap("exchange_forward");
   }
   guarded(failure, [&] {
     node_last = node_out[layers - 1].detach().requires_grad_(energy_centric);
@@ -120,6 +123,7 @@ void PairMaskpot::compute_exchange()
     if (const int64_t k = energy_centric ? -1 : first_nonfinite(node_vector); k >= 0)
       throw std::runtime_error("non-finite force of atom ID " + std::to_string(tag[k / 3]));
   });
+  lap("outputs");
 
   if (energy_centric) {
     bool has_edge_state = false;
@@ -155,10 +159,12 @@ void PairMaskpot::compute_exchange()
           std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
         if (has_edge_state) g_edge = or_zeros(gk[2], edge_in[k]);
       });
+      lap("backward");
       if (k == 0) break;
       if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
       comm->reverse_comm(this);
       guarded(failure, [&] { g_node = from_rows(comm_rows, nlocal, width, dtype, device); });
+      lap("exchange_reverse");
     }
     guarded(failure, [&] {
       if (nlocal == 0 || nedges == 0) return;
@@ -169,8 +175,10 @@ void PairMaskpot::compute_exchange()
         throw std::runtime_error("non-finite force between atom IDs " + std::to_string(tag[edge_src[k / 3]]) +
                                  " and " + std::to_string(tag[edge_dst[k / 3]]));
     });
+    lap("edge_gradient");
   }
   raise_failure();
+  lap("failure_check");
 
   const double s = unit_factor;
   double **f = atom->f;

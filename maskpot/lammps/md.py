@@ -75,6 +75,18 @@ def performance(log: str) -> tuple[float, float, int]:
     return float(perf[-1]), 1e3 * seconds / max(steps, 1), steps
 
 
+def phase_timing(log: str) -> dict[int, dict]:
+    """The plugin's per-phase wall seconds (printed by each rank at exit when MASKPOT_TIMING=1, see
+    lammps/src/pair_maskpot.h): {rank: {"calls": compute calls, "seconds": {phase: seconds}}}; {} without them.
+    mpirun may join the ranks' lines, so the pattern is not anchored to line starts."""
+    found = {}
+    for m in re.finditer(r"maskpot timing rank (\d+) calls (\d+):((?: [a-z_]+ [0-9.]+)+)", log):
+        words = m.group(3).split()
+        found[int(m.group(1))] = {"calls": int(m.group(2)),
+                                  "seconds": {words[k]: float(words[k + 1]) for k in range(0, len(words), 2)}}
+    return found
+
+
 def write_thermo_csv(thermo: dict, path: Path) -> Path:
     """Thermo columns (LAMMPS names) -> CSV with unit-named columns; written atomically."""
     def write(tmp: str) -> None:
@@ -95,7 +107,8 @@ def run_lammps_md(model_file: str | Path, frame: Frame, *, out_prefix: str | Pat
                   threads: int | None = None) -> dict:
     """Run MD of the periodic ``frame`` with a model exported for LAMMPS; returns steps, ms_per_step, ns_per_day
     (from LAMMPS' ``Performance:`` line of the timed run), atoms, nprocs, final potential_energy_eV, and the
-    paths of thermo (CSV), trajectory (dump), deck and log.
+    paths of thermo (CSV), trajectory (dump), deck and log; ``timing``: :func:`phase_timing` of the run (empty
+    unless MASKPOT_TIMING=1 is set).
 
     ``ensemble``: one of ``maskpot.md.ENSEMBLES`` (the same thermostats as in OpenMM); velocities drawn at
     ``temperature`` with the LAMMPS seed ``seed + 1`` (LAMMPS needs a positive seed; the Langevin thermostat
@@ -140,4 +153,5 @@ def run_lammps_md(model_file: str | Path, frame: Frame, *, out_prefix: str | Pat
         "trajectory": str(paths[".lammpstrj"]),
         "deck": str(paths[".in"]),
         "log": str(paths[".log"]),
+        "timing": phase_timing(result.log),
     }

@@ -196,6 +196,10 @@ def test_rank_scaling_quick(tmp_path):
     assert finite(report["rank_speedup"]) and finite(report["machine_bound"])
     table = (out / "rank_scaling.md").read_text()
     assert f"- 2 ranks / 1 rank speed-up: {report['rank_speedup']:.2f}\n" in table
+    phases = report["phase_ms_per_call"]  # the plugin's MASKPOT_TIMING phases of both rank counts
+    assert set(phases) == {"1 rank", "2 ranks: rank 0", "2 ranks: rank 1"}
+    assert {"model", "fold"} <= set(phases["1 rank"]) and "exchange_forward" in phases["2 ranks: rank 1"]
+    assert "- exchange and waiting: " in table and "| total |" in table
     assert sorted(p.name for p in out.iterdir()) == ["rank_scaling.json", "rank_scaling.md"]
     assert_machine_section(table, report, threads=1)
 

@@ -94,3 +94,33 @@ def test_run_lammps_md_rejects_negative_warmup(export_factory, water_atoms, tmp_
         run_lammps_md(export_factory("lammps"), Frame.from_atoms(water_atoms), steps=10, warmup_steps=-1,
                       out_prefix=tmp_path / "md")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_phase_timing_covers_every_rank_and_the_pair_time(nprocs, export_factory, water_atoms, plugin, tmp_path,
+                                                           monkeypatch):
+    """MASKPOT_TIMING=1: each rank reports its compute calls and per-phase seconds (fold phases on one rank,
+    exchange phases on two), and the phases add up to at least LAMMPS' own Pair time of the timed run."""
+    import re
+
+    from maskpot.data import Frame
+    from maskpot.lammps.md import run_lammps_md
+
+    monkeypatch.setenv("MASKPOT_TIMING", "1")
+    result = run_lammps_md(export_factory("lammps"), Frame.from_atoms(water_atoms), steps=6, warmup_steps=2,
+                           out_prefix=tmp_path / "md", nprocs=nprocs)
+    timing = result["timing"]
+    assert sorted(timing) == list(range(nprocs))
+    phases = {"edges", "fold", "model", "forces"} if nprocs == 1 else {
+        "edges", "features", "layers", "exchange_forward", "outputs", "backward", "exchange_reverse",
+        "edge_gradient", "failure_check", "forces"}
+    pair = [float(m) for m in re.findall(r"^Pair\s*\|\s*\S+\s*\|\s*(\S+)", open(result["log"]).read(), re.M)]
+    for rank in timing.values():
+        assert set(rank["seconds"]) == phases
+        assert rank["calls"] >= 6 + 2  # the timed and warm-up steps, plus each run's set-up
+        assert all(s >= 0 for s in rank["seconds"].values())
+        assert sum(rank["seconds"].values()) >= 0.95 * pair[-1] > 0
+    monkeypatch.delenv("MASKPOT_TIMING")
+    quiet = run_lammps_md(export_factory("lammps"), Frame.from_atoms(water_atoms), steps=2,
+                          out_prefix=tmp_path / "quiet", nprocs=nprocs)
+    assert quiet["timing"] == {}
