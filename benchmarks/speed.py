@@ -20,6 +20,9 @@ Rows per (size, backbone, dtype):
                their repeats interleaved with the TorchScript file's so that ".pt2 / TorchScript" is measured side
                by side; for the size scan's model only (--aoti; compiling a package takes minutes).
 Rows per size: tip3p-flex (flexible TIP3P, PME, 0.5 fs) and tip3p-rigid (SETTLE, 2 fs) in OpenMM CPU.
+Every row of one box size is timed in --repeats rounds, one repeat of each row per round (each repeat builds its
+OpenMM Context or runs its own lmp process): the ratios (engine / model-only bound, maskpot / TIP3P, 2 ranks / 1
+rank) compare runs made side by side, never runs minutes apart.
 
 Models: by default a default-size ModelConfig per backbone with RANDOM weights; speed does not depend on the weight
 values, only on architecture, dtype and the structure. The random model's energy scale is set small (0.02 eV) so
@@ -164,15 +167,19 @@ def main(argv=None) -> int:
     def steps_for(atoms):  # about the same work per row: --atom-steps, between 10 and 200 steps
         return args.steps or int(np.clip(args.atom_steps / atoms, 10, 200))
 
-    def run(row: Row, fn):
-        """``fn() -> (ms per repeat, extra facts of the row)``"""
+    def measure(row: Row, fn) -> dict:
+        """``fn() -> (ms per repeat, extra facts of the row)``: its times are added to the row's; returns the
+        extra facts ({} after a failure)."""
+        if row.error is not None:
+            return {}
         try:
-            row.times_ms, extra = fn()
-            row.extra.update(extra)
+            times, extra = fn()
+            row.times_ms += times
+            return extra
         except Exception as exc:  # every failure becomes a table row, never a silent skip
             row.error = first_line(exc)
             console.print(f"[red]{row.label} {row.waters} waters failed: {row.error}")
-        rows.append(row)
+            return {}
 
     scan = tuple(csv_list(args.scan))
 
@@ -181,73 +188,88 @@ def main(argv=None) -> int:
         return [e for e in engines if e != "tip3p" and (packaged or e not in PACKAGE_ENGINES)]
 
     def engine_call(engine: str, frame, setup, steps: int, nr: int, scratch: Path):
-        """The timing of one row, ``() -> (ms per repeat, extra)``, with ``steps`` per repeat."""
+        """One repeat of one row, ``() -> ([ms], extra)``, with ``steps`` steps."""
         ckpt, files = setup
         return {
-            "model-only": lambda: model_only(frame, files, steps, args.repeats),
-            "model-only-pt2": lambda: model_only_package(frame, files, steps, args.repeats),
-            "eager": lambda: (eager(frame, ckpt, steps, args.repeats), {}),
-            "openmm": lambda: (openmm_model(frame, files, steps, args.repeats, args.threads, "torch"), {}),
-            "openmm-python": lambda: (openmm_model(frame, files, steps, args.repeats, args.threads, "python"), {}),
-            "lammps": lambda: lammps_row(frame, files, steps, args.repeats, nr, args.threads, scratch),
-            "lammps-pt2": lambda: lammps_package_row(frame, files, steps, args.repeats, args.threads, scratch),
+            "model-only": lambda: model_only(frame, files, steps, 1),
+            "model-only-pt2": lambda: model_only_package(frame, files, steps, 1),
+            "eager": lambda: (eager(frame, ckpt, steps, 1), {}),
+            "openmm": lambda: (openmm_model(frame, files, steps, 1, args.threads, "torch"), {}),
+            "openmm-python": lambda: (openmm_model(frame, files, steps, 1, args.threads, "python"), {}),
+            "lammps": lambda: lammps_row(frame, files, steps, 1, nr, args.threads, scratch),
+            "lammps-pt2": lambda: lammps_package_row(frame, files, steps, 1, args.threads, scratch),
         }[engine]
 
-    n_tasks = len(sizes) * (2 if "tip3p" in engines else 0) + sum(
-        (len(ranks) if e == "lammps" else 1) for _, b, d in combos for e in engines_of(b, d))
+    def interleaved_rows(calls: list, what: str) -> None:
+        """``calls`` [(row, one-repeat fn)] measured in --repeats rounds, one repeat of every row per round, so
+        that the ratios between rows (engine / model-only bound, maskpot / TIP3P) compare runs made side by
+        side rather than minutes apart."""
+        facts = [{} for _ in calls]  # per row, each extra fact of every round
+        for k in range(args.repeats):
+            for (row, fn), seen in zip(calls, facts):
+                bar.update(task, description=f"{what}: {row.label}"
+                           + (f" {row.ranks} rank(s)" if row.engine == "lammps" else "") + f", round {k + 1}")
+                for key, value in measure(row, fn).items():
+                    seen.setdefault(key, []).append(value)
+                bar.advance(task)
+        for (row, _), seen in zip(calls, facts):  # numbers: the median over rounds; anything else: the last
+            row.extra.update({key: float(np.median(v)) if isinstance(v[-1], (int, float)) else v[-1]
+                              for key, v in seen.items()})
+        rows.extend(row for row, _ in calls)
+
+    n_tasks = args.repeats * (len(sizes) * (2 if "tip3p" in engines else 0) + sum(
+        (len(ranks) if e == "lammps" else 1) for _, b, d in combos for e in engines_of(b, d)))
     with tempfile.TemporaryDirectory() as scratch_dir, Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=console) as bar:
         task = bar.add_task("speed", total=n_tasks)
         scratch = Path(scratch_dir)
-        frames = {}
-        for waters in sizes:
-            bar.update(task, description=f"water box {waters}")
-            frames[waters] = water_box(waters)
-            if "tip3p" in engines:
-                n_atoms, steps = 3 * waters, steps_for(3 * waters)
-                for name, rigid in (("tip3p-flex", False), ("tip3p-rigid", True)):
-                    bar.update(task, description=f"{waters} waters {name}")
-                    run(Row(waters, n_atoms, name, timestep_fs=RIGID_TIMESTEP_FS if rigid else TIMESTEP_FS),
-                        lambda: (tip3p(frames[waters], rigid, steps, args.repeats, args.threads), {}))
-                    bar.advance(task)
         model_files: dict = {}
         rates: dict[str, float] = {}  # GEMM FLOP/s per dtype, measured once in this run
-        for waters, backbone, dtype in combos:
-            frame, n_atoms = frames[waters], 3 * waters
-            key = (backbone, dtype)
-            if key not in model_files:
-                folder = scratch / f"{backbone}-{dtype}"
-                folder.mkdir()
-                try:
-                    ckpt = Path(given[backbone]) if backbone in given else random_checkpoint(
-                        folder / "model.ckpt", backbone, dtype, args.quick)
-                    packages = any(e in PACKAGE_ENGINES for e in engines_of(backbone, dtype))
-                    bar.update(task, description=f"exporting {backbone} {dtype}" + (" (compiling .pt2 packages)"
-                                                                                    if packages else ""))
-                    model_files[key] = (ckpt, exports(ckpt, dtype, folder, packages))
-                except Exception as exc:
-                    model_files[key] = first_line(exc)
-            setup = model_files[key]
-            floor = {}
-            if not isinstance(setup, str):
-                try:
-                    if dtype not in rates:
-                        rates[dtype] = gemm_rate(dtype)
-                    per_atom, floor_us = floor_us_per_atom_step(frame, setup[1]["ase-reference"], rates[dtype])
-                    floor = {"flops_per_atom_step": per_atom, "gemm_flops_per_s": rates[dtype], "floor_us": floor_us}
-                except Exception as exc:  # the floor is extra information: a failure is reported, rows still run
-                    console.print(f"[red]compute floor of {backbone} {dtype} at {waters} waters: {first_line(exc)}")
-            for engine in engines_of(backbone, dtype):
-                for nr in (ranks if engine == "lammps" else [1]):
-                    row = Row(waters, n_atoms, engine, backbone, dtype, ranks=nr, extra=dict(floor))
-                    bar.update(task, description=f"{waters} waters {row.label}" + (f" {nr} rank(s)" if engine == "lammps" else ""))
-                    if isinstance(setup, str):
-                        row.error = f"model setup: {setup}"
-                        rows.append(row)
-                    else:
-                        run(row, engine_call(engine, frame, setup, steps_for(n_atoms / nr), nr, scratch))
-                    bar.advance(task)
+        for waters in sizes:  # every row of one box size in one interleaved group
+            bar.update(task, description=f"water box {waters}")
+            frame, n_atoms = water_box(waters), 3 * waters
+            calls = []
+            if "tip3p" in engines:
+                steps = steps_for(n_atoms)
+                calls += [(Row(waters, n_atoms, name, timestep_fs=RIGID_TIMESTEP_FS if rigid else TIMESTEP_FS),
+                           lambda rigid=rigid, steps=steps: (tip3p(frame, rigid, steps, 1, args.threads), {}))
+                          for name, rigid in (("tip3p-flex", False), ("tip3p-rigid", True))]
+            for _, backbone, dtype in (c for c in combos if c[0] == waters):
+                key = (backbone, dtype)
+                if key not in model_files:
+                    folder = scratch / f"{backbone}-{dtype}"
+                    folder.mkdir()
+                    try:
+                        ckpt = Path(given[backbone]) if backbone in given else random_checkpoint(
+                            folder / "model.ckpt", backbone, dtype, args.quick)
+                        packages = any(e in PACKAGE_ENGINES for e in engines_of(backbone, dtype))
+                        bar.update(task, description=f"exporting {backbone} {dtype}" + (" (compiling .pt2 packages)"
+                                                                                        if packages else ""))
+                        model_files[key] = (ckpt, exports(ckpt, dtype, folder, packages))
+                    except Exception as exc:
+                        model_files[key] = first_line(exc)
+                setup = model_files[key]
+                floor = {}
+                if not isinstance(setup, str):
+                    try:
+                        if dtype not in rates:
+                            rates[dtype] = gemm_rate(dtype)
+                        per_atom, floor_us = floor_us_per_atom_step(frame, setup[1]["ase-reference"], rates[dtype])
+                        floor = {"flops_per_atom_step": per_atom, "gemm_flops_per_s": rates[dtype],
+                                 "floor_us": floor_us}
+                    except Exception as exc:  # the floor is extra information: a failure is reported, rows still run
+                        console.print(f"[red]compute floor of {backbone} {dtype} at {waters} waters: {first_line(exc)}")
+                for engine in engines_of(backbone, dtype):
+                    for nr in (ranks if engine == "lammps" else [1]):
+                        row = Row(waters, n_atoms, engine, backbone, dtype, ranks=nr, extra=dict(floor))
+                        if isinstance(setup, str):
+                            row.error = f"model setup: {setup}"
+                            calls.append((row, None))
+                        else:
+                            calls.append((row, engine_call(engine, frame, setup, steps_for(n_atoms / nr), nr,
+                                                           scratch)))
+            interleaved_rows(calls, f"{waters} waters")
 
     assess(rows)
     write_outputs(rows, args, out, combos, time.perf_counter() - started)

@@ -308,7 +308,9 @@ void PairMaskpot::init_style()
   if (exchange && force->newton_pair == 0)
     error->all(FLERR, "pair_style maskpot requires newton pair on with several MPI ranks (ghosts exchange); only "
                "one rank (ghosts fold) runs with newton off");
-  comm_forward = comm_reverse = exchange ? model->state_width : 0;
+  const int state_bytes = model->state_dtype == torch::kFloat64 ? 8 : 4;
+  comm_slots = exchange ? (model->state_width * state_bytes + 7) / 8 : 0;
+  comm_forward = comm_reverse = comm_slots;
   neighbor->add_request(this, NeighConst::REQ_FULL);
   if (comm->me == 0 && exchange)
     utils::logmesg(lmp, "maskpot: {} rank(s), node states of ghost atoms exchanged between the {} layers "

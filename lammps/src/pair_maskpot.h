@@ -68,7 +68,11 @@ class PairMaskpot : public Pair {
   DeviceChoice device_choice = DeviceChoice::CPU;    // pair_style maskpot device cpu|cuda|auto
   int device_index = -1;                     // the device this rank runs the model on: -1 the CPU, else cuda:index
   bool exchange = false;                     // this run: one layer at a time, ghost states communicated
-  std::vector<double> comm_rows;             // exchange: (atoms, state_width) values communicated per layer
+  // exchange: one row per atom of the node states (or their gradients) communicated per layer, in the model's
+  // dtype, each row padded to comm_slots doubles (LAMMPS' buffers count doubles): float32 states travel as
+  // 4-byte values, half the bytes of float64 and no conversion
+  std::vector<double> comm_rows;
+  int comm_slots = 0;
   std::vector<int64_t> edge_src, edge_dst;   // this step's edges i <- j (atom indices; i local)
   std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
   std::unordered_map<tagint, int> local_of_tag;    // fold: the local atom of each ID

@@ -33,19 +33,44 @@ namespace {
 
 using torch::Tensor;
 
-// (rows, width) states -> the first rows x width values of `buffer` (float64), or back
-void to_rows(const Tensor &t, std::vector<double> &buffer)
+// (rows, width) states in their own dtype -> the first rows of `buffer`, `slots` doubles per row (the bytes
+// copied as they are, rows padded to whole doubles), or back
+void to_rows(const Tensor &t, std::vector<double> &buffer, int slots)
 {
-  const Tensor d = t.detach().to(torch::kCPU).to(torch::kFloat64).contiguous();
-  if (static_cast<size_t>(d.numel()) > buffer.size())
+  const Tensor d = t.detach().to(torch::kCPU).contiguous();
+  const auto rows = static_cast<size_t>(d.size(0)), row_bytes = static_cast<size_t>(d.size(1) * d.element_size());
+  if (rows * slots > buffer.size() || row_bytes > sizeof(double) * slots)
     throw std::runtime_error("node states larger than the exchange buffer");
-  if (d.numel() > 0) std::memcpy(buffer.data(), d.data_ptr<double>(), sizeof(double) * d.numel());
+  const auto *from = static_cast<const char *>(d.data_ptr());
+  auto *to = reinterpret_cast<char *>(buffer.data());
+  if (row_bytes == sizeof(double) * slots)
+    std::memcpy(to, from, rows * row_bytes);
+  else
+    for (size_t r = 0; r < rows; ++r) std::memcpy(to + r * sizeof(double) * slots, from + r * row_bytes, row_bytes);
 }
 
-Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, torch::Dtype dtype, torch::Device device)
+Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, int slots, torch::Dtype dtype,
+                 torch::Device device)
 {
-  return torch::from_blob(buffer.data(), {rows, width}, torch::TensorOptions().dtype(torch::kFloat64))
-      .to(torch::TensorOptions().dtype(dtype).device(device), /*non_blocking=*/false, /*copy=*/true);
+  const int64_t stride = static_cast<int64_t>(sizeof(double)) * slots / static_cast<int64_t>(c10::elementSize(dtype));
+  return torch::from_blob(buffer.data(), {rows, width}, {stride, 1}, torch::TensorOptions().dtype(dtype))
+      .to(device, dtype, /*non_blocking=*/false, /*copy=*/true)
+      .contiguous();
+}
+
+// rows[list[k]] += in[k] for the n rows of a reverse communication, in the states' dtype T (through memcpy:
+// the buffers are doubles)
+template <typename T> void add_rows(double *rows, const double *in, int n, const int *list, int slots, int width)
+{
+  std::vector<T> mine(width), theirs(width);
+  const size_t row_bytes = sizeof(T) * width;
+  for (int k = 0; k < n; ++k) {
+    double *row = rows + static_cast<size_t>(list[k]) * slots;
+    std::memcpy(mine.data(), row, row_bytes);
+    std::memcpy(theirs.data(), in + static_cast<size_t>(k) * slots, row_bytes);
+    for (int c = 0; c < width; ++c) mine[c] += theirs[c];
+    std::memcpy(row, mine.data(), row_bytes);
+  }
 }
 
 Tensor or_zeros(const Tensor &grad, const Tensor &like)
@@ -69,7 +94,7 @@ void PairMaskpot::compute_exchange()
   const tagint *tag = atom->tag;
   auto &module = model->module;
   const auto device = device_of(device_index);    // the model's inputs go there, its outputs come back
-  comm_rows.assign(static_cast<size_t>(nall) * width, 0.0);
+  comm_rows.assign(static_cast<size_t>(nall) * comm_slots, 0.0);
 
   // A rank without atoms still takes part in every exchange (its neighbours wait for it) with zero rows.
   Tensor edge_index, vec, numbers, feat, feat_leaf, node, edge, node_last, edge_last, node_energy, node_vector;
@@ -99,13 +124,13 @@ void PairMaskpot::compute_exchange()
       expect(out[0], "layer_step's node states", {nlocal, width}, dtype);
       node_out[k] = out[0];
       edge = edge_out[k] = out[1];
-      if (k + 1 < layers) to_rows(node_out[k], comm_rows);
+      if (k + 1 < layers) to_rows(node_out[k], comm_rows, comm_slots);
     });
     lap("layers");
     if (k + 1 == layers) break;
     if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);    // send nothing misleading
     comm->forward_comm(this);
-    guarded(failure, [&] { node = from_rows(comm_rows, nall, width, dtype, device); });
+    guarded(failure, [&] { node = from_rows(comm_rows, nall, width, comm_slots, dtype, device); });
     lap("exchange_forward");
   }
   guarded(failure, [&] {
@@ -154,7 +179,7 @@ void PairMaskpot::compute_exchange()
         if (k == 0) return;
         // gradient w.r.t. the states of all atoms before layer k: ghost rows go home, summed into their owners
         if (nlocal > 0)
-          to_rows(or_zeros(gk[1], node_in[k]), comm_rows);
+          to_rows(or_zeros(gk[1], node_in[k]), comm_rows, comm_slots);
         else    // a rank without atoms sends zeros (its ghost rows still hold the last forward exchange)
           std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
         if (has_edge_state) g_edge = or_zeros(gk[2], edge_in[k]);
@@ -163,7 +188,7 @@ void PairMaskpot::compute_exchange()
       if (k == 0) break;
       if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
       comm->reverse_comm(this);
-      guarded(failure, [&] { g_node = from_rows(comm_rows, nlocal, width, dtype, device); });
+      guarded(failure, [&] { g_node = from_rows(comm_rows, nlocal, width, comm_slots, dtype, device); });
       lap("exchange_reverse");
     }
     guarded(failure, [&] {
@@ -222,32 +247,28 @@ void PairMaskpot::compute_exchange()
 
 int PairMaskpot::pack_forward_comm(int n, int *list, double *buf, int, int *)
 {
-  const int width = model->state_width;
+  const int s = comm_slots;
   for (int k = 0; k < n; ++k)
-    std::memcpy(buf + static_cast<size_t>(k) * width, comm_rows.data() + static_cast<size_t>(list[k]) * width,
-                sizeof(double) * width);
-  return n * width;
+    std::memcpy(buf + static_cast<size_t>(k) * s, comm_rows.data() + static_cast<size_t>(list[k]) * s,
+                sizeof(double) * s);
+  return n * s;
 }
 
 void PairMaskpot::unpack_forward_comm(int n, int first, double *buf)
 {
-  const int width = model->state_width;
-  std::memcpy(comm_rows.data() + static_cast<size_t>(first) * width, buf, sizeof(double) * n * width);
+  std::memcpy(comm_rows.data() + static_cast<size_t>(first) * comm_slots, buf, sizeof(double) * n * comm_slots);
 }
 
 int PairMaskpot::pack_reverse_comm(int n, int first, double *buf)
 {
-  const int width = model->state_width;
-  std::memcpy(buf, comm_rows.data() + static_cast<size_t>(first) * width, sizeof(double) * n * width);
-  return n * width;
+  std::memcpy(buf, comm_rows.data() + static_cast<size_t>(first) * comm_slots, sizeof(double) * n * comm_slots);
+  return n * comm_slots;
 }
 
 void PairMaskpot::unpack_reverse_comm(int n, int *list, double *buf)
 {
-  const int width = model->state_width;
-  for (int k = 0; k < n; ++k) {
-    double *row = comm_rows.data() + static_cast<size_t>(list[k]) * width;
-    const double *in = buf + static_cast<size_t>(k) * width;
-    for (int c = 0; c < width; ++c) row[c] += in[c];
-  }
+  if (model->state_dtype == torch::kFloat64)
+    add_rows<double>(comm_rows.data(), buf, n, list, comm_slots, model->state_width);
+  else
+    add_rows<float>(comm_rows.data(), buf, n, list, comm_slots, model->state_width);
 }

@@ -35,7 +35,7 @@ def test_ratios_and_targets():
     assert python_force.note.startswith("2.50 ms/step outside the model (integrator, PythonForce call")
     assert one.ratio_bound == 0.5 and one.target == "not met"
     assert one.note.startswith("10.00 ms/step more than the bound; pair style")
-    assert two.ratio_ranks == 2.0 and two.target == "met"  # 2.0 >= 1.7 at 4096 waters
+    assert two.ratio_ranks == 2.0 and two.target == "met"  # 2.0 >= 1.8 at 4096 waters
     assert rows[10].ratio_ranks == 20.0 / 15.0 and rows[10].target.startswith("n/a")  # not the target's size
     assert failed.ratio_bound is None and table_rows([failed])[0][-1] == "failed: boom"
     assert abs(openmm.ns_day - 0.5e-6 * 86400e3 / 10.2) < 1e-12 and tip3p.us_atom_step == 1e3 * 2.0 / (3 * 4096)
