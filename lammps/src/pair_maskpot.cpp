@@ -105,7 +105,7 @@ PairMaskpot::PairMaskpot(LAMMPS *lmp) : Pair(lmp)
 PairMaskpot::~PairMaskpot()
 {
   const char *timing = std::getenv("MASKPOT_TIMING");
-  if (timing && std::strcmp(timing, "0") != 0 && !phase_seconds.empty()) {
+  if (timing && std::strcmp(timing, "0") != 0 && compute_calls > 0) {
     std::string line = fmt::format("maskpot timing rank {} calls {}:", comm->me, compute_calls);
     for (const auto &[phase, seconds] : phase_seconds) line += fmt::format(" {} {:.4f}", phase, seconds);
     std::printf("%s\n", line.c_str());
@@ -345,9 +345,7 @@ void PairMaskpot::compute(int eflag, int vflag)
 void PairMaskpot::lap(const char *phase)
 {
   const double now = MPI_Wtime();
-  auto it = std::find_if(phase_seconds.begin(), phase_seconds.end(), [&](const auto &p) { return p.first == phase; });
-  if (it == phase_seconds.end()) it = phase_seconds.insert(phase_seconds.end(), {phase, 0.0});
-  it->second += now - lap_start;
+  phase_seconds[phase] += now - lap_start;
   lap_start = now;
 }
 

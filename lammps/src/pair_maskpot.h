@@ -33,9 +33,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <string>
 #include <unordered_map>
-#include <utility>
 #include <vector>
 
 namespace LAMMPS_NS {
@@ -77,7 +77,7 @@ class PairMaskpot : public Pair {
   std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
   std::unordered_map<tagint, int> local_of_tag;    // fold: the local atom of each ID
   std::string failure;                       // what went wrong in the model on this rank this step
-  std::vector<std::pair<std::string, double>> phase_seconds;    // wall seconds per phase of compute, in order
+  std::map<std::string, double> phase_seconds;    // MASKPOT_TIMING: wall seconds per phase of compute
   double lap_start = 0.0;
   int64_t compute_calls = 0;
 

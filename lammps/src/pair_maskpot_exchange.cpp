@@ -43,10 +43,7 @@ void to_rows(const Tensor &t, std::vector<double> &buffer, int slots)
     throw std::runtime_error("node states larger than the exchange buffer");
   const auto *from = static_cast<const char *>(d.data_ptr());
   auto *to = reinterpret_cast<char *>(buffer.data());
-  if (row_bytes == sizeof(double) * slots)
-    std::memcpy(to, from, rows * row_bytes);
-  else
-    for (size_t r = 0; r < rows; ++r) std::memcpy(to + r * sizeof(double) * slots, from + r * row_bytes, row_bytes);
+  for (size_t r = 0; r < rows; ++r) std::memcpy(to + r * sizeof(double) * slots, from + r * row_bytes, row_bytes);
 }
 
 Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, int slots, torch::Dtype dtype,
@@ -58,18 +55,13 @@ Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, int s
       .contiguous();
 }
 
-// rows[list[k]] += in[k] for the n rows of a reverse communication, in the states' dtype T (through memcpy:
-// the buffers are doubles)
+// rows[list[k]] += in[k] for the n rows of a reverse communication, in the states' dtype T
 template <typename T> void add_rows(double *rows, const double *in, int n, const int *list, int slots, int width)
 {
-  std::vector<T> mine(width), theirs(width);
-  const size_t row_bytes = sizeof(T) * width;
   for (int k = 0; k < n; ++k) {
-    double *row = rows + static_cast<size_t>(list[k]) * slots;
-    std::memcpy(mine.data(), row, row_bytes);
-    std::memcpy(theirs.data(), in + static_cast<size_t>(k) * slots, row_bytes);
-    for (int c = 0; c < width; ++c) mine[c] += theirs[c];
-    std::memcpy(row, mine.data(), row_bytes);
+    T *row = reinterpret_cast<T *>(rows + static_cast<size_t>(list[k]) * slots);
+    const T *add = reinterpret_cast<const T *>(in + static_cast<size_t>(k) * slots);
+    for (int c = 0; c < width; ++c) row[c] += add[c];
   }
 }
 
