@@ -381,7 +381,7 @@ def export(
     out: str = typer.Option(None, "--out", "-o", help="output file (default: <checkpoint>-<target>.pt, .pt2 for aoti)"),
     dtype: str = typer.Option(None, help="float32 | float64 (default: the checkpoint's)"),
     topology: str = typer.Option(None, help="OpenMM only: structure whose atomic numbers are baked in"),
-    export_format: str = typer.Option("torchscript", "--format", help="torchscript | aoti (an AOTInductor .pt2 "
+    export_format: str = typer.Option(None, "--format", help="torchscript (default) | aoti (an AOTInductor .pt2 "
                                       "package for lammps on one MPI rank, ase, and openmm through PythonForce; "
                                       "compiles for minutes)"),
     kernels: str = typer.Option(None, help="fused | reference (default: fused where maskpot has a fused operator "

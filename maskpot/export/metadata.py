@@ -37,7 +37,7 @@ def file_sha256(path: str | Path) -> str:
 
 def build_metadata(*, target: str, config: dict, dtype: str, checkpoint: str | Path, data: dict,
                    versions: dict, atomic_numbers: list[int] | None = None,
-                   export_format: str = "torchscript", kernels: str = "reference") -> dict:
+                   export_format: str = EXPORT_FORMATS[0], kernels: str = "reference") -> dict:
     """The JSON-able metadata of one export."""
     species = list(config["species"])
     return {
@@ -78,7 +78,7 @@ def read_metadata(path: str | Path) -> dict:
         raise ValueError(f"{path}: not a maskpot export (not a TorchScript file or .pt2 package)") from None
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a maskpot export (metadata format {meta.get('format')!r})")
-    meta.setdefault("export_format", "torchscript")  # files written before AOTInductor packages existed
+    meta.setdefault("export_format", EXPORT_FORMATS[0])  # files written before AOTInductor packages existed
     return meta
 
 

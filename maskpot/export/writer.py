@@ -25,7 +25,7 @@ FUSED_BACKBONES = ("painn",)
 FUSED_NEIGHBOR_TARGETS = ("ase", "openmm")
 
 
-def check_options(target: str, dtype: str, export_format: str = "torchscript") -> None:
+def check_options(target: str, dtype: str, export_format: str = EXPORT_FORMATS[0]) -> None:
     """One-line ValueError for an unknown target, dtype or format, or a target the format cannot hold."""
     if target not in TARGETS:
         raise ValueError(f"unknown export target {target!r}; choose one of {', '.join(TARGETS)}")
@@ -76,7 +76,7 @@ def has_fused_kernels(backbone: str, target: str) -> bool:
 
 
 def default_kernels(backbone: str, target: str, topology: str | Path | None = None,
-                    export_format: str = "torchscript") -> str:
+                    export_format: str = EXPORT_FORMATS[0]) -> str:
     """"fused" where the export has a fused part (:func:`has_fused_kernels`) and the library is built, else
     "reference". An OpenMM export with a topology is for plain ``openmmtorch.TorchForce(file)`` without maskpot,
     and an AOTInductor package traces torch's own operators, so both take "reference"."""
@@ -100,19 +100,20 @@ def save_module(module: torch.jit.ScriptModule, metadata: dict, out: str | Path)
 
 
 def export_checkpoint(checkpoint: str | Path, target: str, out: str | Path, dtype: str | None = None,
-                      topology: str | Path | None = None, export_format: str = "torchscript",
+                      topology: str | Path | None = None, export_format: str | None = None,
                       kernels: str | None = None) -> Path:
     """Export a finetuned checkpoint for ``target`` (openmm, lammps or ase) to ``out``.
 
     ``dtype`` defaults to the checkpoint's. ``topology`` (OpenMM only) bakes the atomic numbers in, so plain
     ``openmmtorch.TorchForce(out)`` (with ``setOutputsForces(True)``) works without maskpot.
-    ``export_format`` "torchscript" writes a TorchScript file, "aoti" an AOTInductor package (``out`` must end
-    in .pt2; lammps and ase targets; compiling takes minutes, see maskpot.export.aoti). A second export to the
-    same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
+    ``export_format`` "torchscript" (the default, None) writes a TorchScript file, "aoti" an AOTInductor
+    package (``out`` must end in .pt2; lammps and ase targets; compiling takes minutes, see maskpot.export.aoti).
+    A second export to the same ``out`` while this one runs stops at once (``maskpot.atomic.exclusive_output``).
     ``kernels`` ("fused" or "reference", see maskpot.kernels) defaults to :func:`default_kernels`; a fused export
     needs maskpot's kernels library loaded wherever it runs (maskpot's loaders do it), a reference export needs
     torch alone.
     """
+    export_format = export_format or EXPORT_FORMATS[0]
     if export_format == "aoti" and Path(out).suffix != ".pt2":
         raise ValueError(f"{out}: an AOTInductor package is a .pt2 file; choose an --out ending in .pt2")
     if kernels is not None:
