@@ -39,7 +39,8 @@ def deepmd_water():
 def argument_parser(doc: str, quick: str | None = None, threads: str | None = None,
                     quick_values: dict | None = None) -> argparse.ArgumentParser:
     """A script's parser: the first paragraph of its docstring ``doc`` as description, the whole as epilog; with
-    ``quick`` (its help) a ``--quick`` flag first, which sets the options named in ``quick_values`` to those values;
+    ``quick`` (its help) a ``--quick`` flag first, which sets the options named in ``quick_values`` that the command
+    line left at their defaults to those values;
     with ``threads`` (its help) the options every timing script takes: ``--threads`` (default 1) and ``--out``
     (default benchmarks/results)."""
     ap = QuickParser(description=doc.split("\n\n")[0], epilog=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -53,7 +54,8 @@ def argument_parser(doc: str, quick: str | None = None, threads: str | None = No
 
 
 class QuickParser(argparse.ArgumentParser):
-    """An ArgumentParser whose ``--quick`` flag overrides the options in ``quick_values`` after parsing."""
+    """An ArgumentParser whose ``--quick`` flag sets the options in ``quick_values`` after parsing, those the
+    command line left at their defaults (an option given explicitly wins)."""
 
     quick_values: dict
 
@@ -61,7 +63,8 @@ class QuickParser(argparse.ArgumentParser):
         parsed = super().parse_args(args, namespace)
         if getattr(parsed, "quick", False):
             for name, value in self.quick_values.items():
-                setattr(parsed, name, value)
+                if getattr(parsed, name) == self.get_default(name):
+                    setattr(parsed, name, value)
         return parsed
 
 
