@@ -31,7 +31,7 @@ from torch import Tensor
 
 from maskpot.data.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from maskpot.errors import first_line
-from maskpot.export.core import ModelCore, check_finite, check_positions
+from maskpot.export.core import ModelCore, check_finite, check_positions, spatial_order, unsort
 from maskpot.export.metadata import METADATA_NAME, read_metadata
 from maskpot.kernels.neighbors import neighbor_search
 
@@ -189,14 +189,18 @@ def load_package(path: str | Path, device: str = "cpu") -> tuple[Callable[..., T
         _check_species(atomic_numbers, species)
         periodic = bool(pbc.any())
         box = cell.to(torch.float64) if periodic else None
-        # the graph of AseModel.forward (ModelCore.graph), found in the model's dtype as there
+        # the graph of AseModel.forward (ModelCore.evaluate_structure): atoms in spatial order, edges found in the
+        # model's dtype
+        order = spatial_order(positions)
+        positions, atomic_numbers = positions[order], atomic_numbers[order]
         edge_index, shifts = search(positions.to(model_dtype), None if box is None else box.to(model_dtype), pbc,
                                     cutoff)
         edge_shift = shifts.to(torch.float64) @ box if box is not None else torch.zeros((edge_index.shape[1], 3),
                                                                                        dtype=torch.float64)
         energy, forces, virial = runner(positions, atomic_numbers, edge_index, edge_shift)
-        check_finite(energy, forces, edge_index, positions[edge_index[1]] - positions[edge_index[0]] + edge_shift)
-        return energy, forces, virial
+        check_finite(energy, forces, edge_index, positions[edge_index[1]] - positions[edge_index[0]] + edge_shift,
+                     order)
+        return energy, unsort(forces, order), virial
 
     if meta["target"] == "openmm":
         return OpenMMPackage(ase), meta

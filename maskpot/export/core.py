@@ -4,7 +4,8 @@ Units: Angstrom, eV, eV/Angstrom. The network, species lookup and force/virial a
 ``maskpot.models`` unchanged; this module adds "energy of the first n nodes" (LAMMPS' local atoms, whose graph
 also holds ghost atoms), the graph of a structure given by positions and a cell (ASE, OpenMM), and the checks
 every engine relies on: positions must be finite, and a non-finite energy or force stops the engine with an
-error naming the closest pair of atoms instead of returning NaN.
+error naming the closest pair of atoms instead of returning NaN. Structures (ASE, OpenMM) are evaluated with their
+atoms in spatial order (``spatial_order``), which only changes where atoms sit in memory.
 """
 
 from typing import Optional, Tuple
@@ -64,6 +65,39 @@ def check_finite(energy: Tensor, forces: Tensor, edge_index: Tensor, edge_vec: T
                            + closest_pair(edge_index, edge_vec, atom_ids))
 
 
+# Edge of the bins of spatial_order, Angstrom: about one atom per bin in condensed matter.
+SORT_BIN_WIDTH = 1.0
+
+
+def _spread_bits(x: Tensor) -> Tensor:
+    """The low 21 bits of x (int64) spread to every third bit (bit b -> bit 3b), for Morton codes."""
+    x = x & 0x1FFFFF
+    x = (x | (x << 32)) & 0x1F00000000FFFF
+    x = (x | (x << 16)) & 0x1F0000FF0000FF
+    x = (x | (x << 8)) & 0x100F00F00F00F00F
+    x = (x | (x << 4)) & 0x10C30C30C30C30C3
+    x = (x | (x << 2)) & 0x1249249249249249
+    return x
+
+
+def spatial_order(positions: Tensor, bin_width: float = SORT_BIN_WIDTH) -> Tensor:
+    """A permutation (N,) int64 of the atoms along a Z-order (Morton) curve through cubic bins of ``bin_width``
+    Angstrom (positions (N,3) Angstrom, finite; ties keep their order). Atoms close in space end up close in
+    memory, so the network's gathers of neighbour states (rows of N x features tensors) hit the CPU's caches
+    instead of main memory; LAMMPS sorts its atoms for the same reason (``atom_modify sort``)."""
+    if positions.shape[0] < 2:
+        return torch.arange(positions.shape[0], device=positions.device)
+    p = positions.detach()
+    bins = torch.floor((p - p.min(dim=0).values) / bin_width).to(torch.int64).clamp(0, 0x1FFFFF)
+    code = _spread_bits(bins[:, 0]) | (_spread_bits(bins[:, 1]) << 1) | (_spread_bits(bins[:, 2]) << 2)
+    return torch.argsort(code, stable=True)
+
+
+def unsort(x: Tensor, order: Tensor) -> Tensor:
+    """Rows of x (computed for atoms ``order``) back in the caller's atom order: result[order[k]] = x[k]."""
+    return torch.empty_like(x).index_copy_(0, order, x)
+
+
 class ModelCore(torch.nn.Module):
     """Wraps a ``Potential`` for export: species lookup, the graph of positions and a cell, and energy/forces/virial
     of one graph. ``neighbors`` is the pure-torch search (``maskpot.models.neighbors``) or, in an export with fused
@@ -91,6 +125,20 @@ class ModelCore(torch.nn.Module):
         if box is not None:
             edge_vec = edge_vec + shifts @ box
         return edge_index, edge_vec
+
+    def evaluate_structure(self, positions: Tensor, species_index: Tensor, cell: Optional[Tensor], pbc: Tensor,
+                           atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """Energy (eV), forces (N,3) eV/Angstrom in the caller's atom order and virial (3,3) eV of the structure
+        ``positions`` (N,3) Angstrom with ``species_index`` (N,), ``cell`` (3,3 rows, Angstrom; None or pbc all
+        False: not periodic): :meth:`graph` and :meth:`evaluate` on the atoms in :func:`spatial_order`.
+        ``atom_ids`` names the atoms in error messages (default: their index)."""
+        check_positions(positions, atom_ids)
+        order = spatial_order(positions)
+        ids = order if atom_ids is None or atom_ids.numel() == 0 else atom_ids[order]
+        edge_index, edge_vec = self.graph(positions[order], cell, pbc, ids)
+        energy, _, forces, virial = self.evaluate(species_index[order], edge_index, edge_vec, positions.shape[0],
+                                                  ids)
+        return energy, unsort(forces, order), virial
 
     def evaluate(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor, n_local: int,
                  atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Tensor]:

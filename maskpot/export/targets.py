@@ -39,8 +39,7 @@ class AseModel(_Target):
     def forward(self, positions: Tensor, atomic_numbers: Tensor, cell: Tensor, pbc: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         pos = positions.to(self.model_dtype)
         species_index = self.core.species_index_of(atomic_numbers)
-        edge_index, edge_vec = self.core.graph(pos, cell.to(self.model_dtype), pbc)
-        energy, _, forces, virial = self.core.evaluate(species_index, edge_index, edge_vec, pos.shape[0])
+        energy, forces, virial = self.core.evaluate_structure(pos, species_index, cell.to(self.model_dtype), pbc)
         return energy.double(), forces.double(), virial.double()
 
 
@@ -144,8 +143,7 @@ class OpenMMModel(_Target):
         box: Optional[Tensor] = None
         if boxvectors is not None:
             box = boxvectors.to(self.model_dtype) * self.nm_to_angstrom
-        edge_index, edge_vec = self.core.graph(pos, box, pbc, self.atoms)
-        energy, _, forces, _ = self.core.evaluate(species_index, edge_index, edge_vec, pos.shape[0], self.atoms)
+        energy, forces, _ = self.core.evaluate_structure(pos, species_index, box, pbc, self.atoms)
         forces = forces * (self.kj_per_mol_per_ev * self.nm_to_angstrom)  # eV/A -> kJ/mol/nm
         if self.atoms.numel() > 0:
             forces = torch.zeros((positions.shape[0], 3), dtype=forces.dtype, device=forces.device).index_copy(
