@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.common import timed_calls
+from benchmarks.common import interleaved, timed_calls
 
 TIMESTEP_FS = 0.5  # every MD row, so that ns/day compare
 RIGID_TIMESTEP_FS = 2.0  # rigid TIP3P at its usual step
@@ -42,21 +42,12 @@ def model_only(frame, files, steps, repeats) -> tuple[list[float], dict]:
 def model_only_package(frame, files, steps, repeats) -> tuple[list[float], dict]:
     """The ASE target's AOTInductor package called directly, its repeats interleaved with the TorchScript file's
     (the ratio of the two is measured side by side); the TorchScript times are returned in the extra dict."""
-    package, _ = _ase_call(frame, files["ase-aoti"])
-    script, _ = _ase_call(frame, files["ase"])
-    times, script_times = interleaved([package, script], steps, repeats)
-    return times, {"torchscript_ms_interleaved": float(np.median(script_times))}
-
-
-def interleaved(calls, steps, repeats) -> list[list[float]]:
-    """ms per call of each of ``calls``, one repeat of each in turn (warm-up calls first)."""
-    out = [[] for _ in calls]
-    for call in calls:
-        timed_calls(call, 1, 1)
-    for _ in range(repeats):
-        for k, call in enumerate(calls):
-            out[k] += timed_calls(call, steps, 1, warmup=0)
-    return out
+    calls = {"pt2": _ase_call(frame, files["ase-aoti"])[0], "torchscript": _ase_call(frame, files["ase"])[0]}
+    for call in calls.values():
+        timed_calls(call, 1, 1)  # warm-up calls
+    _, times = interleaved({name: (lambda k, call=call: timed_calls(call, steps, 1, warmup=0))
+                            for name, call in calls.items()}, repeats)
+    return times["pt2"], {"torchscript_ms_interleaved": float(np.median(times["torchscript"]))}
 
 
 def _ase_inputs(frame):
