@@ -43,6 +43,13 @@ void read_torchscript(MaskpotModel &m)
   if (target != "lammps") fail("model exported for " + target + ": re-export with --target lammps");
   m.cutoff = attr("cutoff", &c10::IValue::isDouble, "a float").toDouble();
   m.species = attr("species", &c10::IValue::isIntList, "a list of ints").toIntVector();
+  if (!mod.hasattr("species_symbols") || !mod.hasattr("species_masses"))
+    fail("no species_symbols and species_masses attributes: re-export the model with this maskpot version");
+  for (const auto &symbol : attr("species_symbols", &c10::IValue::isList, "a list").toListRef()) {
+    if (!symbol.isString()) fail("attribute 'species_symbols' is not a list of strings");
+    m.symbols.push_back(symbol.toStringRef());
+  }
+  m.masses = attr("species_masses", &c10::IValue::isDoubleList, "a list of floats").toDoubleVector();
   m.energy_centric = attr("energy_centric", &c10::IValue::isBool, "a bool").toBool();
   m.dtype = attr("dtype", &c10::IValue::isString, "a string").toStringRef();
   // forward(self, positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): files exported
@@ -97,6 +104,10 @@ void read_package(MaskpotModel &m)
   for (int64_t z; species >> z;) m.species.push_back(z);
   if (!species.eof() || m.species.empty())
     fail("maskpot.species '" + get("species") + "' is not a list of atomic numbers");
+  std::istringstream symbols(get("species_symbols")), masses(get("species_masses"));
+  for (std::string symbol; symbols >> symbol;) m.symbols.push_back(symbol);
+  for (double mass; masses >> mass;) m.masses.push_back(mass);
+  if (!masses.eof()) fail("maskpot.species_masses '" + get("species_masses") + "' is not a list of numbers");
   m.energy_centric = get("energy_centric") == "1";
   m.dtype = get("dtype");
 }
@@ -113,6 +124,10 @@ std::unique_ptr<MaskpotModel> load_model(const std::string &path)
     read_package(*m);
   else
     read_torchscript(*m);
+  if (m->symbols.size() != m->species.size() || m->masses.size() != m->species.size())
+    model_failure(path, "its species (" + std::to_string(m->species.size()) + "), species_symbols (" +
+                            std::to_string(m->symbols.size()) + ") and species_masses (" +
+                            std::to_string(m->masses.size()) + ") differ in length");
   if (!(m->cutoff > 0.0 && std::isfinite(m->cutoff)))
     model_failure(path, "invalid cutoff " + std::to_string(m->cutoff));
   if (m->dtype != "float32" && m->dtype != "float64")

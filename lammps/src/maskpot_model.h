@@ -27,6 +27,8 @@ struct MaskpotModel {
   std::string path;
   double cutoff = 0.0;             // Angstrom: graph edges are pairs closer than this
   std::vector<int64_t> species;    // atomic numbers the model knows
+  std::vector<std::string> symbols;    // their chemical symbols and standard masses (g/mol), written by the
+  std::vector<double> masses;          // exporter from ASE's table
   bool energy_centric = true;
   std::string dtype;               // float32 or float64: the dtype of the node states
   torch::Dtype state_dtype = torch::kFloat32;

@@ -36,41 +36,6 @@ namespace {
 constexpr double EV_TO_KCAL_PER_MOL = 23.060548012069496;
 constexpr double MASS_TOLERANCE = 0.05;    // check_masses: relative difference from the element's mass
 
-// Element symbols and standard atomic masses (g/mol, ase.data.atomic_masses to 4 digits) by atomic number;
-// pair_coeff names elements, the model takes atomic numbers.
-struct Element {
-  const char *symbol;
-  double mass;
-};
-const Element ELEMENTS[] = {
-    {"X", 1}, {"H", 1.008}, {"He", 4.003}, {"Li", 6.94}, {"Be", 9.012}, {"B", 10.81}, {"C", 12.01}, {"N", 14.01},
-    {"O", 16}, {"F", 19}, {"Ne", 20.18}, {"Na", 22.99}, {"Mg", 24.3}, {"Al", 26.98}, {"Si", 28.09}, {"P", 30.97},
-    {"S", 32.06}, {"Cl", 35.45}, {"Ar", 39.95}, {"K", 39.1}, {"Ca", 40.08}, {"Sc", 44.96}, {"Ti", 47.87},
-    {"V", 50.94}, {"Cr", 52}, {"Mn", 54.94}, {"Fe", 55.84}, {"Co", 58.93}, {"Ni", 58.69}, {"Cu", 63.55},
-    {"Zn", 65.38}, {"Ga", 69.72}, {"Ge", 72.63}, {"As", 74.92}, {"Se", 78.97}, {"Br", 79.9}, {"Kr", 83.8},
-    {"Rb", 85.47}, {"Sr", 87.62}, {"Y", 88.91}, {"Zr", 91.22}, {"Nb", 92.91}, {"Mo", 95.95}, {"Tc", 97.91},
-    {"Ru", 101.1}, {"Rh", 102.9}, {"Pd", 106.4}, {"Ag", 107.9}, {"Cd", 112.4}, {"In", 114.8}, {"Sn", 118.7},
-    {"Sb", 121.8}, {"Te", 127.6}, {"I", 126.9}, {"Xe", 131.3}, {"Cs", 132.9}, {"Ba", 137.3}, {"La", 138.9},
-    {"Ce", 140.1}, {"Pr", 140.9}, {"Nd", 144.2}, {"Pm", 144.9}, {"Sm", 150.4}, {"Eu", 152}, {"Gd", 157.2},
-    {"Tb", 158.9}, {"Dy", 162.5}, {"Ho", 164.9}, {"Er", 167.3}, {"Tm", 168.9}, {"Yb", 173.1}, {"Lu", 175},
-    {"Hf", 178.5}, {"Ta", 180.9}, {"W", 183.8}, {"Re", 186.2}, {"Os", 190.2}, {"Ir", 192.2}, {"Pt", 195.1},
-    {"Au", 197}, {"Hg", 200.6}, {"Tl", 204.4}, {"Pb", 207.2}, {"Bi", 209}, {"Po", 209}, {"At", 210}, {"Rn", 222},
-    {"Fr", 223}, {"Ra", 226}, {"Ac", 227}, {"Th", 232}, {"Pa", 231}, {"U", 238}, {"Np", 237}, {"Pu", 244.1},
-    {"Am", 243.1}, {"Cm", 247.1}, {"Bk", 247.1}, {"Cf", 251.1}, {"Es", 252.1}, {"Fm", 257.1}, {"Md", 258.1},
-    {"No", 259.1}, {"Lr", 262.1}, {"Rf", 267.1}, {"Db", 268.1}, {"Sg", 271.1}, {"Bh", 270.1}, {"Hs", 269.1},
-    {"Mt", 278.2}, {"Ds", 281.2}, {"Rg", 281.2}, {"Cn", 285.2}, {"Nh", 286.2}, {"Fl", 289.2}, {"Mc", 289.2},
-    {"Lv", 293.2}, {"Ts", 293.2}, {"Og", 294.2}};
-constexpr int N_ELEMENTS = sizeof(ELEMENTS) / sizeof(ELEMENTS[0]);
-
-bool is_element(int64_t z) { return z > 0 && z < N_ELEMENTS; }
-
-int atomic_number(const std::string &symbol)
-{
-  for (int z = 1; z < N_ELEMENTS; ++z)
-    if (symbol == ELEMENTS[z].symbol) return z;
-  return 0;
-}
-
 // liblammps.so exports a reference (unoptimised) dgemm_. When lmp loads it before libtorch, every call that
 // libtorch makes to dgemm_ binds to it, and float64 models run several times slower (benchmarks/results).
 // Returns {library whose dgemm_ is in use, libtorch_cpu's path} when that is not torch's own, else {"", ""}.
@@ -227,28 +192,24 @@ void PairMaskpot::coeff(int narg, char **arg)
     problem = std::string("maskpot model file ") + arg[2] + ": cannot be loaded";
   }
   if (!problem.empty()) error->all(FLERR, "{}", problem);
-  for (auto z : m->species)
-    if (!is_element(z))
-      error->all(FLERR, "maskpot model file {}: its species hold {}, not an atomic number", m->path, z);
   if (device_index >= 0 && m->package)
     error->all(FLERR, "pair_style maskpot: model {} is an AOTInductor package (.pt2), compiled for the CPU: use "
                "device cpu, or export with --format torchscript for a GPU", m->path);
   if (device_index >= 0) m->module.to(device_of(device_index));
 
   std::string known;
-  for (auto z : m->species) known += std::string(known.empty() ? "" : " ") + ELEMENTS[z].symbol;
+  for (const auto &symbol : m->symbols) known += (known.empty() ? "" : " ") + symbol;
   type_to_z.assign(ntypes + 1, 0);
   for (int itype = 1; itype <= ntypes; ++itype) {
     const std::string symbol = arg[2 + itype];
     if (symbol == "NULL")
       error->all(FLERR, "pair_coeff for maskpot: NULL (pair_style hybrid) is not supported; name an element "
                  "for atom type {}", itype);
-    const int z = atomic_number(symbol);
-    if (z == 0) error->all(FLERR, "pair_coeff for maskpot: unknown element '{}' for atom type {}", symbol, itype);
-    if (std::find(m->species.begin(), m->species.end(), z) == m->species.end())
+    const auto k = std::find(m->symbols.begin(), m->symbols.end(), symbol) - m->symbols.begin();
+    if (k == static_cast<long>(m->symbols.size()))
       error->all(FLERR, "pair_coeff for maskpot: element {} (atom type {}) is not in the species of model {} ({})",
                  symbol, itype, m->path, known);
-    type_to_z[itype] = z;
+    type_to_z[itype] = m->species[k];
   }
   for (int i = 1; i <= ntypes; ++i)
     for (int j = i; j <= ntypes; ++j) setflag[i][j] = 1;
@@ -285,11 +246,12 @@ void PairMaskpot::init_style()
 
   // masses are per type (atom->mass) unless the atom style has per-atom masses, which are not checked
   for (int itype = 1; check_masses && atom->mass && itype <= atom->ntypes; ++itype) {
-    const Element &el = ELEMENTS[type_to_z[itype]];
-    if (atom->mass_setflag[itype] && std::fabs(atom->mass[itype] - el.mass) > MASS_TOLERANCE * el.mass)
+    const auto k = std::find(model->species.begin(), model->species.end(), type_to_z[itype]) - model->species.begin();
+    const double mass = model->masses[k];
+    if (atom->mass_setflag[itype] && std::fabs(atom->mass[itype] - mass) > MASS_TOLERANCE * mass)
       error->all(FLERR, "pair_coeff for maskpot: atom type {} has mass {:.6g} but is mapped to {} (mass {:.6g}): "
                  "fix the order of the elements in pair_coeff, or use pair_style maskpot check_masses no", itype,
-                 atom->mass[itype], el.symbol, el.mass);
+                 atom->mass[itype], model->symbols[k], mass);
   }
 
   if (ghost_mode == GhostMode::FOLD && comm->nprocs > 1)

@@ -90,10 +90,13 @@ def _example_inputs(species: list[int], cutoff: float) -> tuple[Tensor, ...]:
 
 
 def c_metadata(meta: dict) -> dict[str, str]:
-    """The AOTInductor metadata (strings) that pair_maskpot reads: target, cutoff, species, dtype, model kind."""
+    """The AOTInductor metadata (strings) that pair_maskpot reads: target, cutoff, species (atomic numbers, symbols,
+    masses), dtype, model kind."""
     return {"maskpot.format": meta["format"], "maskpot.target": meta["target"],
             "maskpot.cutoff": repr(float(meta["cutoff_angstrom"])),
             "maskpot.species": " ".join(str(z) for z in meta["species"]), "maskpot.dtype": meta["dtype"],
+            "maskpot.species_symbols": " ".join(meta["species_symbols"]),
+            "maskpot.species_masses": " ".join(repr(m) for m in meta["species_masses"]),
             "maskpot.energy_centric": "1" if meta["model_kind"] == "energy-centric" else "0"}
 
 

@@ -35,6 +35,16 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def element_symbols(species: list[int]) -> list[str]:
+    """Chemical symbols of atomic numbers (ASE's table)."""
+    return [ase.data.chemical_symbols[z] for z in species]
+
+
+def element_masses(species: list[int]) -> list[float]:
+    """Standard atomic masses (g/mol, ASE's table) of atomic numbers: what pair_maskpot's check_masses compares."""
+    return [float(ase.data.atomic_masses[z]) for z in species]
+
+
 def build_metadata(*, target: str, config: dict, dtype: str, checkpoint: str | Path, data: dict,
                    versions: dict, atomic_numbers: list[int] | None = None,
                    export_format: str = EXPORT_FORMATS[0], kernels: str = "reference") -> dict:
@@ -47,7 +57,8 @@ def build_metadata(*, target: str, config: dict, dtype: str, checkpoint: str | P
         "backbone": config["backbone"],
         "model_kind": "energy-centric" if config["backbone"] != "gns" else "force-centric",
         "species": species,
-        "species_symbols": [ase.data.chemical_symbols[z] for z in species],
+        "species_symbols": element_symbols(species),
+        "species_masses": element_masses(species),
         "cutoff_angstrom": float(config["cutoff"]),
         "layers": int(config["layers"]),
         "receptive_field_angstrom": float(config["layers"]) * float(config["cutoff"]),

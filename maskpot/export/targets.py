@@ -12,6 +12,7 @@ from torch import Tensor
 
 from maskpot.data.units import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM
 from maskpot.export.core import ModelCore, check_positions
+from maskpot.export.metadata import element_masses, element_symbols
 
 
 class _Target(torch.nn.Module):
@@ -24,6 +25,9 @@ class _Target(torch.nn.Module):
         self.kernels: str = kernels  # maskpot.kernels: "fused" files need maskpot's operator library loaded
         self.cutoff: float = self.core.cutoff
         self.species: List[int] = list(species)
+        # for engines that name elements (LAMMPS' pair_coeff) and check masses, so they need no table of their own
+        self.species_symbols: List[str] = element_symbols(self.species)
+        self.species_masses: List[float] = element_masses(self.species)
         self.energy_centric: bool = self.core.energy_centric
         self.dtype: str = dtype
         self.target: str = target

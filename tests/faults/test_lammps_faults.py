@@ -21,6 +21,8 @@ from maskpot.lammps.plugin import PLUGIN_ENV, PLUGIN_NAME, build_dir, engine_env
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "lammps"))  # toymodel: an export without the layer-wise interface
 ASAN_PLUGIN = build_dir(asan=True) / PLUGIN_NAME
+# the metadata attributes pair_maskpot reads (lammps/src/maskpot_model.cpp), which a wrapper of an export copies
+METADATA = ("cutoff", "species", "species_symbols", "species_masses", "energy_centric", "dtype", "target", "n_layers")
 
 
 class Tampered(torch.nn.Module):
@@ -30,7 +32,7 @@ class Tampered(torch.nn.Module):
     def __init__(self, inner: torch.nn.Module, fault: str, after: int = 0):
         super().__init__()
         self.inner = inner
-        for name in ("cutoff", "species", "energy_centric", "dtype", "target", "n_layers"):
+        for name in METADATA:
             setattr(self, name, getattr(inner, name))
         self.state_width: int = 1 if fault == "state_width" else inner.state_width
         self.fault = fault
@@ -189,7 +191,7 @@ class RepulsionEnergyInterface(torch.nn.Module):
     def __init__(self, inner: torch.nn.Module):
         super().__init__()
         self.inner = inner
-        for name in ("cutoff", "species", "energy_centric", "dtype", "target", "n_layers", "state_width"):
+        for name in METADATA + ("state_width",):
             setattr(self, name, getattr(inner, name))
 
     def forward(self, positions: Tensor, atomic_numbers: Tensor, edge_index: Tensor, edge_shift: Tensor,
@@ -261,7 +263,7 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
                                 r"model \S*toy\.pt has no layer-wise interface of this version \(node_outputs\), "
                                 r"which ghosts exchange needs"),
     "units lj": ({"units": "lj"}, r"pair_style maskpot supports units metal and real, not units lj"),
-    "unknown element": ({"elements": "O Q"}, r"unknown element 'Q' for atom type 2"),
+    "unknown element": ({"elements": "O Q"}, r"element Q \(atom type 2\) is not in the species of model \S+ \(H O\)"),
     "element not in model": ({"elements": "O C"}, r"element C \(atom type 2\) is not in the species of model"),
     "too few elements": ({"elements": "O"}, r"expected '\* \* model.pt' and 2 element names"),
     "newton off on two ranks": ({"before": "newton off", "nprocs": 2},
@@ -298,12 +300,13 @@ def test_bad_input(case, water, export_factory, plugin, tmp_path):
 
 
 def test_malformed_metadata(water, export_factory, plugin, tmp_path):
-    """An attribute of the wrong type (species holding a negative number) is one ERROR line, not a crash."""
+    """Metadata that contradicts itself (two species, one symbol) is one ERROR line, not a crash."""
     module = torch.jit.load(str(export_factory("lammps")))
-    module.species = [-1, 8]
-    torch.jit.save(module, str(tmp_path / "negative.pt"))
-    assert_one_error(lmp(tmp_path, water, tmp_path / "negative.pt", plugin, 1),
-                     r"^ERROR: maskpot model file \S+negative\.pt: its species hold -1, not an atomic number")
+    module.species_symbols = ["H"]
+    torch.jit.save(module, str(tmp_path / "short.pt"))
+    assert_one_error(lmp(tmp_path, water, tmp_path / "short.pt", plugin, 1),
+                     r"^ERROR: maskpot model file \S+short\.pt: its species \(2\), species_symbols \(1\) and "
+                     r"species_masses \(2\) differ in length")
 
 
 def asan_runtime() -> str:

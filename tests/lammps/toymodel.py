@@ -28,6 +28,8 @@ from ase import Atoms
 from ase.neighborlist import neighbor_list
 from torch import Tensor
 
+from maskpot.export.metadata import element_masses, element_symbols
+
 SPECIES = [8, 1]  # O, H: index 0, 1
 CUTOFF = 4.0  # Angstrom
 
@@ -75,6 +77,8 @@ class ToyLammpsModel(torch.nn.Module):
         super().__init__()
         self.cutoff = CUTOFF
         self.species: List[int] = list(SPECIES)
+        self.species_symbols: List[str] = element_symbols(self.species)
+        self.species_masses: List[float] = element_masses(self.species)
         self.target = target
         self.energy_centric = True
         self.dtype = "float64"
