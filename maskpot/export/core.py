@@ -114,11 +114,10 @@ class ModelCore(torch.nn.Module):
         """Atomic numbers (N,) -> species indices; raises naming an element the model does not know."""
         return self.potential.species_index_of(atomic_numbers)
 
-    def graph(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor,
-              atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    def graph(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor) -> Tuple[Tensor, Tensor]:
         """edge_index (2,E) and edge vectors (E,3) r_j - r_i + shift (Angstrom) of every pair closer than the
-        cutoff; ``positions`` (N,3) and ``cell`` (3,3, rows, or None: not periodic) in Angstrom, ``pbc`` (3,)."""
-        check_positions(positions, atom_ids)
+        cutoff; ``positions`` (N,3, finite: see :func:`check_positions`) and ``cell`` (3,3, rows, or None: not
+        periodic) in Angstrom, ``pbc`` (3,)."""
         box: Optional[Tensor] = cell if bool(pbc.any()) else None
         edge_index, shifts = self.neighbors(positions.detach(), box, pbc, self.cutoff)
         edge_vec = positions[edge_index[1]] - positions[edge_index[0]]
@@ -135,7 +134,7 @@ class ModelCore(torch.nn.Module):
         check_positions(positions, atom_ids)
         order = spatial_order(positions)
         ids = order if atom_ids is None or atom_ids.numel() == 0 else atom_ids[order]
-        edge_index, edge_vec = self.graph(positions[order], cell, pbc, ids)
+        edge_index, edge_vec = self.graph(positions[order], cell, pbc)
         energy, _, forces, virial = self.evaluate(species_index[order], edge_index, edge_vec, positions.shape[0],
                                                   ids)
         return energy, unsort(forces, order), virial
