@@ -263,6 +263,8 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
                                 r"model \S*toy\.pt has no layer-wise interface of this version \(node_outputs\), "
                                 r"which ghosts exchange needs"),
     "units lj": ({"units": "lj"}, r"pair_style maskpot supports units metal and real, not units lj"),
+    "export without element table": ({"model": "no-symbols.pt"},
+                                     r"no-symbols\.pt: no species_symbols and species_masses attributes: re-export"),
     "unknown element": ({"elements": "O Q"}, r"element Q \(atom type 2\) is not in the species of model \S+ \(H O\)"),
     "element not in model": ({"elements": "O C"}, r"element C \(atom type 2\) is not in the species of model"),
     "too few elements": ({"elements": "O"}, r"expected '\* \* model.pt' and 2 element names"),
@@ -284,6 +286,16 @@ BAD_INPUT = {  # case: (what the deck gets, the ERROR line)
 }
 
 
+def save_model_without_element_table(path: Path) -> Path:
+    """The toy model as files exported before species_symbols and species_masses existed."""
+    from toymodel import ToyLammpsModel
+
+    module = ToyLammpsModel()
+    del module.species_symbols, module.species_masses
+    torch.jit.save(torch.jit.script(module), str(path))
+    return path
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input(case, water, export_factory, plugin, tmp_path):
     from toymodel import save_toy_model
@@ -293,7 +305,8 @@ def test_bad_input(case, water, export_factory, plugin, tmp_path):
     models = {"openmm": lambda: export_factory("openmm"), "toy": lambda: save_toy_model(tmp_path / "toy.pt"),
               "old-interface.pt": lambda: save_old_interface_model(tmp_path / "old-interface.pt"),
               "corrupt.pt": lambda: (tmp_path / "corrupt.pt").write_bytes(b"not a zip") and tmp_path / "corrupt.pt",
-              "nope.pt": lambda: tmp_path / "nope.pt"}
+              "nope.pt": lambda: tmp_path / "nope.pt",
+              "no-symbols.pt": lambda: save_model_without_element_table(tmp_path / "no-symbols.pt")}
     model = models[given.pop("model")]() if "model" in given else export_factory("lammps")
     nprocs = given.pop("nprocs", 1)
     assert_one_error(lmp(tmp_path / "run", water, model, plugin, nprocs, **given), r"^ERROR: .*" + pattern)
