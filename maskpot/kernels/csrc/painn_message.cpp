@@ -14,7 +14,7 @@
    The backward (painn_message_backward) recomputes the filter the same way and gives the gradients with respect
    to s_phi, v, rbf_cut and unit: what forces need. It works on blocks of edges: the filter-output gradients of
    a block (EDGE_BLOCK x 3F, cache-sized) go through one small GEMM with W for the rbf_cut gradients (a per-edge
-   loop over the short R axis vectorises badly). It gives no gradient for the filter weight and is not itself
+   loop over the short R axis vectorises badly; a BLAS call per block costs more than its arithmetic). It gives no gradient for the filter weight and is not itself
    differentiable (no double backward), so the op is for inference (export, MD); training keeps the reference
    ops. Asking for either raises.
 
@@ -167,20 +167,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
   }
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message_backward", [&] {
     const auto g = edges_of<scalar_t>(z, s_phi, v, weight, wt, rbf, unit, i, j, first);
-    // g_rbf rows (B, R) = gf (B, 3F) W through torch's BLAS
-    auto rbf_gemm = [&](const scalar_t *gf, int64_t B, scalar_t *out) {
-      const auto opt = weight.options();
-      Tensor rows = at::from_blob(out, {B, z.R}, opt);
-      at::mm_out(rows, at::from_blob(const_cast<scalar_t *>(gf), {B, 3 * z.F}, opt), weight);
-    };
-    auto run = first ? backward_edges<scalar_t, true, decltype(rbf_gemm) &>
-                     : backward_edges<scalar_t, false, decltype(rbf_gemm) &>;
+    auto run = first ? backward_edges<scalar_t, true> : backward_edges<scalar_t, false>;
     const scalar_t *gs = grad_ds.data_ptr<scalar_t>(), *gv = grad_dv.data_ptr<scalar_t>();
     scalar_t *gr = g_rbf.data_ptr<scalar_t>(), *gu = g_unit.data_ptr<scalar_t>();
     at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
         run(g, z.E * t / parts, z.E * (t + 1) / parts, gs, gv, g_phi_part[t].data_ptr<scalar_t>(),
-            g_v_part[t].data_ptr<scalar_t>(), gr, gu, rbf_gemm);
+            g_v_part[t].data_ptr<scalar_t>(), gr, gu);
     });
   });
   for (int64_t t = 1; t < parts; ++t) {
