@@ -80,6 +80,24 @@ def interleaved(variants: dict[str, Callable[[int], float | list[float]]], round
     return {name: statistics.median(t) for name, t in times.items()}, times
 
 
+def interleaved_calls(calls: dict[str, Callable[[], object]], repeats: int,
+                      warmup: int = 1) -> dict[str, tuple[float, float]]:
+    """{name: (median CPU ms, median wall ms)} of the ``calls``, called in turn ``repeats`` times after ``warmup``
+    calls each (CPU time: time.process_time, this process's threads together)."""
+    for f in calls.values():
+        for _ in range(warmup):
+            f()
+    cpu: dict[str, list[float]] = {k: [] for k in calls}
+    wall: dict[str, list[float]] = {k: [] for k in calls}
+    for _ in range(repeats):
+        for k, f in calls.items():
+            c0, w0 = time.process_time(), time.perf_counter()
+            f()
+            cpu[k].append(1e3 * (time.process_time() - c0))
+            wall[k].append(1e3 * (time.perf_counter() - w0))
+    return {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in calls}
+
+
 def begin(args: argparse.Namespace) -> tuple[argparse.Namespace, Path, float]:
     """A script's run begins: torch uses ``args.threads`` threads (torch's default when None, recorded back in
     ``args.threads``); returns ``args``, the output folder ``args.out`` (created) and the start time."""

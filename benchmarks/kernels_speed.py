@@ -15,14 +15,12 @@ from the reference export. Prints tables only: nothing is written (timings under
 from __future__ import annotations
 
 import copy
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import argument_parser, begin, csv_list, markdown_table  # noqa: E402
+from benchmarks.common import argument_parser, begin, csv_list, interleaved_calls, markdown_table  # noqa: E402
 
 MODEL_VARIANTS = ("reference", "fused message", "fused")
 
@@ -35,21 +33,6 @@ def parse_args(argv=None):
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--out", default="/tmp/maskpot-kernels-speed", help="scratch folder (nothing is kept)")
     return ap.parse_args(argv)
-
-
-def timed(calls: dict, repeats: int) -> dict:
-    """{name: (median CPU ms, median wall ms)} of the calls, called in turn ``repeats`` times after one warm-up."""
-    for f in calls.values():
-        f()
-    cpu = {k: [] for k in calls}
-    wall = {k: [] for k in calls}
-    for _ in range(repeats):
-        for k, f in calls.items():
-            c0, w0 = time.process_time(), time.perf_counter()
-            f()
-            cpu[k].append(1e3 * (time.process_time() - c0))
-            wall[k].append(1e3 * (time.perf_counter() - w0))
-    return {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in calls}
 
 
 def model_modules(dtype: str) -> dict:
@@ -103,7 +86,7 @@ def main(argv=None) -> int:
             cell = torch.tensor(np.asarray(frame.cell), dtype=torch.float64)
             pbc = torch.ones(3, dtype=torch.bool)
             graph = (pos.to(t), cell.to(t), pbc, cutoff)
-            search = timed({"torch": lambda: torch_search(*graph),
+            search = interleaved_calls({"torch": lambda: torch_search(*graph),
                             "op": lambda: torch.ops.maskpot.neighbor_pairs(*graph)}, 3 * args.repeats)
             edges = torch.ops.maskpot.neighbor_pairs(*graph)[0].shape[1]
             search_rows.append([waters, 3 * waters, dtype, edges, f"{search['torch'][0]:.2f}", f"{search['op'][0]:.2f}",
@@ -112,7 +95,7 @@ def main(argv=None) -> int:
             print(markdown_table(search_head, search_rows[-1:]), flush=True)
             inputs = (pos, torch.tensor(frame.numbers), cell, pbc)
             out = {k: m(*inputs) for k, m in modules.items()}
-            med = timed({k: (lambda m=m: m(*inputs)) for k, m in modules.items()}, args.repeats)
+            med = interleaved_calls({k: (lambda m=m: m(*inputs)) for k, m in modules.items()}, args.repeats)
             cpu = {k: med[k][0] for k in MODEL_VARIANTS}
             d_e = abs(float(out["fused"][0] - out["reference"][0]))
             d_f = float((out["fused"][1] - out["reference"][1]).abs().max())

@@ -114,7 +114,7 @@ class ModelCore(torch.nn.Module):
         """Atomic numbers (N,) -> species indices; raises naming an element the model does not know."""
         return self.potential.species_index_of(atomic_numbers)
 
-    def graph(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor) -> Tuple[Tensor, Tensor]:
+    def edges(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor) -> Tuple[Tensor, Tensor]:
         """edge_index (2,E) and edge vectors (E,3) r_j - r_i + shift (Angstrom) of every pair closer than the
         cutoff; ``positions`` (N,3, finite: see :func:`check_positions`) and ``cell`` (3,3, rows, or None: not
         periodic) in Angstrom, ``pbc`` (3,)."""
@@ -129,12 +129,12 @@ class ModelCore(torch.nn.Module):
                            atom_ids: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """Energy (eV), forces (N,3) eV/Angstrom in the caller's atom order and virial (3,3) eV of the structure
         ``positions`` (N,3) Angstrom with ``species_index`` (N,), ``cell`` (3,3 rows, Angstrom; None or pbc all
-        False: not periodic): :meth:`graph` and :meth:`evaluate` on the atoms in :func:`spatial_order`.
+        False: not periodic): :meth:`edges` and :meth:`evaluate` on the atoms in :func:`spatial_order`.
         ``atom_ids`` names the atoms in error messages (default: their index)."""
         check_positions(positions, atom_ids)
         order = spatial_order(positions)
         ids = order if atom_ids is None or atom_ids.numel() == 0 else atom_ids[order]
-        edge_index, edge_vec = self.graph(positions[order], cell, pbc)
+        edge_index, edge_vec = self.edges(positions[order], cell, pbc)
         energy, _, forces, virial = self.evaluate(species_index[order], edge_index, edge_vec, positions.shape[0],
                                                   ids)
         return energy, unsort(forces, order), virial

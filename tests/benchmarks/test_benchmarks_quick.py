@@ -219,3 +219,30 @@ def test_engines_interleaved_quick(tmp_path):
     table = (out / "engines_interleaved.md").read_text()
     assert f"| openmm | {fmt(report['ms_per_step']['openmm'])} |" in table
     assert_machine_section(table, report, threads=1)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)
+def test_kernels_ab_quick(tmp_path):
+    """kernels_ab.py --quick against HEAD: both builds of the operators compile and load side by side (namespaces
+    maskpot_a and maskpot_b), every call is timed, two builds of the same sources give the same numbers, and the
+    export's call in spatial order gives the energy and forces of the atoms as given."""
+    from benchmarks.kernels_ab import renamed
+
+    assert renamed('TORCH_LIBRARY(maskpot, m) "maskpot::painn_message" maskpot_kernels', "maskpot_b") == (
+        'TORCH_LIBRARY(maskpot_b, m) "maskpot_b::painn_message" maskpot_kernels')
+    out = tmp_path / "results"
+    run_script("kernels_ab.py", out, 380, "--baseline", "HEAD")
+    report = json.loads((out / "kernels_ab.json").read_text())
+    assert [r["call"] for r in report["operators"]] == ["layer 0 forward", "layer 0 backward", "layer 1 forward",
+                                                        "layer 1 backward", "neighbor_pairs"]
+    same_sources = "uncommitted" not in report["tree"]  # a developer's tree may differ from HEAD
+    for r in report["operators"]:
+        assert r["error"] is None and r["a_cpu_ms"] > 0 and r["b_cpu_ms"] > 0 and finite(r["ratio"]), r
+        assert r["max_rel_diff"] == 0.0 or not same_sources, r
+    assert [r["waters"] for r in report["atom_order"]] == [27, 64]
+    for r in report["atom_order"]:
+        assert finite(r["ratio"]) and r["max_rel_diff"] < 1e-5, r
+    table = (out / "kernels_ab.md").read_text()
+    assert "| float32 | layer 1 backward |" in table and "| float32 | 64 | 192 |" in table
+    assert_machine_section(table, report, threads=1)

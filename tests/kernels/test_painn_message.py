@@ -71,11 +71,12 @@ def random_op_inputs(N: int, F: int, R: int, E: int, n_local: int, first: bool, 
 
 @pytest.mark.parametrize("first", [False, True])
 @pytest.mark.parametrize("F", [5, 21])  # below one chunk of channels, and a chunk plus a remainder
-# radial functions: fewer than the rbf-gradient GEMM's vector block (8 float64 lanes), and a block plus a remainder
-@pytest.mark.parametrize("R", [4, 11])
+# radial functions, the columns of the rbf-gradient GEMM (padded to whole vectors of 4 float64 lanes with AVX2, 8
+# with AVX-512): one vector or less, a panel of two vectors, two panels and a one-vector panel (either CPU kind)
+@pytest.mark.parametrize("R", [4, 11, 20])
 def test_gradcheck(first, F, R):
     N, n_local = 7, 5  # two ghosts: they send, never receive
-    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(N, F, R, 41, n_local, first)  # 41 edges: 4-row blocks + 1
+    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(N, F, R, 41, n_local, first)  # 41 edges: 6- and 12-row tiles + rest
 
     def op(s_phi, v, rbf, unit):
         return torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, n_local, first)

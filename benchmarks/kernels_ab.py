@@ -1,0 +1,294 @@
+"""In-process A/B timings of maskpot's kernels: this working tree's C++ operators against those of a git revision,
+and the exports' spatial atom order against the atoms as given.
+
+"operators": the sources of maskpot/kernels/csrc in this working tree (A) and at --baseline (B, a git revision)
+are compiled here with the flags of lammps/CMakeLists.txt, each with the word ``maskpot`` renamed (operator and
+C++ namespace: torch.ops.maskpot_a, torch.ops.maskpot_b), so that both builds load in one process, share no
+symbol and take turns on the same inputs: those each PaiNN layer's message step gets in a model call (default
+PaiNN, random weights) on a water box in the exports' spatial order. Timed per layer: painn_message (forward) and
+painn_message_backward (fixed random output gradients); and neighbor_pairs on the box. A cross-process A/B of a
+whole model call cannot resolve such changes (this machine's run-to-run noise is about 10 %).
+
+"atom order": energy + forces of the ASE export (TorchScript, default PaiNN, fused kernels) on a water box as
+OpenMM made it (molecules in random places): the export's call, which sorts the atoms along
+maskpot.export.core.spatial_order, finds the edges, evaluates and unsorts the forces, against its own edges and
+evaluate methods on the atoms as given (what it did before it sorted).
+
+Medians of CPU time per call over --rounds rounds (variants in turn, after a warm-up call each); the ratio is
+B / A or unsorted / sorted (> 1: A, or the sort, is faster), with the largest relative difference of the outputs.
+Writes kernels_ab.md and kernels_ab.json to --out. Needs quiet cores.
+    python benchmarks/kernels_ab.py --baseline 7684219~1 --waters 1024 --order-waters 1024,4096
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (REPO_ROOT, argument_parser, begin, csv_list, interleaved_calls,  # noqa: E402
+                               markdown_table, write_report)
+
+CSRC = "maskpot/kernels/csrc"
+BUILDS = {"A": "maskpot_a", "B": "maskpot_b"}  # build -> operator namespace
+# per-file options of lammps/CMakeLists.txt: the neighbour search rounds like the torch ops it mirrors
+FILE_OPTIONS = {"neighbor_pairs.cpp": ["-ffp-contract=off"]}
+
+
+def parse_args(argv=None):
+    ap = argument_parser(__doc__, quick="a small PaiNN on 27/64 waters, 2 rounds (a functional check)",
+                         threads="torch threads",
+                         quick_values={"waters": 64, "order_waters": "27,64", "rounds": 2, "dtypes": "float32"})
+    ap.add_argument("--baseline", default="HEAD", help="git revision of build B (default HEAD: the last commit)")
+    ap.add_argument("--waters", type=int, default=1024, help="water molecules of the operators' box")
+    ap.add_argument("--order-waters", default="1024,4096", help="boxes of the atom-order rows (comma-separated)")
+    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--rounds", type=int, default=10)
+    return ap.parse_args(argv)
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"git {' '.join(args)}: {done.stderr.strip()}")
+    return done.stdout
+
+
+def kernel_sources(revision: str | None) -> dict[str, str]:
+    """File name -> text of the C++ sources in maskpot/kernels/csrc: the working tree's (``revision`` None) or a
+    git revision's."""
+    if revision is None:
+        return {p.name: p.read_text() for p in sorted((REPO_ROOT / CSRC).iterdir()) if p.suffix in (".cpp", ".h")}
+    names = git("ls-tree", "--name-only", f"{revision}:{CSRC}").split()
+    return {n: git("show", f"{revision}:{CSRC}/{n}") for n in names if n.endswith((".cpp", ".h"))}
+
+
+def renamed(text: str, namespace: str) -> str:
+    """``text`` with every word ``maskpot`` (operator namespace, C++ namespace, schema names) -> ``namespace``."""
+    return re.sub(r"\bmaskpot\b", namespace, text)
+
+
+def build(builds: dict[str, dict[str, str]], folder: Path) -> dict[str, Path]:
+    """Compile each build (namespace -> sources) into ``folder``/lib<namespace>.so, the compilations in parallel;
+    SystemExit with the compiler's last lines when one fails."""
+    import torch
+    from torch.utils.cpp_extension import include_paths
+
+    lib_dir = Path(torch.__file__).parent / "lib"
+    flags = ["-O3", "-DNDEBUG", "-march=native", "-std=c++17", "-fPIC", "-w",
+             f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"]
+    flags += [f for p in include_paths() for f in ("-isystem", p)]
+    jobs, objects = [], {}
+    for namespace, sources in builds.items():
+        src = folder / namespace
+        src.mkdir(parents=True, exist_ok=True)
+        for name, text in sources.items():
+            (src / name).write_text(renamed(text, namespace))
+        for name in sources:
+            if name.endswith(".cpp"):
+                obj = src / (name[:-4] + ".o")
+                objects.setdefault(namespace, []).append(obj)
+                cmd = ["c++", *flags, *FILE_OPTIONS.get(name, []), "-c", str(src / name), "-o", str(obj)]
+                jobs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+    libraries = {}
+    for cmd, job in jobs:
+        out = job.communicate()[0]
+        if job.returncode:
+            raise SystemExit(f"compiling {cmd[-3]} failed:\n" + "\n".join(out.splitlines()[-20:]))
+    for namespace, objs in objects.items():
+        lib = folder / f"lib{namespace}.so"
+        done = subprocess.run(["c++", "-shared", *map(str, objs), "-L", str(lib_dir), "-ltorch_cpu", "-lc10",
+                               f"-Wl,-rpath,{lib_dir}", "-o", str(lib)], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"linking {lib} failed:\n{done.stderr[-2000:]}")
+        libraries[namespace] = lib
+    return libraries
+
+
+def fused_painn(dtype: str, quick: bool):
+    """A default (or, quick, small) PaiNN with random weights in ``dtype``, fused kernels, no weight gradients."""
+    import torch
+
+    from benchmarks.speed import model_config
+    from maskpot.kernels.painn import use_fused
+    from maskpot.models import build_potential
+
+    torch.manual_seed(0)
+    potential = build_potential(model_config("painn", dtype, quick))
+    potential = potential.to(torch.float64 if dtype == "float64" else torch.float32).eval()
+    for p in potential.parameters():
+        p.requires_grad_(False)
+    use_fused(potential)
+    return potential
+
+
+def layer_inputs(potential, frame) -> list[tuple]:
+    """The arguments of torch.ops.maskpot.painn_message for every PaiNN layer of ``potential`` in a call on
+    ``frame`` (atoms in spatial order, as the exports call it), captured by forward pre-hooks."""
+    import numpy as np
+    import torch
+
+    from maskpot.export.core import ModelCore
+    from maskpot.kernels.painn import FusedPaiNNMessage
+
+    dtype = next(potential.parameters()).dtype
+    captured = []
+
+    def capture(module, args):
+        s, v, rbf_cut, unit, i, j, first, n_local = args
+        captured.append((module.phi(s).detach(), v.detach(), module.filter.weight.detach(), rbf_cut.detach(),
+                         unit.detach(), i, j, int(n_local), bool(first)))
+
+    hooks = [m.register_forward_pre_hook(capture) for m in potential.modules() if isinstance(m, FusedPaiNNMessage)]
+    core = ModelCore(potential)
+    pos = torch.tensor(frame.positions, dtype=dtype)
+    cell = torch.tensor(np.asarray(frame.cell), dtype=dtype)
+    core.evaluate_structure(pos, core.species_index_of(torch.tensor(frame.numbers)), cell, torch.ones(3, dtype=torch.bool))
+    for h in hooks:
+        h.remove()
+    return captured
+
+
+def max_relative_difference(a, b) -> float:
+    """The largest |a - b| over the largest |a|, over the tensors of two results (a tensor or a tuple)."""
+    a, b = (a,) if not isinstance(a, (tuple, list)) else a, (b,) if not isinstance(b, (tuple, list)) else b
+    worst = 0.0
+    for x, y in zip(a, b):
+        if x.numel():
+            worst = max(worst, float((x - y).abs().max()) / max(float(x.abs().max()), 1e-300))
+    return worst
+
+
+def operator_rows(args) -> list[dict]:
+    """One row per dtype and timed call (each layer's forward and backward, the neighbour search)."""
+    import numpy as np
+    import torch
+
+    from benchmarks.speed import water_box
+
+    rows = []
+    frame = water_box(args.waters)
+    ops = {build: getattr(torch.ops, ns) for build, ns in BUILDS.items()}
+    for dtype in csv_list(args.dtypes):
+        potential = fused_painn(dtype, args.quick)
+        t = next(potential.parameters()).dtype
+        calls = {}
+        for k, inputs in enumerate(layer_inputs(potential, frame)):
+            gen = torch.Generator().manual_seed(k)
+            ds, dv = ops["A"].painn_message(*inputs)
+            grads = (torch.randn(ds.shape, generator=gen, dtype=t), torch.randn(dv.shape, generator=gen, dtype=t))
+            calls[f"layer {k} forward"] = {b: (lambda op=op, x=inputs: op.painn_message(*x)) for b, op in ops.items()}
+            calls[f"layer {k} backward"] = {b: (lambda op=op, x=inputs, g=grads: op.painn_message_backward(*g, *x))
+                                            for b, op in ops.items()}
+        search = (torch.tensor(frame.positions, dtype=t), torch.tensor(np.asarray(frame.cell), dtype=t),
+                  torch.ones(3, dtype=torch.bool), float(potential.cutoff))
+        calls["neighbor_pairs"] = {b: (lambda op=op: op.neighbor_pairs(*search)) for b, op in ops.items()}
+        for name, pair in calls.items():
+            row = {"dtype": dtype, "call": name, "atoms": len(frame.numbers)}
+            try:
+                med = interleaved_calls(pair, args.rounds)
+                row.update(a_cpu_ms=med["A"][0], b_cpu_ms=med["B"][0], a_wall_ms=med["A"][1], b_wall_ms=med["B"][1],
+                           ratio=med["B"][0] / med["A"][0], max_rel_diff=max_relative_difference(pair["A"](), pair["B"]()),
+                           error=None)
+            except RuntimeError as exc:  # e.g. a baseline without this operator or with another signature
+                row["error"] = str(exc).strip().splitlines()[0]
+            rows.append(row)
+            print(f"{dtype} {name}: {row}", flush=True)
+    return rows
+
+
+def order_rows(args) -> list[dict]:
+    """Per dtype and box: the ASE export's call (spatial order) against its edges + evaluate on the atoms as given."""
+    import numpy as np
+    import torch
+
+    from benchmarks.speed import model_config, water_box
+    from maskpot.export.writer import build_module
+    from maskpot.models import build_potential
+
+    rows = []
+    for dtype in csv_list(args.dtypes):
+        torch.manual_seed(0)
+        potential = build_potential(model_config("painn", dtype, args.quick))
+        module = build_module(potential, {"species": [1, 8], "backbone": "painn"}, "ase", dtype, "fused")
+        t = torch.float64 if dtype == "float64" else torch.float32
+        for waters in csv_list(args.order_waters, int):
+            frame = water_box(waters)
+            pos = torch.tensor(frame.positions, dtype=torch.float64)
+            numbers, cell = torch.tensor(frame.numbers), torch.tensor(np.asarray(frame.cell), dtype=torch.float64)
+            pbc = torch.ones(3, dtype=torch.bool)
+            species = module.core.species_index_of(numbers)
+
+            def as_given():
+                edge_index, edge_vec = module.core.edges(pos.to(t), cell.to(t), pbc)
+                energy, _, forces, _ = module.core.evaluate(species, edge_index, edge_vec, pos.shape[0], None)
+                return energy.double(), forces.double()
+
+            def spatial():
+                return module(pos, numbers, cell, pbc)[:2]
+
+            # warm-up calls: TorchScript's profiling executor specialises during the first calls of each shape
+            med = interleaved_calls({"as given": as_given, "spatial order": spatial}, args.rounds, warmup=3)
+            rows.append({"dtype": dtype, "waters": waters, "atoms": 3 * waters, "unsorted_cpu_ms": med["as given"][0],
+                         "sorted_cpu_ms": med["spatial order"][0], "unsorted_wall_ms": med["as given"][1],
+                         "sorted_wall_ms": med["spatial order"][1],
+                         "ratio": med["as given"][0] / med["spatial order"][0],
+                         "max_rel_diff": max_relative_difference(as_given(), spatial())})
+            print(f"atom order {dtype} {waters} waters: {rows[-1]}", flush=True)
+    return rows
+
+
+def report(result: dict) -> str:
+    def num(x, digits=2):
+        return f"{x:.{digits}f}"
+
+    op_head = ["dtype", "call", "A CPU ms", "B CPU ms", "B / A", "A wall ms", "B wall ms", "max rel. diff"]
+    op_rows = [[r["dtype"], r["call"], f"failed: {r['error']}", "", "", "", "", ""] if r.get("error") else
+               [r["dtype"], r["call"], num(r["a_cpu_ms"]), num(r["b_cpu_ms"]), num(r["ratio"]), num(r["a_wall_ms"]),
+                num(r["b_wall_ms"]), f"{r['max_rel_diff']:.1e}"] for r in result["operators"]]
+    order_head = ["dtype", "waters", "atoms", "as given CPU ms", "spatial order CPU ms", "as given / sorted",
+                  "as given wall ms", "sorted wall ms", "max rel. diff"]
+    order = [[r["dtype"], r["waters"], r["atoms"], num(r["unsorted_cpu_ms"], 1), num(r["sorted_cpu_ms"], 1),
+              num(r["ratio"]), num(r["unsorted_wall_ms"], 1), num(r["sorted_wall_ms"], 1), f"{r['max_rel_diff']:.1e}"]
+             for r in result["atom_order"]]
+    return (f"# Kernel A/B (benchmarks/kernels_ab.py)\n\n"
+            f"## Operators: A = this working tree ({result['tree']}) against B = {result['baseline']} "
+            f"({result['baseline_commit'][:12]})\n\n"
+            f"One {'small' if result['quick'] else 'default'} PaiNN (random weights), {result['operators'][0]['atoms'] if result['operators'] else 0} "
+            f"atoms of water in spatial order; the inputs each layer's message step gets in a model call. Medians of "
+            f"{result['rounds']} rounds, builds in turn. B / A > 1: A is faster.\n\n"
+            + markdown_table(op_head, op_rows)
+            + "\n\n## Atom order: the ASE export's call (spatial order) against its edges + evaluate on the atoms "
+              "as given\n\n"
+            + markdown_table(order_head, order) + "\n")
+
+
+def main(argv=None) -> int:
+    args, out, started = begin(parse_args(argv))
+    from maskpot.allocator import tune_allocator
+
+    import torch
+
+    tune_allocator()  # as maskpot's engines run
+    baseline_commit = git("rev-parse", "--verify", f"{args.baseline}^{{commit}}").strip()
+    dirty = bool(git("status", "--porcelain", "--", CSRC).strip())
+    tree = git("rev-parse", "--short=12", "HEAD").strip() + (" + uncommitted kernel changes" if dirty else "")
+    with tempfile.TemporaryDirectory(prefix="maskpot-kernels-ab-") as tmp:
+        libraries = build({BUILDS["A"]: kernel_sources(None), BUILDS["B"]: kernel_sources(baseline_commit)}, Path(tmp))
+        for lib in libraries.values():
+            torch.ops.load_library(str(lib))
+        operators = operator_rows(args)
+        atom_order = order_rows(args)
+    result = {"quick": args.quick, "baseline": args.baseline, "baseline_commit": baseline_commit, "tree": tree, "rounds": args.rounds,
+              "operators": operators, "atom_order": atom_order}
+    return write_report(args, started, "kernels_ab", result, report(result))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    raise SystemExit(main())
