@@ -1,31 +1,41 @@
-"""In-process A/B timings of maskpot's kernels: this working tree's C++ operators against those of a git revision,
-and the exports' spatial atom order against the atoms as given.
+"""In-process A/B timings: this working tree's maskpot (its C++ operators and its model code) against a git
+revision's, and the exports' spatial atom order against the atoms as given.
 
-"operators": the sources of maskpot/kernels/csrc in this working tree (A) and at --baseline (B, a git revision)
-are compiled here with the flags of lammps/CMakeLists.txt, each with the word ``maskpot`` renamed (operator and
-C++ namespace: torch.ops.maskpot_a, torch.ops.maskpot_b), so that both builds load in one process, share no
-symbol and take turns on the same inputs: those each PaiNN layer's message step gets in a model call (default
-PaiNN, random weights) on a water box in the exports' spatial order. Timed per layer: painn_message (forward) and
-painn_message_backward (fixed random output gradients); and neighbor_pairs on the box. A cross-process A/B of a
-whole model call cannot resolve such changes (this machine's run-to-run noise is about 10 %).
+Both builds run in one process and take turns on the same inputs, so a drift of the machine hits them alike (a
+cross-process A/B of a whole model call cannot resolve such changes: this machine's run-to-run noise is about
+10 %). The package maskpot/ of this working tree (A) and of --baseline (B, a git revision) is copied with the word
+``maskpot`` renamed (package, operator and C++ namespace: maskpot_a, maskpot_b, so that the two share no Python
+module, TorchScript class or C++ symbol), and each one's operators (kernels/csrc) are compiled here with the flags
+of lammps/CMakeLists.txt.
 
-"atom order": energy + forces of the ASE export (TorchScript, default PaiNN, fused kernels) on a water box as
-OpenMM made it (molecules in random places): the export's call, which sorts the atoms along
-maskpot.export.core.spatial_order, finds the edges, evaluates and unsorts the forces, against its own edges and
-evaluate methods on the atoms as given (what it did before it sorted).
+"operators": torch.ops.maskpot_a against torch.ops.maskpot_b on the inputs each PaiNN layer's message step gets
+in a model call (default PaiNN, random weights) on a water box in the exports' spatial order: painn_message
+(forward) and painn_message_backward (fixed random output gradients) per layer, and neighbor_pairs on the box.
 
-Medians of CPU time per call over --rounds rounds (variants in turn, after a warm-up call each); the ratio is
-B / A or unsorted / sorted (> 1: A, or the sort, is faster), with the largest relative difference of the outputs.
+"model code": energy + forces of the ASE export (TorchScript, fused kernels) of one PaiNN made by each build's
+package (the same weights), on water boxes of --model-waters.
+
+"atom order": the ASE export of this tree on a water box as OpenMM made it (molecules in random places): the
+export's call, which sorts the atoms along maskpot.export.core.spatial_order, finds the edges, evaluates and
+unsorts the forces, against its own edges and evaluate methods on the atoms as given (what it did before it
+sorted).
+
+Medians of CPU time per call over --rounds rounds (variants in turn, after warm-up calls); the ratio is B / A or
+unsorted / sorted (> 1: A, or the sort, is faster), with the largest relative difference of the outputs.
 Writes kernels_ab.md and kernels_ab.json to --out. Needs quiet cores.
-    python benchmarks/kernels_ab.py --baseline 7684219~1 --waters 1024 --order-waters 1024,4096
+    python benchmarks/kernels_ab.py --baseline 7684219~1 --waters 1024 --model-waters 258,1024,4096
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import io
 import os
 import re
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -34,7 +44,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (REPO_ROOT, argument_parser, begin, csv_list, interleaved_calls,  # noqa: E402
                                markdown_table, write_report)
 
-CSRC = "maskpot/kernels/csrc"
 BUILDS = {"A": "maskpot_a", "B": "maskpot_b"}  # build -> operator namespace
 # per-file options of lammps/CMakeLists.txt: the neighbour search rounds like the torch ops it mirrors
 FILE_OPTIONS = {"neighbor_pairs.cpp": ["-ffp-contract=off"]}
@@ -43,9 +52,10 @@ FILE_OPTIONS = {"neighbor_pairs.cpp": ["-ffp-contract=off"]}
 def parse_args(argv=None):
     ap = argument_parser(__doc__, quick="a small PaiNN on 27/64 waters, 2 rounds (a functional check)",
                          threads="torch threads",
-                         quick_values={"waters": 64, "order_waters": "27,64", "rounds": 2, "dtypes": "float32"})
+                         quick_values={"waters": 64, "model_waters": "64", "order_waters": "27,64", "rounds": 2, "dtypes": "float32"})
     ap.add_argument("--baseline", default="HEAD", help="git revision of build B (default HEAD: the last commit)")
     ap.add_argument("--waters", type=int, default=1024, help="water molecules of the operators' box")
+    ap.add_argument("--model-waters", default="1024,4096", help="boxes of the model-code rows (comma-separated)")
     ap.add_argument("--order-waters", default="1024,4096", help="boxes of the atom-order rows (comma-separated)")
     ap.add_argument("--dtypes", default="float32,float64")
     ap.add_argument("--rounds", type=int, default=10)
@@ -59,22 +69,41 @@ def git(*args: str) -> str:
     return done.stdout
 
 
-def kernel_sources(revision: str | None) -> dict[str, str]:
-    """File name -> text of the C++ sources in maskpot/kernels/csrc: the working tree's (``revision`` None) or a
-    git revision's."""
+def package_files(revision: str | None) -> dict[str, bytes]:
+    """Path (under maskpot/) -> contents of the package's Python and C++ sources: the working tree's (``revision``
+    None) or a git revision's."""
+    keep = (".py", ".cpp", ".h")
     if revision is None:
-        return {p.name: p.read_text() for p in sorted((REPO_ROOT / CSRC).iterdir()) if p.suffix in (".cpp", ".h")}
-    names = git("ls-tree", "--name-only", f"{revision}:{CSRC}").split()
-    return {n: git("show", f"{revision}:{CSRC}/{n}") for n in names if n.endswith((".cpp", ".h"))}
+        root = REPO_ROOT / "maskpot"
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.suffix in keep and "__pycache__" not in p.parts}
+    done = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", revision, "maskpot"], capture_output=True)
+    if done.returncode:
+        raise SystemExit(f"git archive {revision}: {done.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as tar:
+        return {m.name[len("maskpot/"):]: tar.extractfile(m).read() for m in tar.getmembers()
+                if m.isfile() and m.name.endswith(keep)}
 
 
 def renamed(text: str, namespace: str) -> str:
-    """``text`` with every word ``maskpot`` (operator namespace, C++ namespace, schema names) -> ``namespace``."""
+    """``text`` with every word ``maskpot`` (package, operator and C++ namespace, schema names) -> ``namespace``."""
     return re.sub(r"\bmaskpot\b", namespace, text)
 
 
-def build(builds: dict[str, dict[str, str]], folder: Path) -> dict[str, Path]:
-    """Compile each build (namespace -> sources) into ``folder``/lib<namespace>.so, the compilations in parallel;
+def write_package(files: dict[str, bytes], namespace: str, folder: Path) -> Path:
+    """The package ``files`` renamed to ``namespace`` (importable from ``folder``, its operators torch.ops.<namespace>)
+    in folder/<namespace>; returns that folder."""
+    root = folder / namespace
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(renamed(data.decode(), namespace))
+    return root
+
+
+def build(packages: dict[str, Path], folder: Path) -> dict[str, Path]:
+    """Compile the C++ operators (kernels/csrc) of each package (namespace -> its folder) into
+    ``folder``/lib<namespace>.so, with the flags of lammps/CMakeLists.txt, the compilations in parallel;
     SystemExit with the compiler's last lines when one fails."""
     import torch
     from torch.utils.cpp_extension import include_paths
@@ -84,22 +113,17 @@ def build(builds: dict[str, dict[str, str]], folder: Path) -> dict[str, Path]:
              f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"]
     flags += [f for p in include_paths() for f in ("-isystem", p)]
     jobs, objects = [], {}
-    for namespace, sources in builds.items():
-        src = folder / namespace
-        src.mkdir(parents=True, exist_ok=True)
-        for name, text in sources.items():
-            (src / name).write_text(renamed(text, namespace))
-        for name in sources:
-            if name.endswith(".cpp"):
-                obj = src / (name[:-4] + ".o")
-                objects.setdefault(namespace, []).append(obj)
-                cmd = ["c++", *flags, *FILE_OPTIONS.get(name, []), "-c", str(src / name), "-o", str(obj)]
-                jobs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
-    libraries = {}
-    for cmd, job in jobs:
+    for namespace, root in packages.items():
+        for src in sorted((root / "kernels" / "csrc").glob("*.cpp")):
+            obj = src.with_suffix(".o")
+            objects.setdefault(namespace, []).append(obj)
+            cmd = ["c++", *flags, *FILE_OPTIONS.get(src.name, []), "-c", str(src), "-o", str(obj)]
+            jobs.append((src, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+    for src, job in jobs:
         out = job.communicate()[0]
         if job.returncode:
-            raise SystemExit(f"compiling {cmd[-3]} failed:\n" + "\n".join(out.splitlines()[-20:]))
+            raise SystemExit(f"compiling {src} failed:\n" + "\n".join(out.splitlines()[-20:]))
+    libraries = {}
     for namespace, objs in objects.items():
         lib = folder / f"lib{namespace}.so"
         done = subprocess.run(["c++", "-shared", *map(str, objs), "-L", str(lib_dir), "-ltorch_cpu", "-lc10",
@@ -243,6 +267,58 @@ def order_rows(args) -> list[dict]:
     return rows
 
 
+def export_per_package(packages: dict[str, object], config: dict, dtype: str) -> tuple[dict, str]:
+    """({build: the ASE export (fused kernels) of one PaiNN ``config`` made by that build's package}, how the weights
+    compare): B's potential takes A's weights (the same parameter names where the architecture is the same)."""
+    import torch
+
+    modules, weights, first = {}, "the same weights", None
+    for build, pkg in packages.items():
+        torch.manual_seed(0)
+        potential = pkg.models.build_potential(pkg.models.ModelConfig(**config))
+        if first is None:
+            first = potential
+        else:
+            try:
+                potential.load_state_dict(first.state_dict())
+            except RuntimeError:
+                weights = "weights from the same seed (the parameter names differ)"
+        modules[build] = pkg.export.writer.build_module(potential, {"species": [1, 8], "backbone": "painn"}, "ase",
+                                                        dtype, "fused")
+    return modules, weights
+
+
+def model_rows(args, packages: dict[str, object]) -> list[dict]:
+    """Per dtype and box: the ASE exports of one PaiNN made by each build's package (:func:`export_per_package`),
+    called in turn on the same water box."""
+    import numpy as np
+    import torch
+
+    from benchmarks.speed import model_config, water_box
+
+    rows = []
+    for dtype in csv_list(args.dtypes):
+        try:
+            modules, weights = export_per_package(packages, dataclasses.asdict(model_config("painn", dtype, args.quick)),
+                                                  dtype)
+        except Exception as exc:  # noqa: BLE001 (e.g. a baseline whose API differs: the rows say why)
+            rows += [{"dtype": dtype, "waters": w, "atoms": 3 * w, "error": str(exc).strip().splitlines()[0]}
+                     for w in csv_list(args.model_waters, int)]
+            continue
+        for waters in csv_list(args.model_waters, int):
+            frame = water_box(waters)
+            x = (torch.tensor(frame.positions, dtype=torch.float64), torch.tensor(frame.numbers),
+                 torch.tensor(np.asarray(frame.cell), dtype=torch.float64), torch.ones(3, dtype=torch.bool))
+            calls = {b: (lambda m=m: m(*x)[:2]) for b, m in modules.items()}
+            med = interleaved_calls(calls, args.rounds, warmup=3)  # warm-up: TorchScript specialises
+            rows.append({"dtype": dtype, "waters": waters, "atoms": 3 * waters, "a_cpu_ms": med["A"][0],
+                         "b_cpu_ms": med["B"][0], "a_wall_ms": med["A"][1], "b_wall_ms": med["B"][1],
+                         "ratio": med["B"][0] / med["A"][0], "weights": weights,
+                         "max_rel_diff": max_relative_difference(calls["A"](), calls["B"]())})
+            print(f"model {dtype} {waters} waters: {rows[-1]}", flush=True)
+    return rows
+
+
 def report(result: dict) -> str:
     def num(x, digits=2):
         return f"{x:.{digits}f}"
@@ -251,6 +327,13 @@ def report(result: dict) -> str:
     op_rows = [[r["dtype"], r["call"], f"failed: {r['error']}", "", "", "", "", ""] if r.get("error") else
                [r["dtype"], r["call"], num(r["a_cpu_ms"]), num(r["b_cpu_ms"]), num(r["ratio"]), num(r["a_wall_ms"]),
                 num(r["b_wall_ms"]), f"{r['max_rel_diff']:.1e}"] for r in result["operators"]]
+    models = result["models"]
+    model_head = ["dtype", "waters", "atoms", "A CPU ms", "B CPU ms", "B / A", "A wall ms", "B wall ms",
+                  "max rel. diff"]
+    model_table = [[r["dtype"], r["waters"], r["atoms"], f"failed: {r['error']}", "", "", "", "", ""]
+                   if r.get("error") else
+                   [r["dtype"], r["waters"], r["atoms"], num(r["a_cpu_ms"], 1), num(r["b_cpu_ms"], 1), num(r["ratio"]),
+                    num(r["a_wall_ms"], 1), num(r["b_wall_ms"], 1), f"{r['max_rel_diff']:.1e}"] for r in models]
     order_head = ["dtype", "waters", "atoms", "as given CPU ms", "spatial order CPU ms", "as given / sorted",
                   "as given wall ms", "sorted wall ms", "max rel. diff"]
     order = [[r["dtype"], r["waters"], r["atoms"], num(r["unsorted_cpu_ms"], 1), num(r["sorted_cpu_ms"], 1),
@@ -263,6 +346,11 @@ def report(result: dict) -> str:
             f"atoms of water in spatial order; the inputs each layer's message step gets in a model call. Medians of "
             f"{result['rounds']} rounds, builds in turn. B / A > 1: A is faster.\n\n"
             + markdown_table(op_head, op_rows)
+            + f"\n\n## Model code: the ASE export (fused kernels) made by A's package against B's\n\n"
+              f"The whole package of each build (maskpot/, renamed maskpot_a and maskpot_b, with its own operators), "
+              f"one PaiNN ({models[0]['weights'] if models else ''}), energy + forces per call. B / A > 1: A is "
+              f"faster.\n\n"
+            + markdown_table(model_head, model_table)
             + "\n\n## Atom order: the ASE export's call (spatial order) against its edges + evaluate on the atoms "
               "as given\n\n"
             + markdown_table(order_head, order) + "\n")
@@ -276,16 +364,22 @@ def main(argv=None) -> int:
 
     tune_allocator()  # as maskpot's engines run
     baseline_commit = git("rev-parse", "--verify", f"{args.baseline}^{{commit}}").strip()
-    dirty = bool(git("status", "--porcelain", "--", CSRC).strip())
-    tree = git("rev-parse", "--short=12", "HEAD").strip() + (" + uncommitted kernel changes" if dirty else "")
+    dirty = bool(git("status", "--porcelain", "--", "maskpot").strip())
+    tree = git("rev-parse", "--short=12", "HEAD").strip() + (" + uncommitted changes of maskpot/" if dirty else "")
     with tempfile.TemporaryDirectory(prefix="maskpot-kernels-ab-") as tmp:
-        libraries = build({BUILDS["A"]: kernel_sources(None), BUILDS["B"]: kernel_sources(baseline_commit)}, Path(tmp))
-        for lib in libraries.values():
+        roots = {BUILDS["A"]: write_package(package_files(None), BUILDS["A"], Path(tmp)),
+                 BUILDS["B"]: write_package(package_files(baseline_commit), BUILDS["B"], Path(tmp))}
+        for lib in build(roots, Path(tmp)).values():
             torch.ops.load_library(str(lib))
+        sys.path.insert(0, tmp)
+        packages = {b: importlib.import_module(ns) for b, ns in BUILDS.items()}
+        for ns in BUILDS.values():
+            importlib.import_module(f"{ns}.export.writer")
         operators = operator_rows(args)
+        models = model_rows(args, packages)
         atom_order = order_rows(args)
     result = {"quick": args.quick, "baseline": args.baseline, "baseline_commit": baseline_commit, "tree": tree, "rounds": args.rounds,
-              "operators": operators, "atom_order": atom_order}
+              "operators": operators, "models": models, "atom_order": atom_order}
     return write_report(args, started, "kernels_ab", result, report(result))
 
 

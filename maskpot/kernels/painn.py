@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from maskpot.models.backbone import leading_rows
 from maskpot.models.painn import PaiNN, PaiNNMessage, message_update
 
 
@@ -30,7 +31,7 @@ class FusedPaiNNMessage(nn.Module):
         if s.device.type != "cpu":  # the operator is CPU-only: elsewhere (OpenMM's CUDA platform) the reference ops
             return message_update(s_phi, self.filter(rbf_cut), s, v, unit, i, j, first, n_local, self.hidden)
         ds, dv = torch.ops.maskpot.painn_message(s_phi, v, self.filter.weight, rbf_cut, unit, i, j, n_local, first)
-        return s[:n_local] + ds, v[:n_local] + dv
+        return leading_rows(s, n_local) + ds, leading_rows(v, n_local) + dv
 
 
 def use_fused(potential: nn.Module) -> int:

@@ -28,6 +28,12 @@ from maskpot.models.embedding import SpeciesEmbedding
 from maskpot.models.radial import EdgeGeometry
 
 
+def leading_rows(x: Tensor, n: int) -> Tensor:
+    """``x[:n]``, and ``x`` itself when ``n`` covers every row (a whole graph: n_local = N). Autograd's backward of
+    a slice fills a zero tensor of x's size and copies the gradient into it, even for a slice of every row."""
+    return x if n == x.shape[0] else x[:n]
+
+
 class MessagePassing(nn.Module):
     """Base of the backbones: ``forward(species_index, edge_index, edge_vec, mask_flag) -> (s (N,F), v (N,3,F))``."""
 
@@ -78,7 +84,10 @@ class ScalarVectorBackbone(Backbone):
         return torch.cat([s, v.reshape(s.shape[0], 3 * self.hidden)], dim=-1)
 
     def unpack(self, node: Tensor) -> tuple[Tensor, Tensor]:
-        return node[:, :self.hidden], node[:, self.hidden:].reshape(node.shape[0], 3, self.hidden)
+        # one split, not two slices: its backward concatenates the two gradients instead of filling two zero
+        # tensors of the node state's size
+        s, v = torch.split(node, [self.hidden, 3 * self.hidden], dim=1)
+        return s, v.reshape(node.shape[0], 3, self.hidden)
 
     def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n_local: int) -> tuple[Tensor, Tensor]:
-        return self.unpack(node[:n_local])
+        return self.unpack(leading_rows(node, n_local))

@@ -15,7 +15,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from maskpot.models.backbone import Backbone
+from maskpot.models.backbone import Backbone, leading_rows
 
 
 class EGNNLayer(nn.Module):
@@ -34,10 +34,10 @@ class EGNNLayer(nn.Module):
 
     def forward(self, h: Tensor, d: Tensor, radial: Tensor, fcut: Tensor, r_vec: Tensor,
                 i: Tensor, j: Tensor, norm: float, n_local: int) -> tuple[Tensor, Tensor]:
-        h_recv = h[:n_local]
+        h_recv = leading_rows(h, n_local)
         m = self.phi_e(self.w_i(h_recv)[i] + self.w_j(h)[j] + self.w_r(radial)) * fcut.unsqueeze(-1)
         agg = torch.zeros_like(h_recv).index_add(0, i, m) * norm
-        d = d[:n_local]
+        d = leading_rows(d, n_local)
         if self.moves:
             d = d.index_add(0, i, r_vec * (self.phi_x(m) * (fcut * norm).unsqueeze(-1)))
         return h_recv + self.phi_h(torch.cat([h_recv, agg], dim=-1)), d
@@ -65,7 +65,7 @@ class EGNN(Backbone):
 
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
                    n_local: int) -> tuple[Tensor, Tensor]:
-        h, d = node[:, :self.hidden], node[:, self.hidden:]
+        h, d = torch.split(node, [self.hidden, 3], dim=1)  # one split: see ScalarVectorBackbone.unpack
         r_vec = feat[:, :3] + d[j] - d[i]
         # eps: a moved pair cannot reach r = 0 exactly, but keep the basis finite if it comes close
         r = torch.sqrt(torch.sum(r_vec * r_vec, dim=-1) + 1e-12)

@@ -11,7 +11,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from maskpot.models.backbone import Backbone
+from maskpot.models.backbone import Backbone, leading_rows
 
 
 def _mlp(n_in: int, hidden: int, n_out: int, layer_norm: bool = True) -> nn.Sequential:
@@ -33,7 +33,7 @@ class GNSLayer(nn.Module):
 
     def forward(self, h: Tensor, e: Tensor, fcut: Tensor, i: Tensor, j: Tensor, norm: float,
                 n_local: int) -> tuple[Tensor, Tensor]:
-        h_recv = h[:n_local]
+        h_recv = leading_rows(h, n_local)
         e = e + self.edge_rest(self.e_e(e) + self.e_i(h_recv)[i] + self.e_j(h)[j])
         agg = torch.zeros_like(h_recv).index_add(0, i, e * (fcut * norm).unsqueeze(-1))
         h = h_recv + self.node(torch.cat([h_recv, agg], dim=-1))
@@ -74,4 +74,4 @@ class GNS(Backbone):
         unit, fcut = feat[:, :3], feat[:, 3 + self.num_rbf]
         w = self.decoder(edge) * (fcut * self.norm).unsqueeze(-1)
         v = torch.zeros((n_local, 3, w.shape[1]), dtype=w.dtype, device=w.device)
-        return node[:n_local], v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))
+        return leading_rows(node, n_local), v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))

@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from maskpot.models.backbone import ScalarVectorBackbone
+from maskpot.models.backbone import ScalarVectorBackbone, leading_rows
 
 
 class PaiNNMessage(nn.Module):
@@ -35,7 +35,7 @@ def message_update(s_phi: Tensor, filt: Tensor, s: Tensor, v: Tensor, unit: Tens
     dv = unit.unsqueeze(-1) * dvs.unsqueeze(1)
     if not first:  # v is zero before the first layer
         dv = dv + torch.index_select(v, 0, j) * dvv.unsqueeze(1)
-    return s[:n_local].index_add(0, i, ds), v[:n_local].index_add(0, i, dv)
+    return leading_rows(s, n_local).index_add(0, i, ds), leading_rows(v, n_local).index_add(0, i, dv)
 
 
 class PaiNNUpdate(nn.Module):
@@ -91,7 +91,7 @@ class PaiNN(ScalarVectorBackbone):
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
                    n_local: int) -> tuple[Tensor, Tensor]:
         s, v = self.unpack(node)
-        rbf_cut, unit = feat[:, :self.num_rbf], feat[:, self.num_rbf:]
+        rbf_cut, unit = torch.split(feat, [self.num_rbf, 3], dim=1)  # one split: see unpack
         for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
             if idx == k:
                 s, v = layer(s, v, rbf_cut, unit, i, j, k == 0, n_local)

@@ -107,9 +107,13 @@ class Potential(nn.Module):
     def forward(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor,
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         feat = self.edge_features(edge_vec)
-        node, edge = self.initial_state(species_index, feat, mask_flag)
+        # initial_state and layer_step on one slice of the backbone's features (each slice's backward fills a
+        # zero tensor of feat's size)
+        backbone_feat = feat[:, 3:]
+        node, edge = self.backbone.initial_state(species_index, backbone_feat, mask_flag)
         for k in range(self.n_layers):
-            node, edge = self.layer_step(k, node, edge, feat, edge_index, species_index.shape[0])
+            node, edge = self.backbone.layer_step(k, node, edge, backbone_feat, edge_index[0], edge_index[1],
+                                                  species_index.shape[0])
         return self.readout(node, edge, feat, edge_index, species_index)
 
     @torch.jit.export

@@ -224,9 +224,9 @@ def test_engines_interleaved_quick(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_kernels_ab_quick(tmp_path):
-    """kernels_ab.py --quick against HEAD: both builds of the operators compile and load side by side (namespaces
-    maskpot_a and maskpot_b), every call is timed, two builds of the same sources give the same numbers, and the
-    export's call in spatial order gives the energy and forces of the atoms as given."""
+    """kernels_ab.py --quick against HEAD: both builds of the package and its operators compile, import and load
+    side by side (maskpot_a and maskpot_b), every call is timed, two builds of the same sources give the same
+    numbers, and the export's call in spatial order gives the energy and forces of the atoms as given."""
     from benchmarks.kernels_ab import renamed
 
     assert renamed('TORCH_LIBRARY(maskpot, m) "maskpot::painn_message" maskpot_kernels', "maskpot_b") == (
@@ -240,9 +240,12 @@ def test_kernels_ab_quick(tmp_path):
     for r in report["operators"]:
         assert r["error"] is None and r["a_cpu_ms"] > 0 and r["b_cpu_ms"] > 0 and finite(r["ratio"]), r
         assert r["max_rel_diff"] == 0.0 or not same_sources, r
+    [model] = report["models"]  # the export made by each build's whole package (maskpot_a, maskpot_b)
+    assert model["waters"] == 64 and "error" not in model and finite(model["ratio"]), model
+    assert model["max_rel_diff"] == 0.0 or not same_sources, model
     assert [r["waters"] for r in report["atom_order"]] == [27, 64]
     for r in report["atom_order"]:
         assert finite(r["ratio"]) and r["max_rel_diff"] < 1e-5, r
     table = (out / "kernels_ab.md").read_text()
-    assert "| float32 | layer 1 backward |" in table and "| float32 | 64 | 192 |" in table
+    assert "| float32 | layer 1 backward |" in table and table.count("| float32 | 64 | 192 |") == 2
     assert_machine_section(table, report, threads=1)
