@@ -42,6 +42,8 @@ def forces_virial(energy: Tensor, edge_vec: Tensor, edge_index: Tensor, batch: T
     if g is None:  # no edges reach the energy
         g = torch.zeros_like(edge_vec)
     forces = edge_forces(g, edge_index, n_atoms)
+    if n_graphs == 1:  # -sum_e r_a g_b as one (3,E) x (E,3) product, without the (E,3,3) outer products
+        return forces, -(edge_vec.t() @ g).unsqueeze(0)
     w_edge = -(edge_vec.unsqueeze(-1) * g.unsqueeze(-2))  # (E,3,3): -r_a g_b
     virial = torch.zeros((n_graphs, 3, 3), dtype=g.dtype, device=g.device).index_add(0, batch[edge_index[0]], w_edge)
     return forces, virial

@@ -15,8 +15,8 @@ class BesselBasis(nn.Module):
         self.register_buffer("freqs", torch.arange(1, num_rbf + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff)
 
     def forward(self, r: Tensor) -> Tensor:
-        r = r.unsqueeze(-1)
-        return self.prefactor * torch.sin(self.freqs * r) / r
+        # the (E,) factor first: one (E, num_rbf) product instead of a division and a product
+        return torch.sin(self.freqs * r.unsqueeze(-1)) * (self.prefactor / r).unsqueeze(-1)
 
 
 class PolynomialCutoff(nn.Module):
@@ -34,12 +34,9 @@ class PolynomialCutoff(nn.Module):
     def forward(self, r: Tensor) -> Tensor:
         p = self.p
         x = r / self.cutoff
-        env = (
-            1.0
-            - 0.5 * (p + 1.0) * (p + 2.0) * torch.pow(x, p)
-            + p * (p + 2.0) * torch.pow(x, p + 1.0)
-            - 0.5 * p * (p + 1.0) * torch.pow(x, p + 2.0)
-        )
+        # 1 - (p+1)(p+2)/2 x^p + p(p+2) x^(p+1) - p(p+1)/2 x^(p+2), with one power (Horner)
+        a, b, c = -0.5 * (p + 1.0) * (p + 2.0), p * (p + 2.0), -0.5 * p * (p + 1.0)
+        env = 1.0 + torch.pow(x, p) * (a + x * (b + c * x))
         return env * (x < 1.0).to(r.dtype)
 
 
