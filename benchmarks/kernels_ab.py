@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (REPO_ROOT, argument_parser, begin, csv_list, interleaved_calls,  # noqa: E402
                                markdown_table, write_report)
 
-BUILDS = {"A": "maskpot_a", "B": "maskpot_b"}  # build -> operator namespace
+BUILDS = {"A": "maskpot_a", "B": "maskpot_b"}  # build -> the name of its package and operator namespace
 # per-file options of lammps/CMakeLists.txt: the neighbour search rounds like the torch ops it mirrors
 FILE_OPTIONS = {"neighbor_pairs.cpp": ["-ffp-contract=off"]}
 
@@ -52,7 +52,8 @@ FILE_OPTIONS = {"neighbor_pairs.cpp": ["-ffp-contract=off"]}
 def parse_args(argv=None):
     ap = argument_parser(__doc__, quick="a small PaiNN on 27/64 waters, 2 rounds (a functional check)",
                          threads="torch threads",
-                         quick_values={"waters": 64, "model_waters": "64", "order_waters": "27,64", "rounds": 2, "dtypes": "float32"})
+                         quick_values={"waters": 64, "model_waters": "64", "order_waters": "27,64", "rounds": 2,
+                                       "dtypes": "float32"})
     ap.add_argument("--baseline", default="HEAD", help="git revision of build B (default HEAD: the last commit)")
     ap.add_argument("--waters", type=int, default=1024, help="water molecules of the operators' box")
     ap.add_argument("--model-waters", default="1024,4096", help="boxes of the model-code rows (comma-separated)")
@@ -348,7 +349,7 @@ def report(result: dict) -> str:
             + markdown_table(op_head, op_rows)
             + f"\n\n## Model code: the ASE export (fused kernels) made by A's package against B's\n\n"
               f"The whole package of each build (maskpot/, renamed maskpot_a and maskpot_b, with its own operators), "
-              f"one PaiNN ({models[0]['weights'] if models else ''}), energy + forces per call. B / A > 1: A is "
+              f"one PaiNN ({models[0].get('weights', 'not built') if models else ''}), energy + forces per call. B / A > 1: A is "
               f"faster.\n\n"
             + markdown_table(model_head, model_table)
             + "\n\n## Atom order: the ASE export's call (spatial order) against its edges + evaluate on the atoms "

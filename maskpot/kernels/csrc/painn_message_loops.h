@@ -143,7 +143,7 @@ template <typename T> MASKPOT_INLINE T lane_sum(const T *x)
 
 // The widest vector registers the build targets (it is built with -march=native on the machine that runs it), for
 // small_gemm through GCC's vector extensions: AVX-512 (32 registers of 64 bytes) where the CPU has it, else AVX2
-// (16 of 32 bytes). Measured: 256-bit code on an AVX-512 CPU runs at half the rate of torch's BLAS.
+// (16 of 32 bytes): 256-bit code on an AVX-512 CPU lost to torch's BLAS (MKL uses the wider registers).
 #if defined(__AVX512F__)
 constexpr int VECTOR_BYTES = 64, VECTOR_REGISTERS = 32;
 #else
@@ -175,8 +175,8 @@ MASKPOT_INLINE void gemm_tile(const T *__restrict__ x, int64_t lda, const T *__r
 // out (M, N), contiguous, = a (M, K; rows `lda` apart) x b (K, N), contiguous, N a multiple of LANES<T> (callers
 // pad): the backward's rbf_cut gradients of one block of edges, gf (B, 3F) x W (3F, num_rbf). N = num_rbf is short
 // and the blocks small, where a BLAS call per block costs more than its arithmetic, hence by hand: panels of two
-// vectors of columns (one for the last odd one) in register tiles of 6 or 12 rows; the tile sizes fill the
-// registers without spilling (measured fastest of 4-16 rows on AVX2 and AVX-512 CPUs).
+// vectors of columns (one vector for an odd last one) in register tiles of 6 or 12 rows, the fastest of 4-16 rows
+// in a benchmark of these shapes with 256- and 512-bit vectors on an AVX-512 CPU.
 template <typename T>
 void small_gemm(const T *__restrict__ a, int64_t lda, const T *__restrict__ b, int64_t M, int64_t K, int64_t N,
                 T *__restrict__ out)
@@ -208,10 +208,11 @@ void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *
                     T *g_rbf, T *g_unit)
 {
   const int64_t F = g.F, R = g.R;
-  // W (3F, R) with its columns padded to whole vectors (RP, zeros) for small_gemm
+  // W (3F, R) for small_gemm, its columns padded with zeros to whole vectors (RP) when R is not a multiple
   const int64_t RP = (R + LANES<T> - 1) / LANES<T> * LANES<T>;
-  std::vector<T> w_padded(3 * F * RP, T(0));
-  for (int64_t c = 0; c < 3 * F; ++c) std::copy(g.w + c * R, g.w + (c + 1) * R, w_padded.data() + c * RP);
+  std::vector<T> w_padded(RP == R ? 0 : 3 * F * RP, T(0));
+  for (int64_t c = 0; RP != R && c < 3 * F; ++c) std::copy(g.w + c * R, g.w + (c + 1) * R, w_padded.data() + c * RP);
+  const T *w = RP == R ? g.w : w_padded.data();
   // scratch: gf of one block of edges (EDGE_BLOCK x 3F), its rbf gradients with the padded columns (EDGE_BLOCK x
   // RP), then lane-wise partial sums of one edge's unit-vector gradient (3 x CHUNK)
   std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + 3 * CHUNK);
@@ -238,9 +239,9 @@ void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *
       for (int d = 0; d < 3; ++d) g_unit[e * 3 + d] = lane_sum(gu_lanes + d * CHUNK);
     }
     if (RP == R) {
-      small_gemm(gf_block, 3 * F, w_padded.data(), B, 3 * F, R, g_rbf + e0 * R);
+      small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_rbf + e0 * R);
     } else {
-      small_gemm(gf_block, 3 * F, w_padded.data(), B, 3 * F, RP, g_rbf_block);
+      small_gemm(gf_block, 3 * F, w, B, 3 * F, RP, g_rbf_block);
       for (int64_t b = 0; b < B; ++b) std::copy(g_rbf_block + b * RP, g_rbf_block + b * RP + R, g_rbf + (e0 + b) * R);
     }
   }
