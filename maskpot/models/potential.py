@@ -106,14 +106,8 @@ class Potential(nn.Module):
 
     def forward(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor,
                 mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
-        # the steps of initial_state, layer_step and readout on the backbone's features and the edge vectors as
-        # they are: no (E, 3 + G) concatenation to slice again (each slice's backward fills a zero tensor of its size)
-        backbone_feat = self.backbone.edge_features(edge_vec)
-        node, edge = self.backbone.initial_state(species_index, backbone_feat, mask_flag)
-        for k in range(self.n_layers):
-            node, edge = self.backbone.layer_step(k, node, edge, backbone_feat, edge_index[0], edge_index[1],
-                                                  species_index.shape[0])
-        return self.outputs(node, edge, backbone_feat, edge_vec, edge_index, species_index)
+        s, v = self.backbone(species_index, edge_index, edge_vec, mask_flag)
+        return self.outputs(s, v, species_index, edge_index, edge_vec)
 
     @torch.jit.export
     def edge_features(self, edge_vec: Tensor) -> Tensor:
@@ -138,13 +132,14 @@ class Potential(nn.Module):
         """Final states of the n_local = node.shape[0] first atoms -> (node_energy (n_local,) eV: heads,
         normalisation and priors; node_vector (n_local,3) eV/A). ``species_index`` covers every atom an edge
         reaches (n_local or more)."""
-        return self.outputs(node, edge, feat[:, 3:], feat[:, :3], edge_index, species_index)
+        s, v = self.backbone.node_features(node, edge, feat[:, 3:], edge_index[0], node.shape[0])
+        return self.outputs(s, v, species_index, edge_index, feat[:, :3])
 
-    def outputs(self, node: Tensor, edge: Tensor, backbone_feat: Tensor, edge_vec: Tensor, edge_index: Tensor,
-                species_index: Tensor) -> tuple[Tensor, Tensor]:
-        """:meth:`readout` with ``feat`` given as its two parts: the backbone's features and the edge vectors (A)."""
-        n_local = node.shape[0]
-        s, v = self.backbone.node_features(node, edge, backbone_feat, edge_index[0], n_local)
+    def outputs(self, s: Tensor, v: Tensor, species_index: Tensor, edge_index: Tensor,
+              edge_vec: Tensor) -> tuple[Tensor, Tensor]:
+        """Features s (n_local, F), v (n_local, 3, F') of the first n_local atoms -> (node_energy (n_local,) eV:
+        heads, normalisation and priors of the edge vectors ``edge_vec`` (E,3) A; node_vector (n_local,3) eV/A)."""
+        n_local = s.shape[0]
         if self.energy_centric:
             node_energy = self.output_scale * self.head(s) + self.energy_shift[species_index[:n_local]]
             for prior in self.priors:

@@ -14,9 +14,9 @@
    The backward (painn_message_backward) recomputes the filter the same way and gives the gradients with respect
    to s_phi, v, rbf_cut and unit: what forces need. It works on blocks of edges: the filter-output gradients of
    a block (EDGE_BLOCK x 3F, cache-sized) go through one small GEMM with W for the rbf_cut gradients (a per-edge
-   loop over the short R axis vectorises badly; a BLAS call per block costs more than its arithmetic). It gives no gradient for the filter weight and is not itself
-   differentiable (no double backward), so the op is for inference (export, MD); training keeps the reference
-   ops. Asking for either raises.
+   loop over the short R axis vectorises badly; small_gemm in painn_message_loops.h says why by hand). It gives no
+   gradient for the filter weight and is not itself differentiable (no double backward), so the op is for
+   inference (export, MD); training keeps the reference ops. Asking for either raises.
 
    Threads (torch's intra-op pool): the forward splits the edges where the receiving atom changes, so that each
    thread scatters into its own rows (when every atom's edges are contiguous, as neighbour lists give them;
