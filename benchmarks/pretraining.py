@@ -28,7 +28,8 @@ the init, so differences are paired.
 
 Records: <out>/pretraining_runs/<backbone>/{pre-<init>-p<seed>.ckpt,.json} and <init>-p<seed>-n<size>-s<seed>.json
 (+ .log.csv), kept in git; finished records under the same budget are reused (``--no-resume`` starts over).
-Generated data sit in <out>/pretraining_data/ (not in git: remade from seeds when missing).
+Generated data sit in <out>/pretraining_data/ (not in git: remade from seeds when the first task that reads
+them comes up).
 """
 
 from __future__ import annotations
@@ -86,25 +87,27 @@ class Task:
 # ---- the plan ---------------------------------------------------------------------------------------------------
 
 def plan(quick: bool) -> list[Task]:
-    """Every task in priority order: (5a) PaiNN, the 10-frame cells of the first pretraining seed first (the EMA
-    ablation and EGNN from scratch at 10 frames before denoising and the read-out ablation), then (5b) EGNN and
-    GNS. A finetuning waits for its pretraining; the scheduler skips tasks whose inputs are not ready."""
-    tasks = [Task("tip3p", f"tip3p-run{r}", run=r) for r in range(tip3p_spec(quick)["runs"] + 1)]
+    """Every pretraining and finetuning in priority order: (5a) PaiNN, the 10-frame cells of the first pretraining
+    seed first (the EMA ablation and EGNN from scratch at 10 frames before denoising and the read-out ablation),
+    then (5b) EGNN and GNS. The TIP3P data are not listed: they are made when the first task that needs them comes
+    up (``inputs``), so a worker whose pretrainings are all finished never regenerates them."""
     if quick:  # PaiNN, one size, every kind of init once: a functional check
         inits = ["scratch", "mask-dft", "mask-tip3p", "supervised-tip3p", "mask-head-dft"]
-        return tasks + block("painn", inits, (0,), (4,), (0, 1), lambda i: {4})
+        return block("painn", inits, (0,), (4,), (0, 1), lambda i: {4})
     # The first paired answers first: PaiNN from scratch on 10 frames, the data, then each pretraining's first
     # seed with its 10-frame finetunings (masking and the supervised baseline before denoising and the read-out
     # ablation); then everything else, smallest sets first
     ten = lambda i: {10}  # noqa: E731
-    first = block("painn", ["scratch"], (0,), (10,), (0, 1, 2), ten) + tasks
+    first = block("painn", ["scratch"], (0,), (10,), (0, 1, 2), ten)
     first += block("painn", ["mask-tip3p", "mask-dft", "supervised-tip3p"], (0,), (10,), (0, 1, 2), ten)
     # then the two questions of the model code at 10 frames: is EMA worth its default (scratch without it), and
     # does EGNN, now that its vector channel feeds the energy, train as well as PaiNN (from scratch)
     first += block("painn", ["scratch-no-ema"], (0,), (10,), (0, 1, 2), ten)
     first += block("egnn", ["scratch"], (0,), (10,), (0, 1, 2), ten)
     first += block("painn", ["denoise-tip3p", "mask-head-dft"], (0,), (10,), (0, 1, 2), ten)
-    tasks = first + block("painn", [i for i in INITS if i != "scratch-no-ema"], (0, 1), SIZES, (0, 1, 2),
+    # within a size, the inits that led at 10 frames (the candidates for the best recipe) before the others
+    leaders = ["scratch", "mask-head-dft", "supervised-tip3p", "denoise-tip3p", "mask-tip3p", "mask-dft"]
+    tasks = first + block("painn", leaders, (0, 1), SIZES, (0, 1, 2),
                           lambda i: {10, 50} if i == "mask-head-dft" else set(SIZES))
     tasks += block("painn", ["scratch-no-ema"], (0,), (10, 50), (0, 1, 2), lambda i: {10, 50})
     for bb in ("egnn", "gns"):
@@ -239,17 +242,28 @@ def comparable(record: dict, now: dict, kind: str) -> bool:
     return same_otherwise and record.get("stopped") == "plateau" and then.get("max_steps", 0) <= now["max_steps"]
 
 
-def ready(task: Task, out: Path, args) -> bool:
-    """Whether the inputs of ``task`` are finished."""
+def inputs(task: Task, quick: bool) -> list[Task]:
+    """The tasks whose outputs ``task`` reads: a finetuning its pretraining, a pretraining on TIP3P the data."""
     if task.kind == "tip3p":
-        return True
+        return []
     spec = INITS[task.init]
-    needs = []
-    if spec and spec[3] == "tip3p":
-        needs += [Task("tip3p", f"tip3p-run{r}", run=r) for r in range(tip3p_spec(args.quick)["runs"] + 1)]
-    if task.kind == "finetune" and spec:
-        needs.append(Task("pretrain", f"pre-{task.init}-p{task.pt_seed}", task.backbone, task.init, task.pt_seed))
-    return all(finished(t, out, args) is not None for t in needs)
+    if task.kind == "finetune":
+        return [Task("pretrain", f"pre-{task.init}-p{task.pt_seed}", task.backbone, task.init, task.pt_seed)] \
+            if spec else []
+    return [Task("tip3p", f"tip3p-run{r}", run=r) for r in range(tip3p_spec(quick)["runs"] + 1)] \
+        if spec[3] == "tip3p" else []
+
+
+def next_runnable(task: Task, out: Path, args) -> Task | None:
+    """``task`` if its inputs are finished, else the first unfinished input (depth first) that can run now;
+    None when ``task`` is finished, has failed, or waits for inputs that run elsewhere or failed."""
+    if finished(task, out, args) is not None or error_path(task, out, args.quick).is_file():
+        return None
+    waiting = [t for t in inputs(task, args.quick) if finished(t, out, args) is None]
+    if not waiting:
+        return task
+    return next((r for t in waiting if (r := next_runnable(t, out, args)) is not None
+                 and not lock_path(record_path(r, out, args.quick)).exists()), None)
 
 
 def resumable(ckpt: Path) -> bool:
@@ -381,7 +395,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     backbones = set(csv_list(args.backbones))
-    tasks = [t for t in plan(args.quick) if t.kind == "tip3p" or t.backbone in backbones]
+    tasks = [t for t in plan(args.quick) if t.backbone in backbones]
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     say = lambda msg: print(time.strftime("%H:%M:%S"), msg, flush=True)  # noqa: E731
 
@@ -399,9 +413,11 @@ def main(argv=None) -> int:
         todo = [t for t in tasks if finished(t, out, args) is None and not error_path(t, out, args.quick).is_file()]
         if not todo:
             break
-        task = next((t for t in todo if ready(t, out, args) and claim(record_path(t, out, args.quick))), None)
+        task = next((r for t in todo if (r := next_runnable(t, out, args)) is not None
+                     and claim(record_path(r, out, args.quick))), None)
         if task is None:  # what is left runs in another worker, or waits for what runs there
-            if not any(lock_path(record_path(t, out, args.quick)).exists() for t in tasks):
+            every = tasks + [i for t in tasks for i in inputs(t, args.quick)]
+            if not any(lock_path(record_path(t, out, args.quick)).exists() for t in every):
                 say("nothing can run: the tasks left wait for failed ones (see *.error.json)")
                 break
             time.sleep(20)
