@@ -94,7 +94,7 @@ def plan(quick: bool) -> list[Task]:
     if quick:  # PaiNN, one size, every kind of init once: a functional check
         inits = ["scratch", "mask-dft", "mask-tip3p", "supervised-tip3p", "mask-head-dft"]
         return block("painn", inits, (0,), (4,), (0, 1), lambda i: {4})
-    # The first paired answers first: PaiNN from scratch on 10 frames, the data, then each pretraining's first
+    # The first paired answers first: PaiNN from scratch on 10 frames, then each pretraining's first
     # seed with its 10-frame finetunings (masking and the supervised baseline before denoising and the read-out
     # ablation); then everything else, smallest sets first
     ten = lambda i: {10}  # noqa: E731
