@@ -70,7 +70,8 @@ def random_op_inputs(N: int, F: int, R: int, E: int, n_local: int, first: bool, 
 
 
 @pytest.mark.parametrize("first", [False, True])
-@pytest.mark.parametrize("F", [5, 21])  # below one chunk of channels, and a chunk plus a remainder
+@pytest.mark.parametrize("F", [5, 37])  # below one chunk of channels (float64: 16 with AVX2, 32 with AVX-512), and
+# one or two whole chunks plus a remainder
 # radial functions, the columns of the rbf-gradient GEMM (padded to whole vectors of 4 float64 lanes with AVX2, 8
 # with AVX-512): one vector or less, a panel of two vectors, two panels and a one-vector panel (either CPU kind)
 @pytest.mark.parametrize("R", [4, 11, 20])
@@ -86,6 +87,40 @@ def test_gradcheck(first, F, R):
     assert torch.autograd.gradcheck(fn, inputs)
     ds, dv = op(s_phi, v, rbf, unit)
     assert ds.shape == (n_local, F) and dv.shape == (n_local, 3, F)
+
+
+@pytest.mark.parametrize("first", [False, True])
+@pytest.mark.parametrize("dtype", B.DTYPES)
+def test_operator_matches_reference_ops_on_whole_chunks(dtype, first):
+    """The operator against the reference message step's torch ops (maskpot.models.painn.message_update) with
+    F = 69 channels: whole chunks of channels, which run on vector registers (64 float32 or 32 float64 channels
+    with AVX-512, half that with AVX2), plus a remainder; outputs and input gradients of a random cotangent."""
+    from maskpot.models.painn import message_update
+
+    t = getattr(torch, dtype)
+    N, n_local, F, R = 40, 30, 69, 16
+    *floats, i, j = random_op_inputs(N, F, R, 500, n_local, first, seed=5)
+    s_phi, v, weight, rbf, unit = (x.detach().to(t) for x in floats)
+    g = torch.Generator().manual_seed(6)
+    c_s, c_v = (torch.randn(n_local, F, generator=g).to(t), torch.randn(n_local, 3, F, generator=g).to(t))
+    results = []
+    for fused in (False, True):
+        leaves = [x.clone().requires_grad_() for x in (s_phi, v, rbf, unit)]
+        sp, vv, rb, un = leaves
+        if fused:
+            ds, dv = torch.ops.maskpot.painn_message(sp, vv, weight, rb, un, i, j, n_local, first)
+        else:
+            zero_s, zero_v = sp.new_zeros(N, F), vv.new_zeros(N, 3, F)
+            ds, dv = message_update(sp, rb @ weight.T, zero_s, zero_v + vv, un, i, j, first, n_local, F)
+            dv = dv - vv[:n_local]
+        wrt = [sp, rb, un] if first else leaves  # v is not read before the first layer
+        grads = torch.autograd.grad((ds * c_s).sum() + (dv * c_v).sum(), wrt)
+        results.append([ds, dv, *grads])
+    wrt_names = ("s_phi", "rbf", "unit") if first else ("s_phi", "v", "rbf", "unit")
+    names = ["ds", "dv"] + [f"{n} gradient" for n in wrt_names]
+    for ref, out, name in zip(*results, names):
+        B.nontrivial(ref, name)
+        B.close(out, ref, TOL[dtype], name)
 
 
 @pytest.mark.parametrize("dtype", B.DTYPES)

@@ -10,9 +10,22 @@
 
 namespace maskpot {
 
-constexpr int64_t CHUNK = 16;    // channels per chunk: 3 x 16 filter accumulators stay in registers
-
 #define MASKPOT_INLINE inline __attribute__((always_inline))
+
+// The widest vector registers the build targets (it is built with -march=native on the machine that runs it), for
+// the register tiles below through GCC's vector extensions: AVX-512 (32 registers of 64 bytes) where the CPU has
+// it, else AVX2 (16 of 32 bytes): 256-bit code on an AVX-512 CPU lost to torch's BLAS (MKL uses the wider registers).
+#if defined(__AVX512F__)
+constexpr int VECTOR_BYTES = 64, VECTOR_REGISTERS = 32;
+#else
+constexpr int VECTOR_BYTES = 32, VECTOR_REGISTERS = 16;
+#endif
+template <typename T> constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
+
+// Channels per chunk: four vectors. The filter of one chunk is 3 groups x 4 vector accumulators held in registers,
+// twelve independent FMA chains: enough to keep two FMA units with a latency of 4 cycles busy (a chunk of one
+// vector, three chains, left them idle more than half the time).
+template <typename T> constexpr int64_t CHUNK = 4 * LANES<T>;
 
 // The inputs of one call: E edges (i receives from j), F channels per group, R radial functions. Rows of
 // s_phi (3F), v (3 rows of F), rbf_cut (R) and unit (3) are strided; within a row values are contiguous.
@@ -31,20 +44,48 @@ template <typename T> struct Edges {
   int64_t unit_stride;
 };
 
-// The filter of edge e for channels c0..c0+len of the three groups: fs, fvv, fvs = (W rbf)[g*F + c0 + k].
-// wt is W transposed, (R, 3F) contiguous, so that the loop over channels is unit-stride.
-template <typename T>
+// The filter of edge e for channels c0..c0+len of the three groups: fs, fvv, fvs = (W rbf)[g*F + c0 + k] (fvv
+// only when VV: the first layer's forward does not need it). wt is W transposed, (R, 3F) contiguous, so that the
+// loop over channels is unit-stride. A whole chunk (len = CHUNK) runs on vector registers, a shorter last one on
+// plain loops; both sum over r in order.
+template <typename T, bool VV>
 MASKPOT_INLINE void filter_chunk(const T *__restrict__ wt, const T *__restrict__ rbf, int64_t R, int64_t F,
                                  int64_t c0, int64_t len, T *__restrict__ fs, T *__restrict__ fvv,
                                  T *__restrict__ fvs)
 {
+  if (len == CHUNK<T>) {
+    typedef T V __attribute__((vector_size(VECTOR_BYTES)));
+    constexpr int64_t L = LANES<T>, NV = CHUNK<T> / LANES<T>;
+    V as[NV] = {}, avv[NV] = {}, avs[NV] = {};
+    for (int64_t r = 0; r < R; ++r) {
+      const T b = rbf[r];
+      const T *w = wt + r * 3 * F + c0;
+      for (int64_t q = 0; q < NV; ++q) {
+        V x;
+        __builtin_memcpy(&x, w + q * L, sizeof(V));
+        as[q] += b * x;
+        if (VV) {
+          __builtin_memcpy(&x, w + F + q * L, sizeof(V));
+          avv[q] += b * x;
+        }
+        __builtin_memcpy(&x, w + 2 * F + q * L, sizeof(V));
+        avs[q] += b * x;
+      }
+    }
+    for (int64_t q = 0; q < NV; ++q) {
+      __builtin_memcpy(fs + q * L, &as[q], sizeof(V));
+      if (VV) __builtin_memcpy(fvv + q * L, &avv[q], sizeof(V));
+      __builtin_memcpy(fvs + q * L, &avs[q], sizeof(V));
+    }
+    return;
+  }
   for (int64_t k = 0; k < len; ++k) fs[k] = fvv[k] = fvs[k] = T(0);
   for (int64_t r = 0; r < R; ++r) {
     const T b = rbf[r];
     const T *w = wt + r * 3 * F + c0;
     for (int64_t k = 0; k < len; ++k) {
       fs[k] += b * w[k];
-      fvv[k] += b * w[F + k];
+      if (VV) fvv[k] += b * w[F + k];
       fvs[k] += b * w[2 * F + k];
     }
   }
@@ -55,8 +96,8 @@ MASKPOT_INLINE void forward_chunk(const T *wt, const T *rbf, const T *u, const T
                                   const T *__restrict__ vj, int64_t vs1, T *__restrict__ os, T *__restrict__ ov,
                                   int64_t R, int64_t F, int64_t c0, int64_t len)
 {
-  T fs[CHUNK], fvv[CHUNK], fvs[CHUNK];
-  filter_chunk(wt, rbf, R, F, c0, len, fs, fvv, fvs);
+  T fs[CHUNK<T>], fvv[CHUNK<T>], fvs[CHUNK<T>];
+  filter_chunk<T, !FIRST>(wt, rbf, R, F, c0, len, fs, fvv, fvs);
   const T u0 = u[0], u1 = u[1], u2 = u[2];
   for (int64_t k = 0; k < len; ++k) {
     const int64_t c = c0 + k;
@@ -85,8 +126,8 @@ template <typename T, bool FIRST> void forward_edges(const Edges<T> &g, int64_t 
     const T *rbf = g.rbf + e * g.rbf_stride, *u = g.unit + e * g.unit_stride, *p = g.phi + b * g.phi_stride;
     T *osa = ds + a * F, *ova = dv + a * 3 * F;
     int64_t c0 = 0;
-    for (; c0 + CHUNK <= F; c0 += CHUNK)
-      forward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, osa, ova, R, F, c0, CHUNK);
+    for (; c0 + CHUNK<T> <= F; c0 += CHUNK<T>)
+      forward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, osa, ova, R, F, c0, CHUNK<T>);
     if (c0 < F) forward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, osa, ova, R, F, c0, F - c0);
   }
 }
@@ -101,8 +142,8 @@ MASKPOT_INLINE void backward_chunk(const T *wt, const T *rbf, const T *u, const 
                                    T *__restrict__ gu, T *__restrict__ gf, int64_t R, int64_t F, int64_t c0,
                                    int64_t len)
 {
-  T fs[CHUNK], fvv[CHUNK], fvs[CHUNK];
-  filter_chunk(wt, rbf, R, F, c0, len, fs, fvv, fvs);
+  T fs[CHUNK<T>], fvv[CHUNK<T>], fvs[CHUNK<T>];
+  filter_chunk<T, !FIRST>(wt, rbf, R, F, c0, len, fs, fvv, fvs);
   const T u0 = u[0], u1 = u[1], u2 = u[2];
   // gu holds 3 x CHUNK partial sums (lane k of the unit-vector gradient), so that this loop has no scalar
   // reduction and vectorises without reassociating floating-point sums
@@ -111,8 +152,8 @@ MASKPOT_INLINE void backward_chunk(const T *wt, const T *rbf, const T *u, const 
     const T g0 = gv[c], g1 = gv[F + c], g2 = gv[2 * F + c];
     const T xvs = p[2 * F + c] * fvs[k];
     gu[k] += xvs * g0;
-    gu[CHUNK + k] += xvs * g1;
-    gu[2 * CHUNK + k] += xvs * g2;
+    gu[CHUNK<T> + k] += xvs * g1;
+    gu[2 * CHUNK<T> + k] += xvs * g2;
     const T g_xs = gs[c];
     const T g_xvs = u0 * g0 + u1 * g1 + u2 * g2;
     gp[c] += g_xs * fs[k];
@@ -134,22 +175,15 @@ MASKPOT_INLINE void backward_chunk(const T *wt, const T *rbf, const T *u, const 
   }
 }
 
-template <typename T> MASKPOT_INLINE T lane_sum(const T *x)
+// The sum of the CHUNK lane-wise partial sums x (overwritten), pairwise: a fixed order in log2(CHUNK) vectorised
+// steps instead of one chain of CHUNK dependent additions per edge.
+template <typename T> MASKPOT_INLINE T lane_sum(T *__restrict__ x)
 {
-  T sum = 0;
-  for (int64_t k = 0; k < CHUNK; ++k) sum += x[k];
-  return sum;
+  static_assert((CHUNK<T> & (CHUNK<T> - 1)) == 0, "CHUNK must be a power of two");
+  for (int64_t w = CHUNK<T> / 2; w > 0; w /= 2)
+    for (int64_t k = 0; k < w; ++k) x[k] += x[k + w];
+  return x[0];
 }
-
-// The widest vector registers the build targets (it is built with -march=native on the machine that runs it), for
-// small_gemm through GCC's vector extensions: AVX-512 (32 registers of 64 bytes) where the CPU has it, else AVX2
-// (16 of 32 bytes): 256-bit code on an AVX-512 CPU lost to torch's BLAS (MKL uses the wider registers).
-#if defined(__AVX512F__)
-constexpr int VECTOR_BYTES = 64, VECTOR_REGISTERS = 32;
-#else
-constexpr int VECTOR_BYTES = 32, VECTOR_REGISTERS = 16;
-#endif
-template <typename T> constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
 
 // One register tile of small_gemm: o (ROWS rows `ldo` apart, NV vectors) = x (ROWS rows `lda` apart, K) x b (K rows
 // `ldb` apart, NV vectors). Each load of b feeds ROWS FMAs.
@@ -215,7 +249,7 @@ void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *
   const T *w = RP == R ? g.w : w_padded.data();
   // scratch: gf of one block of edges (EDGE_BLOCK x 3F), its rbf gradients with the padded columns (EDGE_BLOCK x
   // RP), then lane-wise partial sums of one edge's unit-vector gradient (3 x CHUNK)
-  std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + 3 * CHUNK);
+  std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + 3 * CHUNK<T>);
   T *__restrict__ gf_block = scratch.data();
   T *__restrict__ g_rbf_block = gf_block + EDGE_BLOCK * 3 * F;
   T *__restrict__ gu_lanes = g_rbf_block + EDGE_BLOCK * RP;
@@ -228,15 +262,15 @@ void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *
       const T *rbf = g.rbf + e * g.rbf_stride, *u = g.unit + e * g.unit_stride, *p = g.phi + b * g.phi_stride;
       const T *gsa = gs + a * F, *gva = gv + a * 3 * F;
       T *gpb = g_phi + b * 3 * F, *gf = gf_block + (e - e0) * 3 * F;
-      std::fill(gu_lanes, gu_lanes + 3 * CHUNK, T(0));
+      std::fill(gu_lanes, gu_lanes + 3 * CHUNK<T>, T(0));
       int64_t c0 = 0;
-      for (; c0 + CHUNK <= F; c0 += CHUNK)
+      for (; c0 + CHUNK<T> <= F; c0 += CHUNK<T>)
         backward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, gsa, gva, gpb, gvj, gu_lanes, gf, R, F, c0,
-                                 CHUNK);
+                                 CHUNK<T>);
       if (c0 < F)
         backward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, gsa, gva, gpb, gvj, gu_lanes, gf, R, F, c0,
                                  F - c0);
-      for (int d = 0; d < 3; ++d) g_unit[e * 3 + d] = lane_sum(gu_lanes + d * CHUNK);
+      for (int d = 0; d < 3; ++d) g_unit[e * 3 + d] = lane_sum(gu_lanes + d * CHUNK<T>);
     }
     if (RP == R) {
       small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_rbf + e0 * R);
