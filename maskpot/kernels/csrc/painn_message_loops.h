@@ -8,9 +8,21 @@
 #include <cstdint>
 #include <vector>
 
+// GCC auto-vectorises with 256-bit vectors on AVX-512 CPUs unless told otherwise (-mprefer-vector-width): the edge
+// loops below want the full width (the backward ran 8-14 % faster with it on a Xeon). In the source, not in the
+// build flags, so that every build of these loops (lammps/CMakeLists.txt, benchmarks/kernels_ab.py) has it; the
+// outer loops are not inlined (MASKPOT_OUTLINE), as their callers are compiled with the default width.
+#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
+#define MASKPOT_WIDE_VECTORS 1
+#pragma GCC push_options
+#pragma GCC target("prefer-vector-width=512")
+#endif
+
 namespace maskpot {
 
 #define MASKPOT_INLINE inline __attribute__((always_inline))
+// the outer edge loops: compiled here, with this file's vector width, not inlined into callers built without it
+#define MASKPOT_OUTLINE __attribute__((noinline))
 
 // The widest vector registers the build targets (it is built with -march=native on the machine that runs it), for
 // the register tiles below through GCC's vector extensions: AVX-512 (32 registers of 64 bytes) where the CPU has
@@ -117,7 +129,8 @@ MASKPOT_INLINE void forward_chunk(const T *wt, const T *rbf, const T *u, const T
 }
 
 // ds (n_local, F) and dv (n_local, 3, F), contiguous and zeroed: += the messages of edges e_begin..e_end-1.
-template <typename T, bool FIRST> void forward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, T *ds, T *dv)
+template <typename T, bool FIRST>
+MASKPOT_OUTLINE void forward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, T *ds, T *dv)
 {
   const int64_t F = g.F, R = g.R;
   for (int64_t e = e_begin; e < e_end; ++e) {
@@ -175,14 +188,36 @@ MASKPOT_INLINE void backward_chunk(const T *wt, const T *rbf, const T *u, const 
   }
 }
 
-// The sum of the CHUNK lane-wise partial sums x (overwritten), pairwise: a fixed order in log2(CHUNK) vectorised
-// steps instead of one chain of CHUNK dependent additions per edge.
-template <typename T> MASKPOT_INLINE T lane_sum(T *__restrict__ x)
+template <typename T, int BYTES> struct Vector {
+  typedef T type __attribute__((vector_size(BYTES)));
+};
+
+// The sum of the lanes of x, halves added pairwise down to one lane (in registers: a tree through memory stalls on
+// store forwarding).
+template <typename T, int BYTES> MASKPOT_INLINE T vector_sum(typename Vector<T, BYTES>::type x)
 {
-  static_assert((CHUNK<T> & (CHUNK<T> - 1)) == 0, "CHUNK must be a power of two");
-  for (int64_t w = CHUNK<T> / 2; w > 0; w /= 2)
-    for (int64_t k = 0; k < w; ++k) x[k] += x[k + w];
-  return x[0];
+  if constexpr (BYTES == sizeof(T)) {
+    return x[0];
+  } else {
+    typename Vector<T, BYTES / 2>::type lo, hi;
+    __builtin_memcpy(&lo, &x, BYTES / 2);
+    __builtin_memcpy(&hi, reinterpret_cast<const char *>(&x) + BYTES / 2, BYTES / 2);
+    return vector_sum<T, BYTES / 2>(lo + hi);
+  }
+}
+
+// The sum of the CHUNK lane-wise partial sums x: its vectors added in order, then the lanes of that pairwise. A
+// fixed order, and log2(LANES) register steps instead of a chain of CHUNK dependent additions per edge.
+template <typename T> MASKPOT_INLINE T lane_sum(const T *__restrict__ x)
+{
+  typedef typename Vector<T, VECTOR_BYTES>::type V;
+  V acc, y;
+  __builtin_memcpy(&acc, x, sizeof(V));
+  for (int64_t q = 1; q < CHUNK<T> / LANES<T>; ++q) {
+    __builtin_memcpy(&y, x + q * LANES<T>, sizeof(V));
+    acc += y;
+  }
+  return vector_sum<T, VECTOR_BYTES>(acc);
 }
 
 // One register tile of small_gemm: o (ROWS rows `ldo` apart, NV vectors) = x (ROWS rows `lda` apart, K) x b (K rows
@@ -238,7 +273,7 @@ void small_gemm(const T *__restrict__ a, int64_t lda, const T *__restrict__ b, i
 constexpr int64_t EDGE_BLOCK = 128;
 
 template <typename T, bool FIRST>
-void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv, T *g_phi, T *g_v,
+MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv, T *g_phi, T *g_v,
                     T *g_rbf, T *g_unit)
 {
   const int64_t F = g.F, R = g.R;
@@ -305,5 +340,10 @@ inline std::vector<int64_t> receiver_ranges(const int64_t *i, int64_t E, int64_t
 }
 
 }    // namespace maskpot
+
+#ifdef MASKPOT_WIDE_VECTORS
+#pragma GCC pop_options
+#undef MASKPOT_WIDE_VECTORS
+#endif
 
 #endif
