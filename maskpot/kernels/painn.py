@@ -1,8 +1,10 @@
-"""PaiNN's message step on the fused operator ``torch.ops.maskpot.painn_message`` (maskpot/kernels/csrc).
+"""PaiNN's message step and edge features on the fused operators ``torch.ops.maskpot.painn_message`` and
+``torch.ops.maskpot.edge_basis`` (maskpot/kernels/csrc).
 
-``FusedPaiNNMessage`` takes over the parameters of a reference ``maskpot.models.painn.PaiNNMessage`` and
-computes the same function (same units and shapes); ``use_fused(potential)`` swaps it into every PaiNN layer of
-a potential. The reference classes stay untouched, so training and reference exports are unaffected.
+``FusedPaiNNMessage`` takes over the parameters of a reference ``maskpot.models.painn.PaiNNMessage``,
+``FusedEdgeGeometry`` the radial basis and envelope of a ``maskpot.models.radial.EdgeGeometry``; each computes the
+same function (same units and shapes). ``use_fused(potential)`` swaps them into every PaiNN backbone of a
+potential. The reference classes stay untouched, so training and reference exports are unaffected.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from torch import Tensor, nn
 
 from maskpot.models.backbone import leading_rows
 from maskpot.models.painn import PaiNN, PaiNNMessage, message_update
+from maskpot.models.radial import EdgeGeometry
 
 
 class FusedPaiNNMessage(nn.Module):
@@ -34,14 +37,38 @@ class FusedPaiNNMessage(nn.Module):
         return leading_rows(s, n_local) + ds, leading_rows(v, n_local) + dv
 
 
+class FusedEdgeGeometry(nn.Module):
+    """``EdgeGeometry`` whose ``scaled_basis`` (PaiNN's edge features) is one C++ operator on the CPU (on other
+    devices the reference ops). Inference only, like ``FusedPaiNNMessage``: first derivatives with respect to the
+    edge vectors, no double backward."""
+
+    def __init__(self, reference: EdgeGeometry) -> None:
+        super().__init__()
+        self.reference = reference
+        self.cutoff = float(reference.envelope.cutoff)
+        self.num_rbf = int(reference.rbf.num_rbf)
+        self.p = float(reference.envelope.p)
+
+    def forward(self, edge_vec: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return self.reference(edge_vec)
+
+    def scaled_basis(self, edge_vec: Tensor, scale: float) -> Tensor:
+        if edge_vec.device.type != "cpu":
+            return self.reference.scaled_basis(edge_vec, scale)
+        return torch.ops.maskpot.edge_basis(edge_vec, self.cutoff, self.num_rbf, self.p, scale)
+
+
 def use_fused(potential: nn.Module) -> int:
-    """Replace the message step of every PaiNN layer inside ``potential`` by the fused operator (in place; loads
-    the operator library). Returns how many layers were switched (0: no PaiNN backbone, nothing to fuse)."""
+    """Replace the message step of every PaiNN layer and the edge features of every PaiNN backbone inside
+    ``potential`` by the fused operators (in place; loads the operator library). Returns how many layers were
+    switched (0: no PaiNN backbone, nothing to fuse)."""
     from maskpot import kernels
 
     n = 0
     for module in potential.modules():
         if isinstance(module, PaiNN):
+            if isinstance(module.geometry, EdgeGeometry):
+                module.geometry = FusedEdgeGeometry(module.geometry)
             for layer in module.layers:
                 if isinstance(layer.message, PaiNNMessage):
                     layer.message = FusedPaiNNMessage(layer.message)

@@ -82,8 +82,7 @@ class PaiNN(ScalarVectorBackbone):
         self.layers = nn.ModuleList([PaiNNLayer(hidden, num_rbf) for _ in range(layers)])
 
     def edge_features(self, edge_vec: Tensor) -> Tensor:
-        _, unit, rbf, fcut = self.geometry(edge_vec)
-        return torch.cat([rbf * (fcut * self.norm).unsqueeze(-1), unit], dim=-1)
+        return self.geometry.scaled_basis(edge_vec, self.norm)
 
     def initial_state(self, species_index: Tensor, feat: Tensor, mask_flag: Optional[Tensor]) -> tuple[Tensor, Tensor]:
         return self.start(self.embedding(species_index, mask_flag).to(feat.dtype), feat)

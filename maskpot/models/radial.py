@@ -12,11 +12,20 @@ class BesselBasis(nn.Module):
     def __init__(self, cutoff: float, num_rbf: int) -> None:
         super().__init__()
         self.prefactor = math.sqrt(2.0 / cutoff)
-        self.register_buffer("freqs", torch.arange(1, num_rbf + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff)
+        self.num_rbf = num_rbf
+        self.step = math.pi / cutoff
 
     def forward(self, r: Tensor) -> Tensor:
+        # the frequencies n pi / rc in r's dtype at every call (num_rbf values): a buffer made in one dtype and
+        # cast to another would carry the first one's rounding (a float32 buffer in a float64 model: 1e-7)
+        freqs = torch.arange(1, self.num_rbf + 1, dtype=r.dtype, device=r.device) * self.step
         # the (E,) factor first: one (E, num_rbf) product instead of a division and a product
-        return torch.sin(self.freqs * r.unsqueeze(-1)) * (self.prefactor / r).unsqueeze(-1)
+        return torch.sin(freqs * r.unsqueeze(-1)) * (self.prefactor / r).unsqueeze(-1)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Drops the frequency buffer of checkpoints written when it was one (it is computed now)."""
+        state_dict.pop(prefix + "freqs", None)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class PolynomialCutoff(nn.Module):
@@ -53,3 +62,9 @@ class EdgeGeometry(nn.Module):
         r = torch.linalg.vector_norm(edge_vec, dim=-1)
         unit = edge_vec / r.unsqueeze(-1)
         return r, unit, self.rbf(r), self.envelope(r)
+
+    def scaled_basis(self, edge_vec: Tensor, scale: float) -> Tensor:
+        """(E, num_rbf + 3): [rbf * envelope * scale | unit], PaiNN's edge features (maskpot.kernels.painn
+        computes the same in one operator)."""
+        _, unit, rbf, fcut = self.forward(edge_vec)
+        return torch.cat([rbf * (fcut * scale).unsqueeze(-1), unit], dim=-1)
