@@ -7,8 +7,8 @@
    with the envelope env(t) = 1 + t^p (a + t (b + c t)) for t < 1, else 0 (PolynomialCutoff). The reference
    computes these with about twenty torch ops on (E,) and (E, R) tensors, and as many again in the backward, each a
    pass over memory; here each edge is one pass: sin and cos of pi r / rc once, the higher frequencies by rotation
-   (sin and cos of (n+1) theta from those of n theta), in double precision whatever the dtype. No library offers
-   this basis as a fused function, hence by hand.
+   (sin and cos of (n+1) theta from those of n theta), in double precision whatever the dtype, on blocks of edges
+   in vector registers. No library offers this basis as a fused function, hence by hand.
 
    The backward (edge_basis_backward) gives the gradient with respect to the edge vectors from that of the output,
    recomputing the basis: dout/dr from the derivatives of sin and of the envelope, and the unit vector's
@@ -21,100 +21,21 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <cmath>
+#include "edge_basis_loops.h"
 
 namespace maskpot {
 namespace {
 
 using at::Tensor;
 
-struct Basis {
-  int64_t R;
-  double cutoff, p, scale;
-  // env(t) = 1 + t^p (a + t (b + c t)): value 1 and zero first and second derivatives at t = 1
-  double a() const { return -0.5 * (p + 1.0) * (p + 2.0); }
-  double b() const { return p * (p + 2.0); }
-  double c() const { return -0.5 * p * (p + 1.0); }
-};
-
-void check_inputs(const Tensor &edge_vec, int64_t num_rbf, double cutoff, const char *name)
+void check_inputs(const Tensor &edge_vec, int64_t num_rbf, double cutoff, double p, const char *name)
 {
   TORCH_CHECK(edge_vec.dim() == 2 && edge_vec.size(1) == 3, name, ": edge_vec must be (E, 3), got ", edge_vec.sizes());
   TORCH_CHECK(edge_vec.scalar_type() == at::kFloat || edge_vec.scalar_type() == at::kDouble, name,
               ": float32 or float64 only, got ", edge_vec.scalar_type());
   TORCH_CHECK(edge_vec.device().is_cpu(), name, ": CPU tensors only");
-  TORCH_CHECK(num_rbf > 0 && cutoff > 0, name, ": num_rbf and cutoff must be positive, got ", num_rbf, " and ", cutoff);
-}
-
-// The envelope and its derivative with respect to r at t = r / rc (both zero from the cutoff on).
-inline void envelope(const Basis &z, double t, double &env, double &denv)
-{
-  if (t >= 1.0) {
-    env = denv = 0.0;
-    return;
-  }
-  const double a = z.a(), b = z.b(), c = z.c();
-  const double tp1 = std::pow(t, z.p - 1.0), tp = tp1 * t;
-  env = 1.0 + tp * (a + t * (b + c * t));
-  denv = (z.p * tp1 * (a + t * (b + c * t)) + tp * (b + 2.0 * c * t)) / z.cutoff;
-}
-
-template <typename T> void forward_edges(const Basis &z, const T *x, T *out, int64_t e0, int64_t e1)
-{
-  const int64_t R = z.R, W = R + 3;
-  const double step = M_PI / z.cutoff, prefactor = std::sqrt(2.0 / z.cutoff) * z.scale;
-  for (int64_t e = e0; e < e1; ++e) {
-    const double x0 = x[3 * e], x1 = x[3 * e + 1], x2 = x[3 * e + 2];
-    const double r = std::sqrt(x0 * x0 + x1 * x1 + x2 * x2), inv = 1.0 / r;
-    double env, denv;
-    envelope(z, r / z.cutoff, env, denv);
-    const double s1 = std::sin(step * r), c1 = std::cos(step * r), pre = prefactor * inv * env;
-    double s = s1, c = c1;
-    T *o = out + e * W;
-    for (int64_t n = 0; n < R; ++n) {
-      o[n] = static_cast<T>(pre * s);
-      const double s_next = s * c1 + c * s1;
-      c = c * c1 - s * s1;
-      s = s_next;
-    }
-    o[R] = static_cast<T>(x0 * inv);
-    o[R + 1] = static_cast<T>(x1 * inv);
-    o[R + 2] = static_cast<T>(x2 * inv);
-  }
-}
-
-template <typename T>
-void backward_edges(const Basis &z, const T *x, const T *grad, int64_t grad_stride, T *g_vec, int64_t e0, int64_t e1)
-{
-  const int64_t R = z.R;
-  const double step = M_PI / z.cutoff, prefactor = std::sqrt(2.0 / z.cutoff) * z.scale;
-  for (int64_t e = e0; e < e1; ++e) {
-    const double x0 = x[3 * e], x1 = x[3 * e + 1], x2 = x[3 * e + 2];
-    const double r = std::sqrt(x0 * x0 + x1 * x1 + x2 * x2), inv = 1.0 / r;
-    const double u0 = x0 * inv, u1 = x1 * inv, u2 = x2 * inv;
-    double env, denv;
-    envelope(z, r / z.cutoff, env, denv);
-    const double s1 = std::sin(step * r), c1 = std::cos(step * r);
-    const T *g = grad + e * grad_stride;
-    // out_n = prefactor * sin(k_n r) / r * env; d out_n / dr = prefactor / r * (k_n cos(k_n r) env
-    //   + sin(k_n r) (denv - env / r))
-    double s = s1, c = c1, sum_cos = 0.0, sum_sin = 0.0;
-    for (int64_t n = 0; n < R; ++n) {
-      const double gn = g[n];
-      sum_cos += gn * static_cast<double>(n + 1) * c;
-      sum_sin += gn * s;
-      const double s_next = s * c1 + c * s1;
-      c = c * c1 - s * s1;
-      s = s_next;
-    }
-    const double g_r = prefactor * inv * (step * env * sum_cos + (denv - env * inv) * sum_sin);
-    // the unit vector: d u / d x = (I - u u^T) / r
-    const double gu0 = g[R], gu1 = g[R + 1], gu2 = g[R + 2];
-    const double gu_dot_u = gu0 * u0 + gu1 * u1 + gu2 * u2;
-    g_vec[3 * e] = static_cast<T>(g_r * u0 + (gu0 - gu_dot_u * u0) * inv);
-    g_vec[3 * e + 1] = static_cast<T>(g_r * u1 + (gu1 - gu_dot_u * u1) * inv);
-    g_vec[3 * e + 2] = static_cast<T>(g_r * u2 + (gu2 - gu_dot_u * u2) * inv);
-  }
+  TORCH_CHECK(num_rbf > 0 && cutoff > 0 && p >= 1, name, ": num_rbf, cutoff and p must be positive (p >= 1), got ",
+              num_rbf, ", ", cutoff, " and ", p);
 }
 
 // edges per thread at least (the work per edge is small)
@@ -122,7 +43,7 @@ constexpr int64_t GRAIN = 4096;
 
 Tensor edge_basis_cpu(const Tensor &edge_vec_in, double cutoff, int64_t num_rbf, double p, double scale)
 {
-  check_inputs(edge_vec_in, num_rbf, cutoff, "maskpot::edge_basis");
+  check_inputs(edge_vec_in, num_rbf, cutoff, p, "maskpot::edge_basis");
   const Tensor edge_vec = edge_vec_in.contiguous();
   const int64_t E = edge_vec.size(0);
   Tensor out = at::empty({E, num_rbf + 3}, edge_vec.options());
@@ -130,7 +51,7 @@ Tensor edge_basis_cpu(const Tensor &edge_vec_in, double cutoff, int64_t num_rbf,
   AT_DISPATCH_FLOATING_TYPES(edge_vec.scalar_type(), "maskpot::edge_basis", [&] {
     const scalar_t *x = edge_vec.data_ptr<scalar_t>();
     scalar_t *o = out.data_ptr<scalar_t>();
-    at::parallel_for(0, E, GRAIN, [&](int64_t e0, int64_t e1) { forward_edges(z, x, o, e0, e1); });
+    at::parallel_for(0, E, GRAIN, [&](int64_t e0, int64_t e1) { basis_forward(z, x, o, e0, e1); });
   });
   return out;
 }
@@ -138,7 +59,7 @@ Tensor edge_basis_cpu(const Tensor &edge_vec_in, double cutoff, int64_t num_rbf,
 Tensor edge_basis_backward_cpu(const Tensor &grad_in, const Tensor &edge_vec_in, double cutoff, int64_t num_rbf,
                                double p, double scale)
 {
-  check_inputs(edge_vec_in, num_rbf, cutoff, "maskpot::edge_basis_backward");
+  check_inputs(edge_vec_in, num_rbf, cutoff, p, "maskpot::edge_basis_backward");
   const Tensor edge_vec = edge_vec_in.contiguous();
   const int64_t E = edge_vec.size(0);
   TORCH_CHECK(grad_in.sizes() == at::IntArrayRef({E, num_rbf + 3}) && grad_in.scalar_type() == edge_vec.scalar_type(),
@@ -151,7 +72,7 @@ Tensor edge_basis_backward_cpu(const Tensor &grad_in, const Tensor &edge_vec_in,
     const scalar_t *x = edge_vec.data_ptr<scalar_t>(), *g = grad.data_ptr<scalar_t>();
     scalar_t *gv = g_vec.data_ptr<scalar_t>();
     const int64_t stride = grad.stride(0);
-    at::parallel_for(0, E, GRAIN, [&](int64_t e0, int64_t e1) { backward_edges(z, x, g, stride, gv, e0, e1); });
+    at::parallel_for(0, E, GRAIN, [&](int64_t e0, int64_t e1) { basis_backward(z, x, g, stride, gv, e0, e1); });
   });
   return g_vec;
 }

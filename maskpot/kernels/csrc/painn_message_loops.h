@@ -8,21 +8,11 @@
 #include <cstdint>
 #include <vector>
 
-// GCC auto-vectorises with 256-bit vectors on AVX-512 CPUs unless told otherwise (-mprefer-vector-width): the edge
-// loops below want the full width (the backward ran 8-14 % faster with it on a Xeon). In the source, not in the
-// build flags, so that every build of these loops (lammps/CMakeLists.txt, benchmarks/kernels_ab.py) has it; the
-// outer loops are not inlined (MASKPOT_OUTLINE), as their callers are compiled with the default width.
-#if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
-#define MASKPOT_WIDE_VECTORS 1
-#pragma GCC push_options
-#pragma GCC target("prefer-vector-width=512")
-#endif
+#include "wide_vectors.h"
+
+MASKPOT_WIDE_VECTORS_BEGIN
 
 namespace maskpot {
-
-#define MASKPOT_INLINE inline __attribute__((always_inline))
-// the outer edge loops: compiled here, with this file's vector width, not inlined into callers built without it
-#define MASKPOT_OUTLINE __attribute__((noinline))
 
 // The widest vector registers the build targets (it is built with -march=native on the machine that runs it), for
 // the register tiles below through GCC's vector extensions: AVX-512 (32 registers of 64 bytes) where the CPU has
@@ -341,9 +331,6 @@ inline std::vector<int64_t> receiver_ranges(const int64_t *i, int64_t E, int64_t
 
 }    // namespace maskpot
 
-#ifdef MASKPOT_WIDE_VECTORS
-#pragma GCC pop_options
-#undef MASKPOT_WIDE_VECTORS
-#endif
+MASKPOT_WIDE_VECTORS_END
 
 #endif
