@@ -26,6 +26,14 @@ from maskpot.models.heads import EnergyHead, VectorHead
 RENAMED_BUFFERS = {"energy_scale": "output_scale", "z_to_species": "z_to_species_index"}
 
 
+def split_features(feat: Tensor) -> tuple[Tensor, Tensor]:
+    """``Potential.edge_features`` (E, 3 + G) -> (edge vectors (E, 3), the backbone's features (E, G)). A split,
+    not slices: a slice's backward fills a zero tensor of the whole input and copies into it, for every layer of
+    the layer-wise path; a split's concatenates the parts."""
+    parts = torch.split(feat, [3, feat.shape[1] - 3], dim=1)
+    return parts[0], parts[1]
+
+
 def z_to_species_index_table(species: Sequence[int]) -> Tensor:
     """(119,) int64 lookup: atomic number -> index into ``species`` (-1 for elements the model does not know)."""
     table = torch.full((119,), -1, dtype=torch.int64)
@@ -118,13 +126,13 @@ class Potential(nn.Module):
     def initial_state(self, species_index: Tensor, feat: Tensor,
                       mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """Node states (N, state_width) and edge states before layer 0."""
-        return self.backbone.initial_state(species_index, feat[:, 3:], mask_flag)
+        return self.backbone.initial_state(species_index, split_features(feat)[1], mask_flag)
 
     @torch.jit.export
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
                    n_local: int) -> tuple[Tensor, Tensor]:
         """Layer k: node states of all atoms -> new states of the first n_local atoms, new edge states."""
-        return self.backbone.layer_step(k, node, edge, feat[:, 3:], edge_index[0], edge_index[1], n_local)
+        return self.backbone.layer_step(k, node, edge, split_features(feat)[1], edge_index[0], edge_index[1], n_local)
 
     @torch.jit.export
     def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
@@ -132,8 +140,9 @@ class Potential(nn.Module):
         """Final states of the n_local = node.shape[0] first atoms -> (node_energy (n_local,) eV: heads,
         normalisation and priors; node_vector (n_local,3) eV/A). ``species_index`` covers every atom an edge
         reaches (n_local or more)."""
-        s, v = self.backbone.node_features(node, edge, feat[:, 3:], edge_index[0], node.shape[0])
-        return self.outputs(s, v, species_index, edge_index, feat[:, :3])
+        edge_vec, backbone_feat = split_features(feat)
+        s, v = self.backbone.node_features(node, edge, backbone_feat, edge_index[0], node.shape[0])
+        return self.outputs(s, v, species_index, edge_index, edge_vec)
 
     def outputs(self, s: Tensor, v: Tensor, species_index: Tensor, edge_index: Tensor,
               edge_vec: Tensor) -> tuple[Tensor, Tensor]:
