@@ -353,6 +353,34 @@ void PairMaskpot::raise_failure()
   error->all(FLERR, "{}", message);
 }
 
+// Edges to ghosts that are periodic images of local atoms go to those atoms instead: an image's state is its
+// owner's, so the graph needs no row for it (and rows stored apart from their neighbours cost time). With
+// `shift` (one rank: every ghost is such an image, else an error) shift[e] = x_ghost - x_owner for each edge, so
+// that edge vectors stay x_j - x_i; without it (several ranks) a ghost of another rank's atom keeps its row, and
+// edge_vec already holds the vectors.
+void PairMaskpot::fold_self_images(std::vector<double> *shift)
+{
+  const int nlocal = atom->nlocal;
+  double **x = atom->x;
+  const tagint *tag = atom->tag;
+  local_of_tag.clear();
+  for (int i = 0; i < nlocal; ++i) local_of_tag.emplace(tag[i], i);
+  const auto nedges = static_cast<int64_t>(edge_src.size());
+  if (shift) shift->assign(3 * nedges, 0.0);
+  for (int64_t e = 0; e < nedges; ++e) {
+    const int j = static_cast<int>(edge_dst[e]);
+    if (j < nlocal) continue;
+    const auto owner = local_of_tag.find(tag[j]);
+    if (owner == local_of_tag.end()) {
+      if (shift) error->one(FLERR, "maskpot: ghost atom {} has no local owner", tag[j]);
+      continue;
+    }
+    if (shift)
+      for (int d = 0; d < 3; ++d) (*shift)[3 * e + d] = x[j][d] - x[owner->second][d];
+    edge_dst[e] = owner->second;
+  }
+}
+
 // One rank: the graph of the local atoms, every ghost folded onto its owner (one forward call).
 void PairMaskpot::compute_fold()
 {
@@ -360,20 +388,9 @@ void PairMaskpot::compute_fold()
   if (nlocal == 0) return;
   double **x = atom->x;
   const tagint *tag = atom->tag;
-  // on one rank every ghost is a periodic image of the local atom with its ID: an edge to it goes to that atom,
-  // with the image's shift x_ghost - x_owner, so edge vectors stay x_j - x_i
-  local_of_tag.clear();
-  for (int i = 0; i < nlocal; ++i) local_of_tag.emplace(tag[i], i);
   const auto nedges = static_cast<int64_t>(edge_src.size());
-  std::vector<double> shift(3 * nedges, 0.0);
-  for (int64_t e = 0; e < nedges; ++e) {
-    const int j = static_cast<int>(edge_dst[e]);
-    if (j < nlocal) continue;
-    const auto owner = local_of_tag.find(tag[j]);
-    if (owner == local_of_tag.end()) error->one(FLERR, "maskpot: ghost atom {} has no local owner", tag[j]);
-    for (int d = 0; d < 3; ++d) shift[3 * e + d] = x[j][d] - x[owner->second][d];
-    edge_dst[e] = owner->second;
-  }
+  std::vector<double> shift;
+  fold_self_images(&shift);
   lap("fold");
 
   torch::Tensor energy, node_energy, forces, virial_t;

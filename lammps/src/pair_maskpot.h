@@ -75,7 +75,7 @@ class PairMaskpot : public Pair {
   int comm_slots = 0;
   std::vector<int64_t> edge_src, edge_dst;   // this step's edges i <- j (atom indices; i local)
   std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
-  std::unordered_map<tagint, int> local_of_tag;    // fold: the local atom of each ID
+  std::unordered_map<tagint, int> local_of_tag;    // the local atom of each ID (fold_self_images)
   std::string failure;                       // what went wrong in the model on this rank this step
   std::map<std::string, double> phase_seconds;    // MASKPOT_TIMING: wall seconds per phase of compute
   double lap_start = 0.0;
@@ -86,6 +86,7 @@ class PairMaskpot : public Pair {
   void allocate();
   void choose_device();
   void build_edges();
+  void fold_self_images(std::vector<double> *shift);
   void compute_fold();
   void compute_exchange();    // pair_maskpot_exchange.cpp
   void raise_failure();

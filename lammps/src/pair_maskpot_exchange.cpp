@@ -75,6 +75,8 @@ Tensor or_zeros(const Tensor &grad, const Tensor &like)
 void PairMaskpot::compute_exchange()
 {
   using torch::autograd::grad;
+  fold_self_images(nullptr);    // edges to images of this rank's own atoms go to those atoms
+  lap("fold");
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int width = model->state_width;
