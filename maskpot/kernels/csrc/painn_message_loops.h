@@ -263,8 +263,8 @@ void small_gemm(const T *__restrict__ a, int64_t lda, const T *__restrict__ b, i
 constexpr int64_t EDGE_BLOCK = 128;
 
 template <typename T, bool FIRST>
-MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv, T *g_phi, T *g_v,
-                    T *g_rbf, T *g_unit)
+MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv,
+                                    T *g_phi, T *g_v, T *g_rbf, T *g_unit)
 {
   const int64_t F = g.F, R = g.R;
   // W (3F, R) for small_gemm, its columns padded with zeros to whole vectors (RP) when R is not a multiple
