@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from maskpot.export.metadata import read_metadata
-from maskpot.kernels.painn import FusedPaiNNMessage, use_fused
+from maskpot.kernels.painn import FusedEdgeGeometry, FusedPaiNNMessage, use_fused
 from tests.models import battery as B
 
 # fused against reference, relative to the size of the compared quantity
@@ -48,6 +48,7 @@ def test_fused_potential_matches_reference_on_periodic_water(dtype):
     model = frozen(B.make_model("painn", dtype))
     fused = fused_copy(model)
     assert isinstance(fused.potential.backbone.layers[0].message, FusedPaiNNMessage)
+    assert isinstance(fused.potential.backbone.geometry, FusedEdgeGeometry)
     for frame in (B.periodic_box(), small_water_box()):
         ref, out = B.one(model, frame), B.one(fused, frame)
         B.nontrivial(ref.forces, "forces")
