@@ -57,6 +57,11 @@ def test_refuses_double_backward_and_bad_input():
         torch.autograd.grad(out.sum(), [x], create_graph=True)
     with pytest.raises(RuntimeError, match="edge_vec must be"):
         torch.ops.maskpot.edge_basis(x[:, :2], CUTOFF, NUM_RBF, 6.0, SCALE)
+    with pytest.raises(RuntimeError, match="num_rbf, cutoff and p must be positive"):
+        torch.ops.maskpot.edge_basis(x, CUTOFF, 0, 6.0, SCALE)
+    with pytest.raises(RuntimeError, match="grad must be"):
+        torch.ops.maskpot.edge_basis_backward(torch.zeros(10, 4, dtype=torch.float64), x.detach(), CUTOFF, NUM_RBF,
+                                              6.0, SCALE)
 
 
 def test_frequencies_follow_the_dtype_and_old_checkpoints_load():

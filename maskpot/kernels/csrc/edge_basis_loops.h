@@ -46,8 +46,9 @@ constexpr int64_t BLOCK = 16;
 
 // What the forward and the backward share for the edges of one block (padded with the unit vector (1, 0, 0)):
 // r, 1/r, the unit vector u, the envelope and (DERIV) its derivative with respect to r, and sin and cos of
-// theta = pi r / rc. sin and cos by polynomials: libm's scalar sincos was half the operator's time; theta lies in
-// [0, pi] (clamped: beyond the cutoff the envelope is zero), so y = theta - pi/2 is within the range above.
+// theta = pi r / rc. sin and cos by polynomials, vectorised over the block (libm's sincos is a scalar call per
+// edge); theta lies in [0, pi] (clamped: beyond the cutoff the envelope is zero), so y = theta - pi/2 is within
+// the range above.
 struct Block {
   double r[BLOCK], inv[BLOCK], u[3][BLOCK], env[BLOCK], denv[BLOCK], sin1[BLOCK], cos1[BLOCK];
 };

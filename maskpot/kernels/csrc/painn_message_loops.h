@@ -25,8 +25,8 @@ constexpr int VECTOR_BYTES = 32, VECTOR_REGISTERS = 16;
 template <typename T> constexpr int64_t LANES = VECTOR_BYTES / sizeof(T);
 
 // Channels per chunk: four vectors. The filter of one chunk is 3 groups x 4 vector accumulators held in registers,
-// twelve independent FMA chains: enough to keep two FMA units with a latency of 4 cycles busy (a chunk of one
-// vector, three chains, left them idle more than half the time).
+// twelve independent FMA chains: enough to keep two FMA units with a latency of 4 cycles busy (one vector's three
+// chains cannot).
 template <typename T> constexpr int64_t CHUNK = 4 * LANES<T>;
 
 // The inputs of one call: E edges (i receives from j), F channels per group, R radial functions. Rows of

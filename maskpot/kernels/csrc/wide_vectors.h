@@ -1,10 +1,10 @@
 /* MASKPOT_WIDE_VECTORS_BEGIN / _END around loops that GCC should auto-vectorise with the CPU's full vector width.
 
    GCC auto-vectorises with 256-bit vectors on AVX-512 CPUs unless told otherwise (-mprefer-vector-width): the edge
-   loops of the fused operators want the full width (the PaiNN message backward ran 8-14 % faster with it on a
-   Xeon). In the source, not in the build flags, so that every build of these loops (lammps/CMakeLists.txt,
-   benchmarks/kernels_ab.py) has it. Functions defined between the two are compiled with it; a caller outside
-   does not inline them when they are marked MASKPOT_OUTLINE, so that their loops keep it. */
+   loops of the fused operators are faster with the full width. In the source, not in the build flags, so that
+   every build of these loops (lammps/CMakeLists.txt, benchmarks/kernels_ab.py) has it. Functions defined between
+   the two are compiled with it; a caller outside does not inline them when they are marked MASKPOT_OUTLINE, so
+   that their loops keep it. */
 
 #ifndef MASKPOT_WIDE_VECTORS_H
 #define MASKPOT_WIDE_VECTORS_H
