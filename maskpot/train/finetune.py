@@ -73,18 +73,20 @@ def load_init(potential: torch.nn.Module, ckpt: Checkpoint) -> dict:
     else:
         state = {k: v for k, v in ckpt.state_dict.items() if k not in DATA_TENSORS and not k.startswith("priors.")}
         target_module = potential
-    target = {k: v for k, v in target_module.state_dict().items()
-              if part == "backbone" or (k not in DATA_TENSORS and not k.startswith("priors."))}
-    missing = sorted(set(target) - set(state))
-    unexpected = sorted(set(state) - set(target))
-    if not state or missing or unexpected:
-        raise ValueError(f"{ckpt.path}: {part} weights do not match the model (missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}, {len(state)} tensors in checkpoint)")
-    bad = [k for k in state if tuple(state[k].shape) != tuple(target[k].shape)]
+    target = target_module.state_dict()
+    bad = [k for k in state if k in target and tuple(state[k].shape) != tuple(target[k].shape)]
     if bad:
         raise ValueError(f"{ckpt.path}: tensor {bad[0]} has shape {tuple(state[bad[0]].shape)}, "
                          f"model expects {tuple(target[bad[0]].shape)}")
-    target_module.load_state_dict(state, strict=False)
+    # the modules' own load hooks decide what is missing or unexpected: they take the tensors of older
+    # checkpoints (renamed or retired buffers) as they were meant
+    keys = target_module.load_state_dict(state, strict=False)
+    missing = sorted(k for k in keys.missing_keys
+                     if part == "backbone" or (k not in DATA_TENSORS and not k.startswith("priors.")))
+    unexpected = sorted(keys.unexpected_keys)
+    if not state or missing or unexpected:
+        raise ValueError(f"{ckpt.path}: {part} weights do not match the model (missing {missing[:3]}, "
+                         f"unexpected {unexpected[:3]}, {len(state)} tensors in checkpoint)")
     return {"part": part, "loaded": len(state), "missing": missing, "unexpected": unexpected}
 
 

@@ -114,6 +114,24 @@ def test_finetune_refuses_a_different_architecture(tmp_path, water_set, pretrain
     assert not (tmp_path / "ft.ckpt").exists() and not (tmp_path / "ft2.ckpt").exists()
 
 
+@pytest.mark.parametrize("readout", ["force", "head"])
+def test_finetune_starts_from_checkpoints_with_the_retired_frequency_buffer(tmp_path, water_set, readout):
+    """Pretrained checkpoints written when the Bessel frequencies were a buffer (``...rbf.freqs``) still start a
+    finetuning, whole model or backbone; a key that no module takes is still refused."""
+    pretrained = tmp_path / "pre.ckpt"
+    pretrain(water_set, pretrained, TINY, PretrainTask("mask", readout), dataclasses.replace(PRE, max_steps=2))
+    payload = torch.load(pretrained, weights_only=True)
+    payload["state_dict"]["backbone.geometry.rbf.freqs"] = torch.arange(1.0, TINY.num_rbf + 1)
+    torch.save(payload, tmp_path / "old.ckpt")
+    result = finetune(water_set, tmp_path / "ft.ckpt", dataclasses.replace(FAST, max_steps=2, lr=0.0),
+                      init=str(tmp_path / "old.ckpt"))
+    assert result.init_report["missing"] == [] and result.init_report["unexpected"] == []
+    payload["state_dict"]["backbone.stray"] = torch.zeros(3)
+    torch.save(payload, tmp_path / "stray.ckpt")
+    with pytest.raises(ValueError, match="unexpected .*stray"):
+        finetune(water_set, tmp_path / "ft2.ckpt", FAST, init=str(tmp_path / "stray.ckpt"))
+
+
 def test_finetune_learns_and_checkpoint_round_trips(tmp_path, water_set):
     out = tmp_path / "model.ckpt"
     # 40 steps (10 epochs): with the force-heavy default weights the loss falls after a slower start
