@@ -165,9 +165,9 @@ def layer_inputs(potential, frame) -> list[tuple]:
     captured = []
 
     def capture(module, args):
-        s, v, rbf_cut, unit, i, j, first, n_local = args
-        captured.append((module.phi(s).detach(), v.detach(), module.filter.weight.detach(), rbf_cut.detach(),
-                         unit.detach(), i, j, int(n_local), bool(first)))
+        s, v, feat, i, j, first, n_local = args
+        captured.append((module.phi(s).detach(), v.detach(), module.filter.weight.detach(), feat.detach(), i, j,
+                         int(n_local), bool(first)))
 
     hooks = [m.register_forward_pre_hook(capture) for m in potential.modules() if isinstance(m, FusedPaiNNMessage)]
     core = ModelCore(potential)
@@ -177,6 +177,23 @@ def layer_inputs(potential, frame) -> list[tuple]:
     for h in hooks:
         h.remove()
     return captured
+
+
+def arguments_for(op, inputs: tuple) -> tuple:
+    """painn_message's arguments (``layer_inputs``) in the schema of ``op`` (a build's torch.ops namespace): builds
+    from before the edge features were one argument take rbf_cut and unit apart."""
+    if "unit" not in [a.name for a in op.painn_message.default._schema.arguments]:
+        return inputs
+    s_phi, v, weight, feat, i, j, n_local, first = inputs
+    r = weight.shape[1]
+    return (s_phi, v, weight, feat[:, :r].contiguous(), feat[:, r:].contiguous(), i, j, n_local, first)
+
+
+def feature_gradient_joined(grads: tuple) -> tuple:
+    """painn_message_backward's outputs with the rbf_cut and unit gradients of older builds as one (E, R + 3)."""
+    import torch
+
+    return grads if len(grads) == 3 else (*grads[:2], torch.cat(grads[2:], dim=1))
 
 
 def max_relative_difference(a, b) -> float:
@@ -207,8 +224,9 @@ def operator_rows(args) -> list[dict]:
             gen = torch.Generator().manual_seed(k)
             ds, dv = ops["A"].painn_message(*inputs)
             grads = (torch.randn(ds.shape, generator=gen, dtype=t), torch.randn(dv.shape, generator=gen, dtype=t))
-            calls[f"layer {k} forward"] = {b: (lambda op=op, x=inputs: op.painn_message(*x)) for b, op in ops.items()}
-            calls[f"layer {k} backward"] = {b: (lambda op=op, x=inputs, g=grads: op.painn_message_backward(*g, *x))
+            own = {b: arguments_for(op, inputs) for b, op in ops.items()}
+            calls[f"layer {k} forward"] = {b: (lambda op=op, x=own[b]: op.painn_message(*x)) for b, op in ops.items()}
+            calls[f"layer {k} backward"] = {b: (lambda op=op, x=own[b], g=grads: op.painn_message_backward(*g, *x))
                                             for b, op in ops.items()}
         search = (torch.tensor(frame.positions, dtype=t), torch.tensor(np.asarray(frame.cell), dtype=t),
                   torch.ones(3, dtype=torch.bool), float(potential.cutoff))
@@ -218,7 +236,10 @@ def operator_rows(args) -> list[dict]:
             try:
                 med = interleaved_calls(pair, args.rounds)
                 row.update(a_cpu_ms=med["A"][0], b_cpu_ms=med["B"][0], a_wall_ms=med["A"][1], b_wall_ms=med["B"][1],
-                           ratio=med["B"][0] / med["A"][0], max_rel_diff=max_relative_difference(pair["A"](), pair["B"]()),
+                           ratio=med["B"][0] / med["A"][0],
+                           max_rel_diff=max_relative_difference(*(feature_gradient_joined(pair[b]())
+                                                                  if "backward" in name else pair[b]()
+                                                                  for b in ("A", "B"))),
                            error=None)
             except RuntimeError as exc:  # e.g. a baseline without this operator or with another signature
                 row["error"] = str(exc).strip().splitlines()[0]

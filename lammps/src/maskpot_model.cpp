@@ -60,10 +60,14 @@ void read_torchscript(MaskpotModel &m)
     fail("its forward takes " + std::to_string(nargs > 0 ? nargs - 1 : 0) + " arguments, this pair style passes 6 " +
          "(positions, atomic_numbers, edge_index, edge_shift, n_local, compute_virial): re-export the model with " +
          "this maskpot version");
-  // exports of this interface version also run one layer at a time (ghosts exchange); older files lack node_outputs
+  // exports of this interface version also run one layer at a time (ghosts exchange); older files lack
+  // node_outputs, or have the one without the edge vectors (6 arguments: node, edge, feat, edge_index,
+  // atomic_numbers, edge_vec)
   m.layerwise = mod.hasattr("state_width") && mod.hasattr("n_layers");
   for (const char *method : {"edge_features", "initial_state", "layer_step", "node_outputs"})
     m.layerwise = m.layerwise && mod.find_method(method).has_value();
+  if (m.layerwise)
+    m.layerwise = mod.find_method("node_outputs")->function().getSchema().arguments().size() == 7;
   if (m.layerwise) {
     m.layers = static_cast<int>(attr("n_layers", &c10::IValue::isInt, "an int").toInt());
     m.state_width = static_cast<int>(attr("state_width", &c10::IValue::isInt, "an int").toInt());

@@ -14,8 +14,8 @@
      layer at a time (pair_maskpot_exchange.cpp). Between layers the node states of ghost atoms are copied from
      their owners (forward communication); in the backward pass their gradients are summed back into their
      owners (reverse communication), layer by layer. Edges to periodic images of the rank's own atoms go to
-     those atoms, as in fold (fold_self_images), so only ghosts of other ranks' atoms are read. Needs the
-     layer-wise interface of the export.
+     those atoms, as in fold (fold_self_images), so only ghosts of other ranks' atoms are read, and only the
+     ghosts some edge reads get a row in the graph. Needs the layer-wise interface of the export.
    Every call into the model is guarded: an exception, or an output of the wrong shape, dtype or with a
    non-finite value, is held until every rank has finished the step and then reported as one ERROR line
    (raise_failure). check_masses (default yes) refuses a type whose mass is not its element's.

@@ -1,11 +1,14 @@
 /* pair_style maskpot ghosts exchange: the model runs one message-passing layer at a time and the node states of
    ghost atoms are communicated between layers (see pair_maskpot.h and maskpot.models.potential).
 
-   Forward, for layers k = 0..L-1: node states of all atoms (local and ghost) -> layer_step -> new states of the
-   local atoms -> forward communication copies them into the ghost rows of the owners' images -> next layer.
+   The graph's nodes are the local atoms and the ghosts some edge reads (graph_nodes): a ghost no edge reads
+   (most of the shell of cutoff + skin, and on one rank every periodic image, see fold_self_images) gets no
+   state, so layers compute nothing for it.
+   Forward, for layers k = 0..L-1: node states of the graph's atoms -> layer_step -> new states of the local
+   atoms -> forward communication copies them into the ghost rows of the owners' images -> next layer.
    Layer 0's states depend on species only, so every rank makes them for its ghosts itself. node_outputs turns
    the last states of the local atoms into their energies, the model's priors (short-range repulsion) included:
-   they read the edge vectors from the edge features, so their gradient joins the edge-feature gradients.
+   they read the edge vectors, so their gradient joins the one of the edge vectors from the edge features.
    Backward (energy-centric models), k = L-1..0: the gradient with respect to the local atoms' states after layer
    k goes back through layer k, giving gradients with respect to the states of all atoms before it and to the
    edge features; reverse communication adds the ghost rows into their owners' rows, which is the gradient with
@@ -33,26 +36,60 @@ namespace {
 
 using torch::Tensor;
 
-// (rows, width) states in their own dtype -> the first rows of `buffer`, `slots` doubles per row (the bytes
-// copied as they are, rows padded to whole doubles), or back
-void to_rows(const Tensor &t, std::vector<double> &buffer, int slots)
+// (rows, width) states in their own dtype -> rows of `buffer`, `slots` doubles per row (the bytes copied as
+// they are, rows padded to whole doubles): row r to buffer row at[r], or to row r without `at`. With `at`, the
+// buffer rows from at's first ghost on that no state goes to are zeroed (a reverse communication sends them).
+void to_rows(const Tensor &t, std::vector<double> &buffer, int slots, const std::vector<int> *at = nullptr)
 {
   const Tensor d = t.detach().to(torch::kCPU).contiguous();
   const auto rows = static_cast<size_t>(d.size(0)), row_bytes = static_cast<size_t>(d.size(1) * d.element_size());
-  if (rows * slots > buffer.size() || row_bytes > sizeof(double) * slots)
+  if (rows * slots > buffer.size() || row_bytes > sizeof(double) * slots ||
+      (at && (at->size() != rows || (rows > 0 && static_cast<size_t>(at->back() + 1) * slots > buffer.size()))))
     throw std::runtime_error("node states larger than the exchange buffer");
   const auto *from = static_cast<const char *>(d.data_ptr());
   auto *to = reinterpret_cast<char *>(buffer.data());
-  for (size_t r = 0; r < rows; ++r) std::memcpy(to + r * sizeof(double) * slots, from + r * row_bytes, row_bytes);
+  const size_t row_stride = sizeof(double) * slots;
+  if (!at) {
+    for (size_t r = 0; r < rows; ++r) std::memcpy(to + r * row_stride, from + r * row_bytes, row_bytes);
+    return;
+  }
+  // the graph's rows are the local atoms (0, 1, ...) and then ghosts in increasing order: zero the ghost rows
+  // past the local ones, then write every row where it goes
+  size_t nlocal = 0;
+  while (nlocal < rows && (*at)[nlocal] == static_cast<int>(nlocal)) ++nlocal;
+  std::fill(buffer.begin() + static_cast<std::ptrdiff_t>(nlocal * slots), buffer.end(), 0.0);
+  for (size_t r = 0; r < rows; ++r)
+    std::memcpy(to + static_cast<size_t>((*at)[r]) * row_stride, from + r * row_bytes, row_bytes);
 }
 
+// The first `rows` rows of `buffer` (see to_rows) as a (rows, width) tensor of `dtype` on `device`, or with
+// `pick` ((n,) int64 row numbers) those rows
 Tensor from_rows(std::vector<double> &buffer, int64_t rows, int64_t width, int slots, torch::Dtype dtype,
-                 torch::Device device)
+                 torch::Device device, const Tensor &pick = {})
 {
   const int64_t stride = static_cast<int64_t>(sizeof(double)) * slots / static_cast<int64_t>(c10::elementSize(dtype));
-  return torch::from_blob(buffer.data(), {rows, width}, {stride, 1}, torch::TensorOptions().dtype(dtype))
-      .to(device, dtype, /*non_blocking=*/false, /*copy=*/true)
-      .contiguous();
+  const int64_t total = static_cast<int64_t>(buffer.size()) / slots;
+  Tensor view = torch::from_blob(buffer.data(), {total, width}, {stride, 1}, torch::TensorOptions().dtype(dtype));
+  if (pick.defined()) return view.index_select(0, pick).to(device);    // index_select copies
+  return view.narrow(0, 0, rows).to(device, dtype, /*non_blocking=*/false, /*copy=*/true).contiguous();
+}
+
+// The graph's atoms: the local ones (0..nlocal-1), then each ghost some edge reads, in increasing order;
+// `node` gets each edge's far end as a row of the graph.
+std::vector<int> graph_nodes(int nlocal, int nall, const std::vector<int64_t> &edge_dst, std::vector<int64_t> &node)
+{
+  std::vector<int> row_of(static_cast<size_t>(nall), -1), atoms(static_cast<size_t>(nlocal));
+  for (int i = 0; i < nlocal; ++i) row_of[i] = atoms[i] = i;
+  for (const int64_t j : edge_dst)
+    if (j >= nlocal) row_of[j] = 0;    // read; numbered below
+  for (int a = nlocal; a < nall; ++a)
+    if (row_of[a] == 0) {
+      row_of[a] = static_cast<int>(atoms.size());
+      atoms.push_back(a);
+    }
+  node.resize(edge_dst.size());
+  for (size_t e = 0; e < edge_dst.size(); ++e) node[e] = row_of[edge_dst[e]];
+  return atoms;
 }
 
 // rows[list[k]] += in[k] for the n rows of a reverse communication, in the states' dtype T
@@ -88,21 +125,30 @@ void PairMaskpot::compute_exchange()
   const tagint *tag = atom->tag;
   auto &module = model->module;
   const auto device = device_of(device_index);    // the model's inputs go there, its outputs come back
-  comm_rows.assign(static_cast<size_t>(nall) * comm_slots, 0.0);
+  // every row read is written first (local rows by to_rows, ghost rows by the forward communication, rows a
+  // reverse communication sends by to_rows), so the buffer keeps its contents between steps
+  comm_rows.resize(static_cast<size_t>(nall) * comm_slots);
+  std::vector<int64_t> edge_node;    // each edge's far end as a row of the graph
+  const std::vector<int> graph_atoms = graph_nodes(nlocal, nall, edge_dst, edge_node);
+  const auto ngraph = static_cast<int64_t>(graph_atoms.size());
+  std::vector<int> graph_types(graph_atoms.size());
+  for (size_t r = 0; r < graph_atoms.size(); ++r) graph_types[r] = atom->type[graph_atoms[r]];
+  lap("graph");
 
   // A rank without atoms still takes part in every exchange (its neighbours wait for it) with zero rows.
-  Tensor edge_index, vec, numbers, feat, feat_leaf, node, edge, node_last, edge_last, node_energy, node_vector;
-  Tensor atom_energy, grad_vec;
+  Tensor edge_index, pick, vec, numbers, feat, feat_leaf, node, edge, node_last, edge_last, node_energy, node_vector;
+  Tensor atom_energy, grad_vec, grad_vec_priors;
   std::vector<Tensor> node_in(layers), node_out(layers), edge_out(layers), edge_in(layers);
   guarded(failure, [&] {
-    edge_index = edge_index_of(edge_src, edge_dst).to(device);
+    edge_index = edge_index_of(edge_src, edge_node).to(device);
+    pick = torch::tensor(std::vector<int64_t>(graph_atoms.begin(), graph_atoms.end()), torch::kInt64);
     vec = torch::from_blob(edge_vec.data(), {nedges, 3}, f64).clone().to(device).requires_grad_(energy_centric);
-    numbers = atomic_numbers_of(atom->type, nall, type_to_z).to(device);
+    numbers = atomic_numbers_of(graph_types.data(), static_cast<int>(ngraph), type_to_z).to(device);
     feat = tensor_of(module.run_method("edge_features", vec), "edge_features");
     expect(feat, "edge_features", {nedges, -1}, dtype);
     feat_leaf = feat.detach().requires_grad_(energy_centric);
     auto start = tensors_of(module.run_method("initial_state", numbers, feat_leaf), 2, "initial_state");
-    expect(start[0], "initial_state's node states", {nall, width}, dtype);
+    expect(start[0], "initial_state's node states", {ngraph, width}, dtype);
     node = start[0];
     edge = start[1];
   });
@@ -124,13 +170,13 @@ void PairMaskpot::compute_exchange()
     if (k + 1 == layers) break;
     if (!failure.empty()) std::fill(comm_rows.begin(), comm_rows.end(), 0.0);    // send nothing misleading
     comm->forward_comm(this);
-    guarded(failure, [&] { node = from_rows(comm_rows, nall, width, comm_slots, dtype, device); });
+    guarded(failure, [&] { node = from_rows(comm_rows, ngraph, width, comm_slots, dtype, device, pick); });
     lap("exchange_forward");
   }
   guarded(failure, [&] {
     node_last = node_out[layers - 1].detach().requires_grad_(energy_centric);
     edge_last = edge_out[layers - 1].detach().requires_grad_(energy_centric && edge_out[layers - 1].numel() > 0);
-    auto out = tensors_of(module.run_method("node_outputs", node_last, edge_last, feat_leaf, edge_index, numbers),
+    auto out = tensors_of(module.run_method("node_outputs", node_last, edge_last, feat_leaf, edge_index, numbers, vec),
                           2, "node_outputs");
     expect(out[0], "node_outputs' node_energy", {nlocal}, f64);
     expect(out[1], "node_outputs' node_vector", {nlocal, 3}, f64);
@@ -146,15 +192,19 @@ void PairMaskpot::compute_exchange()
 
   if (energy_centric) {
     bool has_edge_state = false;
-    Tensor g_node, g_feat, g_edge;
+    Tensor g_node, g_feat, g_edge;    // g_feat: summed over the layers, undefined while no layer gave one
+    auto add_feat = [&](const Tensor &g) {
+      if (g.defined()) g_feat = g_feat.defined() ? g_feat + g : g;
+    };
     guarded(failure, [&] {
       has_edge_state = edge_last.requires_grad();
-      std::vector<Tensor> wrt = {node_last, feat_leaf};
+      std::vector<Tensor> wrt = {node_last, feat_leaf, vec};
       if (has_edge_state) wrt.push_back(edge_last);
       auto g = nlocal > 0 ? grad({node_energy.sum()}, wrt, {}, false, false, true) : std::vector<Tensor>(wrt.size());
       g_node = or_zeros(g[0], node_last);
-      g_feat = or_zeros(g[1], feat_leaf);
-      if (has_edge_state) g_edge = or_zeros(g[2], edge_last);
+      add_feat(g[1]);
+      grad_vec_priors = g[2];
+      if (has_edge_state) g_edge = or_zeros(g[3], edge_last);
     });
     for (int k = layers - 1; k >= 0; --k) {
       guarded(failure, [&] {
@@ -169,11 +219,12 @@ void PairMaskpot::compute_exchange()
           if (has_edge_state) inputs.push_back(edge_in[k]);
         }
         auto gk = nlocal > 0 ? grad(outputs, inputs, seeds, false, false, true) : std::vector<Tensor>(inputs.size());
-        g_feat = g_feat + or_zeros(gk[0], feat_leaf);
+        add_feat(gk[0]);
         if (k == 0) return;
-        // gradient w.r.t. the states of all atoms before layer k: ghost rows go home, summed into their owners
+        // gradient w.r.t. the states of the graph's atoms before layer k: ghost rows go home, summed into their
+        // owners
         if (nlocal > 0)
-          to_rows(or_zeros(gk[1], node_in[k]), comm_rows, comm_slots);
+          to_rows(or_zeros(gk[1], node_in[k]), comm_rows, comm_slots, &graph_atoms);
         else    // a rank without atoms sends zeros (its ghost rows still hold the last forward exchange)
           std::fill(comm_rows.begin(), comm_rows.end(), 0.0);
         if (has_edge_state) g_edge = or_zeros(gk[2], edge_in[k]);
@@ -187,7 +238,9 @@ void PairMaskpot::compute_exchange()
     }
     guarded(failure, [&] {
       if (nlocal == 0 || nedges == 0) return;
-      grad_vec = grad({feat}, {vec}, {g_feat}, false, false, true)[0];
+      grad_vec = g_feat.defined() ? grad({feat}, {vec}, {g_feat}, false, false, true)[0] : Tensor();
+      if (grad_vec_priors.defined()) grad_vec = grad_vec.defined() ? grad_vec + grad_vec_priors : grad_vec_priors;
+      grad_vec = or_zeros(grad_vec, vec);
       expect(grad_vec, "gradient of the edge vectors", {nedges, 3}, f64);
       grad_vec = grad_vec.to(torch::kCPU).contiguous();
       if (const int64_t k = first_nonfinite(grad_vec); k >= 0)

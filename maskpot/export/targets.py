@@ -83,7 +83,8 @@ class LammpsModel(_Target):
     # the pair style exchanges the node states of border atoms between layers and runs the backward pass
     # layer by layer, so each rank needs ghosts within one cutoff only. Edges go from every local atom i
     # (i < n_local) to its neighbours j (local or ghost); states are in ``dtype``. The priors (the short-range
-    # repulsion) are part of ``node_outputs``, so the pair style has no code of its own for them.
+    # repulsion) are part of ``node_outputs``, a function of the edge vectors too, so the pair style has no code
+    # of its own for them.
 
     @torch.jit.export
     def edge_features(self, edge_vec: Tensor) -> Tensor:
@@ -102,13 +103,14 @@ class LammpsModel(_Target):
         return self.core.potential.layer_step(k, node, edge, feat, edge_index, n_local)
 
     @torch.jit.export
-    def node_outputs(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
-                     atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
-        """Final states of the n_local local atoms (node (n_local, state_width)) and the atomic numbers of all M
-        atoms -> (node_energy (n_local,) eV, network and priors; node_vector (n_local,3) eV/A: the forces of a
-        force-centric model), float64."""
+    def node_outputs(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor, atomic_numbers: Tensor,
+                     edge_vec: Tensor) -> Tuple[Tensor, Tensor]:
+        """Final states of the n_local local atoms (node (n_local, state_width)), the atomic numbers of all M
+        atoms and the float64 edge vectors (E,3) A (the priors' input) -> (node_energy (n_local,) eV, network and
+        priors; node_vector (n_local,3) eV/A: the forces of a force-centric model), float64."""
         species_index = self.core.species_index_of(atomic_numbers)
-        node_energy, node_vector = self.core.potential.readout(node, edge, feat, edge_index, species_index)
+        node_energy, node_vector = self.core.potential.readout(node, edge, feat, edge_index, species_index,
+                                                               edge_vec.to(self.model_dtype))
         bad = ~(torch.isfinite(node_energy) & torch.isfinite(node_vector).all(dim=1))
         if bool(bad.any()):  # no edge vectors here to name the closest pair; the atom is the next best thing
             raise RuntimeError("maskpot: the model's energy or forces are not finite (NaN or inf) at local atom "

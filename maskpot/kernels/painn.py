@@ -25,15 +25,18 @@ class FusedPaiNNMessage(nn.Module):
     def __init__(self, reference: PaiNNMessage) -> None:
         super().__init__()
         self.hidden = reference.hidden
+        self.num_rbf = reference.num_rbf
         self.phi = reference.phi
         self.filter = reference.filter
 
-    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
-                first: bool, n_local: int) -> tuple[Tensor, Tensor]:
+    def forward(self, s: Tensor, v: Tensor, feat: Tensor, i: Tensor, j: Tensor, first: bool,
+                n_local: int) -> tuple[Tensor, Tensor]:
         s_phi = self.phi(s)
         if s.device.type != "cpu":  # the operator is CPU-only: elsewhere (OpenMM's CUDA platform) the reference ops
+            rbf_cut, unit = torch.split(feat, [self.num_rbf, 3], dim=1)
             return message_update(s_phi, self.filter(rbf_cut), s, v, unit, i, j, first, n_local, self.hidden)
-        ds, dv = torch.ops.maskpot.painn_message(s_phi, v, self.filter.weight, rbf_cut, unit, i, j, n_local, first)
+        # the whole (E, num_rbf + 3) feat: its gradient comes back as one tensor (a split's would be concatenated)
+        ds, dv = torch.ops.maskpot.painn_message(s_phi, v, self.filter.weight, feat, i, j, n_local, first)
         return leading_rows(s, n_local) + ds, leading_rows(v, n_local) + dv
 
 

@@ -12,17 +12,20 @@ from maskpot.models.backbone import ScalarVectorBackbone, leading_rows
 
 
 class PaiNNMessage(nn.Module):
-    """Continuous-filter message from neighbours j to atom i (equivariant in v)."""
+    """Continuous-filter message from neighbours j to atom i (equivariant in v), from the edge features
+    feat = [rbf * envelope / avg_neighbors | unit vector] (E, num_rbf + 3)."""
 
     def __init__(self, hidden: int, num_rbf: int) -> None:
         super().__init__()
         self.hidden = hidden
+        self.num_rbf = num_rbf
         self.phi = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 3 * hidden))
         # bias-free so that filter(rbf * fcut) = filter(rbf) * fcut: the envelope is applied on (E, num_rbf)
         self.filter = nn.Linear(num_rbf, 3 * hidden, bias=False)
 
-    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
-                first: bool, n_local: int) -> tuple[Tensor, Tensor]:
+    def forward(self, s: Tensor, v: Tensor, feat: Tensor, i: Tensor, j: Tensor, first: bool,
+                n_local: int) -> tuple[Tensor, Tensor]:
+        rbf_cut, unit = torch.split(feat, [self.num_rbf, 3], dim=1)  # one split: see ScalarVectorBackbone.unpack
         return message_update(self.phi(s), self.filter(rbf_cut), s, v, unit, i, j, first, n_local, self.hidden)
 
 
@@ -66,9 +69,9 @@ class PaiNNLayer(nn.Module):
         self.message = PaiNNMessage(hidden, num_rbf)
         self.update = PaiNNUpdate(hidden)
 
-    def forward(self, s: Tensor, v: Tensor, rbf_cut: Tensor, unit: Tensor, i: Tensor, j: Tensor,
-                first: bool, n_local: int) -> tuple[Tensor, Tensor]:
-        s, v = self.message(s, v, rbf_cut, unit, i, j, first, n_local)
+    def forward(self, s: Tensor, v: Tensor, feat: Tensor, i: Tensor, j: Tensor, first: bool,
+                n_local: int) -> tuple[Tensor, Tensor]:
+        s, v = self.message(s, v, feat, i, j, first, n_local)
         return self.update(s, v)
 
 
@@ -90,8 +93,7 @@ class PaiNN(ScalarVectorBackbone):
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, j: Tensor,
                    n_local: int) -> tuple[Tensor, Tensor]:
         s, v = self.unpack(node)
-        rbf_cut, unit = torch.split(feat, [self.num_rbf, 3], dim=1)  # one split: see unpack
         for idx, layer in enumerate(self.layers):  # TorchScript indexes a ModuleList by constants only
             if idx == k:
-                s, v = layer(s, v, rbf_cut, unit, i, j, k == 0, n_local)
+                s, v = layer(s, v, feat, i, j, k == 0, n_local)
         return self.pack(s, v), edge

@@ -5,11 +5,11 @@ As in TorchMD-Net, where the model is the network plus its priors, a physical te
 repulsion (maskpot.models.repulsion) is part of the model, not of an engine. The Potential is written as the
 four layer-wise steps of maskpot.models.backbone and ``forward`` composes them, so the whole-graph engines (ASE,
 OpenMM, LAMMPS on one rank) and LAMMPS on several ranks (which calls the steps one by one) run the same code.
-A prior is a function of the edge vectors: ``edge_features`` puts the edge vectors in front of the backbone's
-edge features and ``readout`` adds the priors' energies to the heads'. So the prior's gradient reaches the
-edge vectors through the edge features, in the backward pass the network's gradient already takes, and an
-engine needs no code of its own for priors (the alternative, a separate prior call, is a second application
-path in every engine that splits the graph).
+A prior is a function of the edge vectors: ``readout`` takes them beside the backbone's edge features and adds
+the priors' energies to the heads'. So an engine that splits the graph needs no code of its own for priors: it
+asks ``readout``'s gradient with respect to the edge vectors too, and adds it to theirs from the edge features.
+(The edge vectors are not concatenated into the edge features: the gradient of every layer would then be
+concatenated back, a copy of the whole edge tensor per layer.)
 """
 
 from typing import Final, List, Optional, Sequence, Tuple
@@ -24,14 +24,6 @@ from maskpot.models.heads import EnergyHead, VectorHead
 
 # buffers renamed since checkpoints were first written: old name -> current name (loaded under either)
 RENAMED_BUFFERS = {"energy_scale": "output_scale", "z_to_species": "z_to_species_index"}
-
-
-def split_features(feat: Tensor) -> tuple[Tensor, Tensor]:
-    """``Potential.edge_features`` (E, 3 + G) -> (edge vectors (E, 3), the backbone's features (E, G)). A split,
-    not slices: a slice's backward fills a zero tensor of the whole input and copies into it, for every layer of
-    the layer-wise path; a split's concatenates the parts."""
-    parts = torch.split(feat, [3, feat.shape[1] - 3], dim=1)
-    return parts[0], parts[1]
 
 
 def z_to_species_index_table(species: Sequence[int]) -> Tensor:
@@ -75,8 +67,7 @@ class Potential(nn.Module):
     and ``energy_shift`` are the normalisation fitted on the training frames (maskpot.train.normalization).
 
     A prior is a module ``prior(species_index, edge_index, edge_vec, n_local) -> (n_local,) eV`` of the edges of
-    the first n_local atoms (today the short-range repulsion); ``readout`` reads its edge vectors from the first
-    3 columns of the edge features.
+    the first n_local atoms (today the short-range repulsion); ``readout`` gives it the edge vectors.
     """
 
     energy_centric: Final[bool]
@@ -119,29 +110,28 @@ class Potential(nn.Module):
 
     @torch.jit.export
     def edge_features(self, edge_vec: Tensor) -> Tensor:
-        """(E,3) edge vectors (A) -> (E, 3 + G): the edge vectors (the priors' input), then the backbone's."""
-        return torch.cat([edge_vec, self.backbone.edge_features(edge_vec)], dim=1)
+        """(E,3) edge vectors (A) -> the backbone's edge features (E, G)."""
+        return self.backbone.edge_features(edge_vec)
 
     @torch.jit.export
     def initial_state(self, species_index: Tensor, feat: Tensor,
                       mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
         """Node states (N, state_width) and edge states before layer 0."""
-        return self.backbone.initial_state(species_index, split_features(feat)[1], mask_flag)
+        return self.backbone.initial_state(species_index, feat, mask_flag)
 
     @torch.jit.export
     def layer_step(self, k: int, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
                    n_local: int) -> tuple[Tensor, Tensor]:
         """Layer k: node states of all atoms -> new states of the first n_local atoms, new edge states."""
-        return self.backbone.layer_step(k, node, edge, split_features(feat)[1], edge_index[0], edge_index[1], n_local)
+        return self.backbone.layer_step(k, node, edge, feat, edge_index[0], edge_index[1], n_local)
 
     @torch.jit.export
-    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
-                species_index: Tensor) -> tuple[Tensor, Tensor]:
+    def readout(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor, species_index: Tensor,
+                edge_vec: Tensor) -> tuple[Tensor, Tensor]:
         """Final states of the n_local = node.shape[0] first atoms -> (node_energy (n_local,) eV: heads,
-        normalisation and priors; node_vector (n_local,3) eV/A). ``species_index`` covers every atom an edge
-        reaches (n_local or more)."""
-        edge_vec, backbone_feat = split_features(feat)
-        s, v = self.backbone.node_features(node, edge, backbone_feat, edge_index[0], node.shape[0])
+        normalisation and priors of the edge vectors ``edge_vec`` (E,3) A; node_vector (n_local,3) eV/A).
+        ``species_index`` covers every atom an edge reaches (n_local or more)."""
+        s, v = self.backbone.node_features(node, edge, feat, edge_index[0], node.shape[0])
         return self.outputs(s, v, species_index, edge_index, edge_vec)
 
     def outputs(self, s: Tensor, v: Tensor, species_index: Tensor, edge_index: Tensor,

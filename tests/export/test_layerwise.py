@@ -42,9 +42,10 @@ def exchange(module, atoms):
         node_out.append(out)
         node = out.detach()[owner]  # forward communication: every ghost row from its owner
     last = node_out[-1].detach().requires_grad_(True)
-    node_energy, _ = module.node_outputs(last, edge, feat_leaf, edge_index, numbers)
+    node_energy, _ = module.node_outputs(last, edge, feat_leaf, edge_index, numbers, edge_vec)
     energy = node_energy.sum()
-    g_node, g_feat = torch.autograd.grad(energy, [last, feat_leaf], allow_unused=True)
+    # the priors' gradient comes straight to the edge vectors, the network's through the edge features
+    g_node, g_feat, g_priors = torch.autograd.grad(energy, [last, feat_leaf, edge_vec], allow_unused=True)
     g_feat = torch.zeros_like(feat_leaf) if g_feat is None else g_feat
     for k in reversed(range(module.n_layers)):
         inputs = [feat_leaf] + ([node_in[k]] if k > 0 else [])
@@ -53,6 +54,8 @@ def exchange(module, atoms):
         if k > 0:  # reverse communication: ghost rows summed into their owners
             g_node = torch.zeros((n, grads[1].shape[1]), dtype=grads[1].dtype).index_add(0, owner, grads[1])
     (g_vec,) = torch.autograd.grad([feat], [edge_vec], [g_feat])
+    if g_priors is not None:
+        g_vec = g_vec + g_priors
     forces = torch.zeros_like(pos).index_add(0, edge_index[0], g_vec).index_add(0, edge_index[1], -g_vec)
     forces = torch.zeros((n, 3), dtype=forces.dtype).index_add(0, owner, forces)
     return float(energy.detach()), forces.detach().numpy()
@@ -60,7 +63,7 @@ def exchange(module, atoms):
 
 @pytest.mark.parametrize("backbone", ["painn", "egnn", "painn-rep"])
 def test_layer_by_layer_with_image_ghosts_equals_whole_graph(backbone, water_atoms, export_factory):
-    """The repulsion of painn-rep comes with node_outputs and its gradient through the edge features."""
+    """The repulsion of painn-rep comes with node_outputs, its gradient with node_outputs' edge vectors."""
     module = torch.jit.load(str(export_factory("lammps", backbone, "float64")))
     assert module.n_layers == 2 and module.state_width == {"painn": 4 * 16, "egnn": 16 + 3}[backbone[:5]]
     energy, forces = exchange(module, water_atoms)
@@ -77,12 +80,13 @@ def test_force_centric_readout_gives_forces_of_local_atoms(water_atoms, export_f
     owner, pos, edge_index = image_graph(water_atoms, module.cutoff)
     n = len(water_atoms)
     numbers = torch.as_tensor(water_atoms.numbers, dtype=torch.int64)[owner]
-    feat = module.edge_features(pos[edge_index[1]] - pos[edge_index[0]])
+    edge_vec = pos[edge_index[1]] - pos[edge_index[0]]
+    feat = module.edge_features(edge_vec)
     node, edge = module.initial_state(numbers, feat)
     for k in range(module.n_layers):
         out, edge = module.layer_step(k, node, edge, feat, edge_index, n)
         node = out[owner]
-    _, forces = module.node_outputs(out, edge, feat, edge_index, numbers)
+    _, forces = module.node_outputs(out, edge, feat, edge_index, numbers, edge_vec)
     atoms = water_atoms.copy()
     atoms.calc = MaskpotCalculator(export_factory("ase", "gns", "float64"))
     f_ref = atoms.get_forces()

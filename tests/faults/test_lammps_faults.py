@@ -78,9 +78,9 @@ class Tampered(torch.nn.Module):
         return node, edge
 
     @torch.jit.export
-    def node_outputs(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
-                     atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
-        node_energy, node_vector = self.inner.node_outputs(node, edge, feat, edge_index, atomic_numbers)
+    def node_outputs(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor, atomic_numbers: Tensor,
+                     edge_vec: Tensor) -> Tuple[Tensor, Tensor]:
+        node_energy, node_vector = self.inner.node_outputs(node, edge, feat, edge_index, atomic_numbers, edge_vec)
         if self.fault == "nan" and node_energy.shape[0] > 0:
             node_energy = node_energy.clone()
             node_energy[-1] = float("nan")
@@ -221,10 +221,20 @@ class RepulsionEnergyInterface(torch.nn.Module):
         return edge_vec
 
 
-@pytest.mark.parametrize("old", ["toy", "repulsion_energy"])
+class EdgeVectorsInFeaturesInterface(RepulsionEnergyInterface):
+    """The layer-wise methods of files written while the edge vectors were the first columns of the edge features:
+    ``node_outputs`` without them (a stub, refused before any call)."""
+
+    @torch.jit.export
+    def node_outputs(self, node: Tensor, edge: Tensor, feat: Tensor, edge_index: Tensor,
+                     atomic_numbers: Tensor) -> Tuple[Tensor, Tensor]:
+        return node, edge
+
+
+@pytest.mark.parametrize("old", ["toy", "repulsion_energy", "node_outputs without edge vectors"])
 def test_old_export_on_two_ranks_says_reexport(old, water, plugin, tmp_path, export_factory):
-    """An export without the layer-wise interface (the toy), or with the one before ``node_outputs``, runs on one
-    rank only (ghosts folded)."""
+    """An export without the layer-wise interface (the toy), or with the one before ``node_outputs``, or with a
+    ``node_outputs`` that does not take the edge vectors, runs on one rank only (ghosts folded)."""
     from toymodel import save_toy_model
 
     model = tmp_path / "old.pt"
@@ -232,7 +242,8 @@ def test_old_export_on_two_ranks_says_reexport(old, water, plugin, tmp_path, exp
         save_toy_model(model)
     else:
         inner = torch.jit.load(str(export_factory("lammps", "painn-rep", "float64")))
-        torch.jit.save(torch.jit.script(RepulsionEnergyInterface(inner)), str(model))
+        wrapper = RepulsionEnergyInterface if old == "repulsion_energy" else EdgeVectorsInFeaturesInterface
+        torch.jit.save(torch.jit.script(wrapper(inner)), str(model))
     assert lmp(tmp_path / "np1", water, model, plugin, 1).returncode == 0
     assert_one_error(lmp(tmp_path / "np2", water, model, plugin, 2),
                      r"^ERROR: pair_style maskpot: model \S+old\.pt has no layer-wise interface of this version "

@@ -64,11 +64,10 @@ def random_op_inputs(N: int, F: int, R: int, E: int, n_local: int, first: bool, 
     s_phi = torch.randn(N, 3 * F, generator=g, **f64).requires_grad_()
     v = torch.randn(N, 3, F, generator=g, **f64).requires_grad_(not first)
     weight = torch.randn(3 * F, R, generator=g, **f64)
-    rbf = torch.randn(E, R, generator=g, **f64).requires_grad_()
-    unit = torch.randn(E, 3, generator=g, **f64).requires_grad_()
+    feat = torch.randn(E, R + 3, generator=g, **f64).requires_grad_()  # [rbf_cut | unit]
     i = torch.randint(0, n_local, (E,), generator=g)
     j = torch.randint(0, N, (E,), generator=g)
-    return s_phi, v, weight, rbf, unit, i, j
+    return s_phi, v, weight, feat, i, j
 
 
 @pytest.mark.parametrize("first", [False, True])
@@ -79,15 +78,15 @@ def random_op_inputs(N: int, F: int, R: int, E: int, n_local: int, first: bool, 
 @pytest.mark.parametrize("R", [4, 11, 20])
 def test_gradcheck(first, F, R):
     N, n_local = 7, 5  # two ghosts: they send, never receive
-    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(N, F, R, 41, n_local, first)  # 41 edges: 6- and 12-row tiles + rest
+    s_phi, v, weight, feat, i, j = random_op_inputs(N, F, R, 41, n_local, first)  # 41 edges: 6- and 12-row tiles + rest
 
-    def op(s_phi, v, rbf, unit):
-        return torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, n_local, first)
+    def op(s_phi, v, feat):
+        return torch.ops.maskpot.painn_message(s_phi, v, weight, feat, i, j, n_local, first)
 
-    inputs = (s_phi, v, rbf, unit) if not first else (s_phi, rbf, unit)
-    fn = op if not first else (lambda s_phi, rbf, unit: op(s_phi, v, rbf, unit))
+    inputs = (s_phi, v, feat) if not first else (s_phi, feat)
+    fn = op if not first else (lambda s_phi, feat: op(s_phi, v, feat))
     assert torch.autograd.gradcheck(fn, inputs)
-    ds, dv = op(s_phi, v, rbf, unit)
+    ds, dv = op(s_phi, v, feat)
     assert ds.shape == (n_local, F) and dv.shape == (n_local, 3, F)
 
 
@@ -102,23 +101,24 @@ def test_operator_matches_reference_ops_on_whole_chunks(dtype, first):
     t = getattr(torch, dtype)
     N, n_local, F, R = 40, 30, 69, 16
     *floats, i, j = random_op_inputs(N, F, R, 500, n_local, first, seed=5)
-    s_phi, v, weight, rbf, unit = (x.detach().to(t) for x in floats)
+    s_phi, v, weight, feat = (x.detach().to(t) for x in floats)
     g = torch.Generator().manual_seed(6)
     c_s, c_v = (torch.randn(n_local, F, generator=g).to(t), torch.randn(n_local, 3, F, generator=g).to(t))
     results = []
     for fused in (False, True):
-        leaves = [x.clone().requires_grad_() for x in (s_phi, v, rbf, unit)]
-        sp, vv, rb, un = leaves
+        leaves = [x.clone().requires_grad_() for x in (s_phi, v, feat)]
+        sp, vv, ft = leaves
         if fused:
-            ds, dv = torch.ops.maskpot.painn_message(sp, vv, weight, rb, un, i, j, n_local, first)
+            ds, dv = torch.ops.maskpot.painn_message(sp, vv, weight, ft, i, j, n_local, first)
         else:
+            rb, un = torch.split(ft, [R, 3], dim=1)
             zero_s, zero_v = sp.new_zeros(N, F), vv.new_zeros(N, 3, F)
             ds, dv = message_update(sp, rb @ weight.T, zero_s, zero_v + vv, un, i, j, first, n_local, F)
             dv = dv - vv[:n_local]
-        wrt = [sp, rb, un] if first else leaves  # v is not read before the first layer
+        wrt = [sp, ft] if first else leaves  # v is not read before the first layer
         grads = torch.autograd.grad((ds * c_s).sum() + (dv * c_v).sum(), wrt)
         results.append([ds, dv, *grads])
-    wrt_names = ("s_phi", "rbf", "unit") if first else ("s_phi", "v", "rbf", "unit")
+    wrt_names = ("s_phi", "feat") if first else ("s_phi", "v", "feat")
     names = ["ds", "dv"] + [f"{n} gradient" for n in wrt_names]
     for ref, out, name in zip(*results, names):
         B.nontrivial(ref, name)
@@ -164,7 +164,7 @@ def test_threads_give_the_same_numbers(grouped):
     """Three threads against one: the forward splits the edges between receiving atoms when each atom's edges are
     contiguous (grouped, as neighbour lists give them) and runs on one thread otherwise; the backward always
     splits them (per-thread node gradients, summed)."""
-    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(300, 6, 4, 9000, 250, False)
+    s_phi, v, weight, feat, i, j = random_op_inputs(300, 6, 4, 9000, 250, False)
     if grouped:
         i = torch.sort(i).values
     results = []
@@ -172,8 +172,8 @@ def test_threads_give_the_same_numbers(grouped):
     try:
         for n in (1, 3):
             torch.set_num_threads(n)
-            ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 250, False)
-            grads = torch.autograd.grad((ds * ds).sum() + (dv * dv).sum(), [s_phi, v, rbf, unit])
+            ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, feat, i, j, 250, False)
+            grads = torch.autograd.grad((ds * ds).sum() + (dv * dv).sum(), [s_phi, v, feat])
             results.append([ds, dv, *grads])
     finally:
         torch.set_num_threads(threads)
@@ -182,29 +182,29 @@ def test_threads_give_the_same_numbers(grouped):
 
 
 def test_refuses_double_backward_and_weight_gradients():
-    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(6, 4, 3, 20, 6, False)
-    ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 6, False)
+    s_phi, v, weight, feat, i, j = random_op_inputs(6, 4, 3, 20, 6, False)
+    ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, feat, i, j, 6, False)
     with pytest.raises(RuntimeError, match="no double backward"):
-        torch.autograd.grad((ds.sum() + dv.sum()), [rbf], create_graph=True)
+        torch.autograd.grad((ds.sum() + dv.sum()), [feat], create_graph=True)
     with pytest.raises(RuntimeError, match="no gradient for the filter weight"):
-        torch.ops.maskpot.painn_message(s_phi, v, weight.requires_grad_(), rbf, unit, i, j, 6, False)
+        torch.ops.maskpot.painn_message(s_phi, v, weight.requires_grad_(), feat, i, j, 6, False)
     with torch.no_grad():  # a weight that requires grad is fine when nothing is differentiated
-        torch.ops.maskpot.painn_message(s_phi, v, weight, rbf, unit, i, j, 6, False)
+        torch.ops.maskpot.painn_message(s_phi, v, weight, feat, i, j, 6, False)
 
 
 def test_refuses_bad_inputs():
-    s_phi, v, weight, rbf, unit, i, j = random_op_inputs(6, 4, 3, 20, 4, False)
+    s_phi, v, weight, feat, i, j = random_op_inputs(6, 4, 3, 20, 4, False)
     op = torch.ops.maskpot.painn_message
     bad_i = i.clone()
     bad_i[7] = 4  # = n_local: a ghost cannot receive
     with pytest.raises(RuntimeError, match="receiving atom i is outside"):
-        op(s_phi, v, weight, rbf, unit, bad_i, j, 4, False)
+        op(s_phi, v, weight, feat, bad_i, j, 4, False)
     with pytest.raises(RuntimeError, match="sending atom j is outside"):
-        op(s_phi, v, weight, rbf, unit, i, j + 6, 4, False)
+        op(s_phi, v, weight, feat, i, j + 6, 4, False)
     with pytest.raises(RuntimeError, match="all float inputs must be"):
-        op(s_phi, v, weight.float(), rbf, unit, i, j, 4, False)
-    with pytest.raises(RuntimeError, match="rbf_cut must be"):
-        op(s_phi, v, weight, rbf[:, :2], unit, i, j, 4, False)
+        op(s_phi, v, weight.float(), feat, i, j, 4, False)
+    with pytest.raises(RuntimeError, match=r"feat must be \(E, R \+ 3\)"):
+        op(s_phi, v, weight, feat[:, :5], i, j, 4, False)
 
 
 def test_training_mode_potential_is_refused_by_fused_but_reference_trains():

@@ -100,7 +100,8 @@ def test_run_lammps_md_rejects_negative_warmup(export_factory, water_atoms, tmp_
 def test_phase_timing_covers_every_rank_and_the_pair_time(nprocs, export_factory, water_atoms, plugin, tmp_path,
                                                            monkeypatch):
     """MASKPOT_TIMING=1: each rank reports its compute calls and per-phase seconds (fold phases on one rank,
-    exchange phases on two, after their fold of images of the rank's own atoms), and the phases add up to at least LAMMPS' own Pair time of the timed run."""
+    exchange phases on two, after their fold of images of the rank's own atoms and the choice of the graph's
+    ghosts), and the phases add up to at least LAMMPS' own Pair time of the timed run."""
     import re
 
     from maskpot.data import Frame
@@ -112,7 +113,7 @@ def test_phase_timing_covers_every_rank_and_the_pair_time(nprocs, export_factory
     timing = result["timing"]
     assert sorted(timing) == list(range(nprocs))
     phases = {"edges", "fold", "model", "forces"} if nprocs == 1 else {
-        "edges", "fold", "features", "layers", "exchange_forward", "outputs", "backward", "exchange_reverse",
+        "edges", "fold", "graph", "features", "layers", "exchange_forward", "outputs", "backward", "exchange_reverse",
         "edge_gradient", "failure_check", "forces"}
     pair = [float(m) for m in re.findall(r"^Pair\s*\|\s*\S+\s*\|\s*(\S+)", open(result["log"]).read(), re.M)]
     for rank in timing.values():

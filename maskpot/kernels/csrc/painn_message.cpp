@@ -1,6 +1,8 @@
 /* maskpot::painn_message: PaiNN's message step (maskpot/models/painn.py, PaiNNMessage) as one fused CPU operator.
 
-   For every edge e = (i, j) (messages flow from j to i), with f = W rbf_cut[e] (3F) the bias-free filter and
+   PaiNN's edge features feat (E, R + 3) are [rbf_cut | unit] (maskpot::edge_basis makes them so): the radial
+   basis times the envelope, and the unit vectors. For every edge e = (i, j) (messages flow from j to i), with
+   f = W rbf_cut[e] (3F) the bias-free filter and
    p = s_phi[j] (3F) split into the groups s | vv | vs of F channels each:
      ds[i]    += p_s * f_s
      dv[i, d] += unit[e, d] * (p_vs * f_vs) + v[j, d] * (p_vv * f_vv)     (the v term only when !first)
@@ -12,7 +14,7 @@
    hence hand-written loops.
 
    The backward (painn_message_backward) recomputes the filter the same way and gives the gradients with respect
-   to s_phi, v, rbf_cut and unit: what forces need. It works on blocks of edges: the filter-output gradients of
+   to s_phi, v and feat (one (E, R + 3) tensor, as feat is: no concatenation of parts): what forces need. It works on blocks of edges: the filter-output gradients of
    a block (EDGE_BLOCK x 3F, cache-sized) go through one small GEMM with W for the rbf_cut gradients (a per-edge
    loop over the short R axis vectorises badly; small_gemm in painn_message_loops.h says why by hand). It gives no
    gradient for the filter weight and is not itself differentiable (no double backward), so the op is for
@@ -53,8 +55,8 @@ struct Sizes {
   int64_t N, F, R, E, n_local;
 };
 
-Sizes check_inputs(const Tensor &s_phi, const Tensor &v, const Tensor &weight, const Tensor &rbf_cut,
-                   const Tensor &unit, const Tensor &i, const Tensor &j, int64_t n_local, bool first)
+Sizes check_inputs(const Tensor &s_phi, const Tensor &v, const Tensor &weight, const Tensor &feat, const Tensor &i,
+                   const Tensor &j, int64_t n_local, bool first)
 {
   TORCH_CHECK(s_phi.dim() == 2 && s_phi.size(1) % 3 == 0, "maskpot::painn_message: s_phi must be (N, 3F), got ",
               s_phi.sizes());
@@ -62,11 +64,9 @@ Sizes check_inputs(const Tensor &s_phi, const Tensor &v, const Tensor &weight, c
   TORCH_CHECK(weight.dim() == 2 && weight.size(0) == 3 * F, "maskpot::painn_message: filter weight must be (3F, R) = (",
               3 * F, ", R), got ", weight.sizes());
   const int64_t R = weight.size(1);
-  TORCH_CHECK(rbf_cut.dim() == 2 && rbf_cut.size(1) == R, "maskpot::painn_message: rbf_cut must be (E, ", R, "), got ",
-              rbf_cut.sizes());
-  const int64_t E = rbf_cut.size(0);
-  TORCH_CHECK(unit.dim() == 2 && unit.size(0) == E && unit.size(1) == 3,
-              "maskpot::painn_message: unit must be (E, 3) = (", E, ", 3), got ", unit.sizes());
+  TORCH_CHECK(feat.dim() == 2 && feat.size(1) == R + 3, "maskpot::painn_message: feat must be (E, R + 3) = (E, ",
+              R + 3, "), got ", feat.sizes());
+  const int64_t E = feat.size(0);
   TORCH_CHECK(i.dim() == 1 && j.dim() == 1 && i.size(0) == E && j.size(0) == E,
               "maskpot::painn_message: i and j must be (E,) = (", E, ",), got ", i.sizes(), " and ", j.sizes());
   TORCH_CHECK(i.scalar_type() == at::kLong && j.scalar_type() == at::kLong,
@@ -78,11 +78,11 @@ Sizes check_inputs(const Tensor &s_phi, const Tensor &v, const Tensor &weight, c
   const auto dtype = s_phi.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, "maskpot::painn_message: float32 or float64 only, got ",
               dtype);
-  for (const Tensor *t : {&weight, &rbf_cut, &unit})
+  for (const Tensor *t : {&weight, &feat})
     TORCH_CHECK(t->scalar_type() == dtype, "maskpot::painn_message: all float inputs must be ", dtype, ", got ",
                 t->scalar_type());
   if (!first) TORCH_CHECK(v.scalar_type() == dtype, "maskpot::painn_message: v must be ", dtype);
-  for (const Tensor *t : {&s_phi, &v, &weight, &rbf_cut, &unit, &i, &j})
+  for (const Tensor *t : {&s_phi, &v, &weight, &feat, &i, &j})
     TORCH_CHECK(!t->defined() || t->device().is_cpu(), "maskpot::painn_message: CPU tensors only");
   // an out-of-range index would write outside the outputs: checked once here, not in the loops
   const int64_t *ip = i.data_ptr<int64_t>(), *jp = j.data_ptr<int64_t>();
@@ -107,28 +107,29 @@ int64_t threads_for(int64_t E)
 
 template <typename T>
 Edges<T> edges_of(const Sizes &z, const Tensor &s_phi, const Tensor &v, const Tensor &w, const Tensor &wt,
-                  const Tensor &rbf, const Tensor &unit, const Tensor &i, const Tensor &j, bool first)
+                  const Tensor &feat, const Tensor &i, const Tensor &j, bool first)
 {
+  const T *f = feat.data_ptr<T>();
   return {z.E, z.F, z.R, i.data_ptr<int64_t>(), j.data_ptr<int64_t>(), s_phi.data_ptr<T>(), s_phi.stride(0),
           first ? nullptr : v.data_ptr<T>(), first ? 0 : v.stride(0), first ? 0 : v.stride(1), w.data_ptr<T>(),
-          wt.data_ptr<T>(), rbf.data_ptr<T>(), rbf.stride(0), unit.data_ptr<T>(), unit.stride(0)};
+          wt.data_ptr<T>(), f, feat.stride(0), f + z.R, feat.stride(0)};
 }
 
 std::tuple<Tensor, Tensor> painn_message_cpu(const Tensor &s_phi_in, const Tensor &v_in, const Tensor &weight,
-                                             const Tensor &rbf_in, const Tensor &unit_in, const Tensor &i_in,
-                                             const Tensor &j_in, int64_t n_local, bool first)
+                                             const Tensor &feat_in, const Tensor &i_in, const Tensor &j_in,
+                                             int64_t n_local, bool first)
 {
   const Tensor i = i_in.contiguous(), j = j_in.contiguous();
-  const Sizes z = check_inputs(s_phi_in, v_in, weight, rbf_in, unit_in, i, j, n_local, first);
-  const Tensor s_phi = last_dim_contiguous(s_phi_in), rbf = last_dim_contiguous(rbf_in),
-               unit = last_dim_contiguous(unit_in), v = first ? v_in : vector_view(v_in);
+  const Sizes z = check_inputs(s_phi_in, v_in, weight, feat_in, i, j, n_local, first);
+  const Tensor s_phi = last_dim_contiguous(s_phi_in), feat = last_dim_contiguous(feat_in),
+               v = first ? v_in : vector_view(v_in);
   const Tensor w = weight.contiguous(), wt = weight.t().contiguous();
   Tensor ds = at::zeros({n_local, z.F}, s_phi.options());
   Tensor dv = at::zeros({n_local, 3, z.F}, s_phi.options());
   // threads take disjoint sets of receiving atoms (when each atom's edges are contiguous; else one thread)
   const auto bounds = receiver_ranges(i.data_ptr<int64_t>(), z.E, n_local, threads_for(z.E));
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message", [&] {
-    const auto g = edges_of<scalar_t>(z, s_phi, v, w, wt, rbf, unit, i, j, first);
+    const auto g = edges_of<scalar_t>(z, s_phi, v, w, wt, feat, i, j, first);
     auto run = first ? forward_edges<scalar_t, true> : forward_edges<scalar_t, false>;
     scalar_t *dsp = ds.data_ptr<scalar_t>(), *dvp = dv.data_ptr<scalar_t>();
     at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t t0, int64_t t1) {
@@ -138,25 +139,25 @@ std::tuple<Tensor, Tensor> painn_message_cpu(const Tensor &s_phi_in, const Tenso
   return {ds, dv};
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
-    const Tensor &grad_ds_in, const Tensor &grad_dv_in, const Tensor &s_phi_in, const Tensor &v_in,
-    const Tensor &weight_in, const Tensor &rbf_in, const Tensor &unit_in, const Tensor &i_in, const Tensor &j_in,
-    int64_t n_local, bool first)
+std::tuple<Tensor, Tensor, Tensor> painn_message_backward_cpu(const Tensor &grad_ds_in, const Tensor &grad_dv_in,
+                                                             const Tensor &s_phi_in, const Tensor &v_in,
+                                                             const Tensor &weight_in, const Tensor &feat_in,
+                                                             const Tensor &i_in, const Tensor &j_in, int64_t n_local,
+                                                             bool first)
 {
   const Tensor i = i_in.contiguous(), j = j_in.contiguous();
-  const Sizes z = check_inputs(s_phi_in, v_in, weight_in, rbf_in, unit_in, i, j, n_local, first);
+  const Sizes z = check_inputs(s_phi_in, v_in, weight_in, feat_in, i, j, n_local, first);
   TORCH_CHECK(grad_ds_in.sizes() == at::IntArrayRef({n_local, z.F}) &&
                   grad_dv_in.sizes() == at::IntArrayRef({n_local, 3, z.F}),
               "maskpot::painn_message_backward: gradients must be (n_local, F) and (n_local, 3, F)");
   const Tensor grad_ds = grad_ds_in.contiguous(), grad_dv = grad_dv_in.contiguous();
-  const Tensor s_phi = last_dim_contiguous(s_phi_in), rbf = last_dim_contiguous(rbf_in),
-               unit = last_dim_contiguous(unit_in), v = first ? v_in : vector_view(v_in);
+  const Tensor s_phi = last_dim_contiguous(s_phi_in), feat = last_dim_contiguous(feat_in),
+               v = first ? v_in : vector_view(v_in);
   const Tensor weight = weight_in.contiguous(), wt = weight_in.t().contiguous();
   const auto opt = s_phi.options();
   Tensor g_phi = at::zeros({z.N, 3 * z.F}, opt);
   Tensor g_v = at::zeros({z.N, 3, z.F}, opt);
-  Tensor g_rbf = at::empty({z.E, z.R}, opt);
-  Tensor g_unit = at::empty({z.E, 3}, opt);
+  Tensor g_feat = at::empty({z.E, z.R + 3}, opt);
   // threads take equal edge ranges; the scatters by j go into per-thread copies of g_phi and g_v (the first
   // thread's are the outputs), summed in thread order at the end
   const int64_t parts = threads_for(z.E);
@@ -166,21 +167,21 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
     g_v_part.push_back(at::zeros_like(g_v));
   }
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message_backward", [&] {
-    const auto g = edges_of<scalar_t>(z, s_phi, v, weight, wt, rbf, unit, i, j, first);
+    const auto g = edges_of<scalar_t>(z, s_phi, v, weight, wt, feat, i, j, first);
     auto run = first ? backward_edges<scalar_t, true> : backward_edges<scalar_t, false>;
     const scalar_t *gs = grad_ds.data_ptr<scalar_t>(), *gv = grad_dv.data_ptr<scalar_t>();
-    scalar_t *gr = g_rbf.data_ptr<scalar_t>(), *gu = g_unit.data_ptr<scalar_t>();
+    scalar_t *gf = g_feat.data_ptr<scalar_t>();
     at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
         run(g, z.E * t / parts, z.E * (t + 1) / parts, gs, gv, g_phi_part[t].data_ptr<scalar_t>(),
-            g_v_part[t].data_ptr<scalar_t>(), gr, gu);
+            g_v_part[t].data_ptr<scalar_t>(), gf);
     });
   });
   for (int64_t t = 1; t < parts; ++t) {
     g_phi.add_(g_phi_part[t]);
     g_v.add_(g_v_part[t]);
   }
-  return {g_phi, g_v, g_rbf, g_unit};
+  return {g_phi, g_v, g_feat};
 }
 
 // ---- autograd: forward and backward through the dispatcher, so that TorchScript and C++ callers both get it.
@@ -188,16 +189,15 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> painn_message_backward_cpu(
 class PaiNNMessageFunction : public torch::autograd::Function<PaiNNMessageFunction> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext *ctx, const Tensor &s_phi,
-                                                const Tensor &v, const Tensor &weight, const Tensor &rbf_cut,
-                                                const Tensor &unit, const Tensor &i, const Tensor &j,
-                                                int64_t n_local, bool first)
+                                                const Tensor &v, const Tensor &weight, const Tensor &feat,
+                                                const Tensor &i, const Tensor &j, int64_t n_local, bool first)
   {
     static auto op = c10::Dispatcher::singleton()
                          .findSchemaOrThrow("maskpot::painn_message", "")
                          .typed<decltype(painn_message_cpu)>();
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [ds, dv] = op.call(s_phi, v, weight, rbf_cut, unit, i, j, n_local, first);
-    ctx->save_for_backward({s_phi, v, weight, rbf_cut, unit, i, j});
+    auto [ds, dv] = op.call(s_phi, v, weight, feat, i, j, n_local, first);
+    ctx->save_for_backward({s_phi, v, weight, feat, i, j});
     ctx->saved_data["n_local"] = n_local;
     ctx->saved_data["first"] = first;
     return {ds, dv};
@@ -214,22 +214,22 @@ class PaiNNMessageFunction : public torch::autograd::Function<PaiNNMessageFuncti
                          .findSchemaOrThrow("maskpot::painn_message_backward", "")
                          .typed<decltype(painn_message_backward_cpu)>();
     const auto saved = ctx->get_saved_variables();
-    auto [g_phi, g_v, g_rbf, g_unit] =
-        op.call(grads[0], grads[1], saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], saved[6],
-                ctx->saved_data["n_local"].toInt(), ctx->saved_data["first"].toBool());
+    auto [g_phi, g_v, g_feat] = op.call(grads[0], grads[1], saved[0], saved[1], saved[2], saved[3], saved[4],
+                                        saved[5], ctx->saved_data["n_local"].toInt(),
+                                        ctx->saved_data["first"].toBool());
     if (ctx->saved_data["first"].toBool()) g_v = Tensor();
-    return {g_phi, g_v, Tensor(), g_rbf, g_unit, Tensor(), Tensor(), Tensor(), Tensor()};
+    return {g_phi, g_v, Tensor(), g_feat, Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
 std::tuple<Tensor, Tensor> painn_message_autograd(const Tensor &s_phi, const Tensor &v, const Tensor &weight,
-                                                  const Tensor &rbf_cut, const Tensor &unit, const Tensor &i,
-                                                  const Tensor &j, int64_t n_local, bool first)
+                                                  const Tensor &feat, const Tensor &i, const Tensor &j,
+                                                  int64_t n_local, bool first)
 {
   TORCH_CHECK(!(weight.requires_grad() && at::GradMode::is_enabled()),
               "maskpot::painn_message gives no gradient for the filter weight (it is for inference): call it with a "
               "weight that does not require grad, or use the reference PaiNN kernels to train");
-  auto out = PaiNNMessageFunction::apply(s_phi, v, weight, rbf_cut, unit, i, j, n_local, first);
+  auto out = PaiNNMessageFunction::apply(s_phi, v, weight, feat, i, j, n_local, first);
   return {out[0], out[1]};
 }
 
@@ -237,11 +237,10 @@ std::tuple<Tensor, Tensor> painn_message_autograd(const Tensor &s_phi, const Ten
 
 TORCH_LIBRARY(maskpot, m)
 {
-  m.def("painn_message(Tensor s_phi, Tensor v, Tensor weight, Tensor rbf_cut, Tensor unit, Tensor i, Tensor j, "
-        "int n_local, bool first) -> (Tensor ds, Tensor dv)");
+  m.def("painn_message(Tensor s_phi, Tensor v, Tensor weight, Tensor feat, Tensor i, Tensor j, int n_local, "
+        "bool first) -> (Tensor ds, Tensor dv)");
   m.def("painn_message_backward(Tensor grad_ds, Tensor grad_dv, Tensor s_phi, Tensor v, Tensor weight, "
-        "Tensor rbf_cut, Tensor unit, Tensor i, Tensor j, int n_local, bool first) "
-        "-> (Tensor g_s_phi, Tensor g_v, Tensor g_rbf_cut, Tensor g_unit)");
+        "Tensor feat, Tensor i, Tensor j, int n_local, bool first) -> (Tensor g_s_phi, Tensor g_v, Tensor g_feat)");
 }
 
 TORCH_LIBRARY_IMPL(maskpot, CPU, m)

@@ -231,42 +231,45 @@ MASKPOT_INLINE void gemm_tile(const T *__restrict__ x, int64_t lda, const T *__r
     for (int w = 0; w < NV; ++w) __builtin_memcpy(o + q * ldo + w * L, &acc[q][w], sizeof(V));
 }
 
-// out (M, N), contiguous, = a (M, K; rows `lda` apart) x b (K, N), contiguous, N a multiple of LANES<T> (callers
-// pad): the backward's rbf_cut gradients of one block of edges, gf (B, 3F) x W (3F, num_rbf). N = num_rbf is short
+// out (M, N; rows `ldo` apart) = a (M, K; rows `lda` apart) x b (K, N), contiguous, N a multiple of LANES<T>
+// (callers pad): the backward's rbf_cut gradients of one block of edges, gf (B, 3F) x W (3F, num_rbf). N = num_rbf is short
 // and the blocks small, where a BLAS call per block costs more than its arithmetic, hence by hand: panels of two
 // vectors of columns (one vector for an odd last one) in register tiles of 6 or 12 rows, the fastest of 4-16 rows
 // in a benchmark of these shapes with 256- and 512-bit vectors on an AVX-512 CPU.
 template <typename T>
 void small_gemm(const T *__restrict__ a, int64_t lda, const T *__restrict__ b, int64_t M, int64_t K, int64_t N,
-                T *__restrict__ out)
+                T *__restrict__ out, int64_t ldo)
 {
   constexpr int64_t L = LANES<T>;
   constexpr int ROWS_2 = 6, ROWS_1 = VECTOR_REGISTERS == 32 ? 12 : 6;
   for (int64_t n = 0; n < N;) {
     int64_t m = 0;
     if (N - n >= 2 * L) {
-      for (; m + ROWS_2 <= M; m += ROWS_2) gemm_tile<T, ROWS_2, 2>(a + m * lda, lda, b + n, N, K, out + m * N + n, N);
-      for (; m < M; ++m) gemm_tile<T, 1, 2>(a + m * lda, lda, b + n, N, K, out + m * N + n, N);
+      for (; m + ROWS_2 <= M; m += ROWS_2)
+        gemm_tile<T, ROWS_2, 2>(a + m * lda, lda, b + n, N, K, out + m * ldo + n, ldo);
+      for (; m < M; ++m) gemm_tile<T, 1, 2>(a + m * lda, lda, b + n, N, K, out + m * ldo + n, ldo);
       n += 2 * L;
     } else {
-      for (; m + ROWS_1 <= M; m += ROWS_1) gemm_tile<T, ROWS_1, 1>(a + m * lda, lda, b + n, N, K, out + m * N + n, N);
-      for (; m < M; ++m) gemm_tile<T, 1, 1>(a + m * lda, lda, b + n, N, K, out + m * N + n, N);
+      for (; m + ROWS_1 <= M; m += ROWS_1)
+        gemm_tile<T, ROWS_1, 1>(a + m * lda, lda, b + n, N, K, out + m * ldo + n, ldo);
+      for (; m < M; ++m) gemm_tile<T, 1, 1>(a + m * lda, lda, b + n, N, K, out + m * ldo + n, ldo);
       n += L;
     }
   }
 }
 
 // Gradients from gs (n_local, F) and gv (n_local, 3, F), contiguous: g_phi (N, 3F) and g_v (N, 3, F)
-// (contiguous, zeroed; g_v unused when first) are accumulated, g_rbf (E, R) and g_unit (E, 3) written.
+// (contiguous, zeroed; g_v unused when first) are accumulated, g_feat (E, R + 3), contiguous, written: the rbf_cut
+// gradients in its first R columns, the unit-vector gradients in the last 3 (the layout of the edge features).
 // The filter's output gradients gf (3F per edge) of a block of EDGE_BLOCK edges are collected and turned into
-// rbf gradients by one small GEMM, g_rbf rows (B, R) = gf (B, 3F) W, faster than a per-edge loop over R.
+// rbf gradients by one small GEMM, (B, R) = gf (B, 3F) W, faster than a per-edge loop over R.
 constexpr int64_t EDGE_BLOCK = 128;
 
 template <typename T, bool FIRST>
 MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv,
-                                    T *g_phi, T *g_v, T *g_rbf, T *g_unit)
+                                    T *g_phi, T *g_v, T *g_feat)
 {
-  const int64_t F = g.F, R = g.R;
+  const int64_t F = g.F, R = g.R, row = R + 3;
   // W (3F, R) for small_gemm, its columns padded with zeros to whole vectors (RP) when R is not a multiple
   const int64_t RP = (R + LANES<T> - 1) / LANES<T> * LANES<T>;
   std::vector<T> w_padded(RP == R ? 0 : 3 * F * RP, T(0));
@@ -295,13 +298,14 @@ MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t 
       if (c0 < F)
         backward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, gsa, gva, gpb, gvj, gu_lanes, gf, R, F, c0,
                                  F - c0);
-      for (int d = 0; d < 3; ++d) g_unit[e * 3 + d] = lane_sum(gu_lanes + d * CHUNK<T>);
+      for (int d = 0; d < 3; ++d) g_feat[e * row + R + d] = lane_sum(gu_lanes + d * CHUNK<T>);
     }
-    if (RP == R) {
-      small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_rbf + e0 * R);
+    if (RP == R) {    // straight into the first R columns of g_feat's rows
+      small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_feat + e0 * row, row);
     } else {
-      small_gemm(gf_block, 3 * F, w, B, 3 * F, RP, g_rbf_block);
-      for (int64_t b = 0; b < B; ++b) std::copy(g_rbf_block + b * RP, g_rbf_block + b * RP + R, g_rbf + (e0 + b) * R);
+      small_gemm(gf_block, 3 * F, w, B, 3 * F, RP, g_rbf_block, RP);
+      for (int64_t b = 0; b < B; ++b)
+        std::copy(g_rbf_block + b * RP, g_rbf_block + b * RP + R, g_feat + (e0 + b) * row);
     }
   }
 }
