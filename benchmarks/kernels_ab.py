@@ -154,11 +154,13 @@ def fused_painn(dtype: str, quick: bool):
 
 def layer_inputs(potential, frame) -> list[tuple]:
     """The arguments of torch.ops.maskpot.painn_message for every PaiNN layer of ``potential`` in a call on
-    ``frame`` (atoms in spatial order, as the exports call it), captured by forward pre-hooks."""
+    ``frame`` (atoms in spatial order and edges from the C++ neighbour search, sorted by (i, j), as a fused
+    export calls it), captured by forward pre-hooks."""
     import numpy as np
     import torch
 
     from maskpot.export.core import ModelCore
+    from maskpot.kernels.neighbors import use_fused_neighbors
     from maskpot.kernels.painn import FusedPaiNNMessage
 
     dtype = next(potential.parameters()).dtype
@@ -171,6 +173,7 @@ def layer_inputs(potential, frame) -> list[tuple]:
 
     hooks = [m.register_forward_pre_hook(capture) for m in potential.modules() if isinstance(m, FusedPaiNNMessage)]
     core = ModelCore(potential)
+    use_fused_neighbors(core)  # the edge order of the exports: which rows the message step reads, in which order
     pos = torch.tensor(frame.positions, dtype=dtype)
     cell = torch.tensor(np.asarray(frame.cell), dtype=dtype)
     core.evaluate_structure(pos, core.species_index_of(torch.tensor(frame.numbers)), cell, torch.ones(3, dtype=torch.bool))
