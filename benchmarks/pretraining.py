@@ -8,7 +8,10 @@ Usage (repository root, venv active):
     python benchmarks/pretraining.py --report        # tables and plots from the finished records only
 
 Run two workers on two cores (``--threads 1`` each): they share the task list through lock files and never
-run the same task twice. Data:
+run the same task twice. A task that fails leaves <record>.error.json and is not run again by that worker (the
+tasks that need it wait); a worker that starts retries the tasks that failed before it started, and stops (exit
+status 1) after ``FAILURES_IN_A_ROW`` failures in a row, which point at the code or the machine rather than at
+one task. Data:
   DFT     ../shared/data/water/deepmd_water: pool data_0..data_2 (320 frames); a fixed validation set of 32 pool
           frames, never trained on (early stopping, checkpoint choice); the other 288 are the training pool;
           test data_3 (80 frames).
@@ -208,9 +211,19 @@ def record_path(task: Task, out: Path, quick: bool) -> Path:
     return out / "pretraining_runs" / task.backbone / f"{task.name}.json"
 
 
+FAILURES_IN_A_ROW = 3
+
+
 def error_path(task: Task, out: Path, quick: bool) -> Path:
     path = record_path(task, out, quick)
     return path.with_name(path.stem + ".error.json")
+
+
+def failed(task: Task, out: Path, args) -> bool:
+    """Whether ``task`` failed since this worker started (``args.since``, epoch seconds): older failures are
+    retried."""
+    path = error_path(task, out, args.quick)
+    return path.is_file() and path.stat().st_mtime >= args.since
 
 
 def finished(task: Task, out: Path, args) -> dict | None:
@@ -257,7 +270,7 @@ def inputs(task: Task, quick: bool) -> list[Task]:
 def next_runnable(task: Task, out: Path, args) -> Task | None:
     """``task`` if its inputs are finished, else the first unfinished input (depth first) that can run now;
     None when ``task`` is finished, has failed, or waits for inputs that run elsewhere or failed."""
-    if finished(task, out, args) is not None or error_path(task, out, args.quick).is_file():
+    if finished(task, out, args) is not None or failed(task, out, args):
         return None
     waiting = [t for t in inputs(task, args.quick) if finished(t, out, args) is None]
     if not waiting:
@@ -391,6 +404,7 @@ def main(argv=None) -> int:
     from benchmarks.pretraining_report import write_outputs
 
     args = parse_args(argv)
+    args.since = time.time()  # failures recorded before this are retried
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -408,9 +422,9 @@ def main(argv=None) -> int:
         report()
         say(f"wrote {out / 'pretraining.md'}")
         return 0
-    done_here = 0
+    done_here = failures = 0
     while True:
-        todo = [t for t in tasks if finished(t, out, args) is None and not error_path(t, out, args.quick).is_file()]
+        todo = [t for t in tasks if finished(t, out, args) is None and not failed(t, out, args)]
         if not todo:
             break
         task = next((r for t in todo if (r := next_runnable(t, out, args)) is not None
@@ -432,16 +446,24 @@ def main(argv=None) -> int:
                 save_json(path, record)
                 if task.kind == "finetune":
                     report()
+            error_path(task, out, args.quick).unlink(missing_ok=True)  # a failure before this worker's start
+            failures = 0
             say(f"done  {task.key}")
         except Interrupted as exc:  # Ctrl-C: the run's state stays for the next worker to resume
             say(f"interrupted {task.key}: {exc}")
             release(path)
             return 130
-        except Exception as exc:  # recorded; tasks that need this one wait (remove the .error.json to retry)
+        except Exception as exc:  # recorded; tasks that need this one wait (the next worker to start retries it)
             say(f"FAILED {task.key}: {first_line(exc)}")
             save_json(error_path(task, out, args.quick), {"error": first_line(exc)})
+            failures += 1
         finally:
             release(path)
+        if failures >= FAILURES_IN_A_ROW:
+            say(f"stopping: {failures} tasks failed in a row (see *.error.json); a worker started after the "
+                "cause is fixed retries them")
+            report()
+            return 1
         done_here += 1
         if args.max_tasks and done_here >= args.max_tasks:
             break
