@@ -14,9 +14,10 @@
    hence hand-written loops.
 
    The backward (painn_message_backward) recomputes the filter the same way and gives the gradients with respect
-   to s_phi, v and feat (one (E, R + 3) tensor, as feat is: no concatenation of parts): what forces need. It works on blocks of edges: the filter-output gradients of
-   a block (EDGE_BLOCK x 3F, cache-sized) go through one small GEMM with W for the rbf_cut gradients (a per-edge
-   loop over the short R axis vectorises badly; small_gemm in painn_message_loops.h says why by hand). It gives no
+   to s_phi, v and feat (one (E, R + 3) tensor, as feat is: no concatenation of parts): what forces need. It
+   works on blocks of edges: the filter-output gradients of a block (EDGE_BLOCK x 3F, cache-sized) go through one
+   small GEMM with W for the rbf_cut gradients (a per-edge loop over the short R axis vectorises badly;
+   small_gemm in painn_message_loops.h says why by hand). It gives no
    gradient for the filter weight and is not itself differentiable (no double backward), so the op is for
    inference (export, MD); training keeps the reference ops. Asking for either raises.
 
