@@ -40,6 +40,11 @@ LOG_COLUMNS = ["step", "train_loss", "val_loss", "val_energy_mae", "val_force_ma
 DATA_TENSORS = ("energy_shift", "output_scale", "z_to_species_index")
 
 
+def network_tensor(key: str) -> bool:
+    """Whether a whole-model tensor transfers: not the data's normalisation (refitted) nor a prior's."""
+    return key not in DATA_TENSORS and not key.startswith("priors.")
+
+
 @dataclass
 class FinetuneResult:
     potential: torch.nn.Module
@@ -71,7 +76,7 @@ def load_init(potential: torch.nn.Module, ckpt: Checkpoint) -> dict:
     if part == "backbone":
         state, target_module = ckpt.backbone_state(), potential.backbone
     else:
-        state = {k: v for k, v in ckpt.state_dict.items() if k not in DATA_TENSORS and not k.startswith("priors.")}
+        state = {k: v for k, v in ckpt.state_dict.items() if network_tensor(k)}
         target_module = potential
     target = target_module.state_dict()
     bad = [k for k in state if k in target and tuple(state[k].shape) != tuple(target[k].shape)]
@@ -81,8 +86,7 @@ def load_init(potential: torch.nn.Module, ckpt: Checkpoint) -> dict:
     # the modules' own load hooks decide what is missing or unexpected: they take the tensors of older
     # checkpoints (renamed or retired buffers) as they were meant
     keys = target_module.load_state_dict(state, strict=False)
-    missing = sorted(k for k in keys.missing_keys
-                     if part == "backbone" or (k not in DATA_TENSORS and not k.startswith("priors.")))
+    missing = sorted(k for k in keys.missing_keys if part == "backbone" or network_tensor(k))
     unexpected = sorted(keys.unexpected_keys)
     if not state or missing or unexpected:
         raise ValueError(f"{ckpt.path}: {part} weights do not match the model (missing {missing[:3]}, "
