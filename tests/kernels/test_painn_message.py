@@ -77,6 +77,16 @@ def random_op_inputs(N: int, F: int, R: int, E: int, n_local: int, first: bool, 
 # with AVX-512): one vector or less, a panel of two vectors, two panels and a one-vector panel (either CPU kind)
 @pytest.mark.parametrize("R", [4, 11, 20])
 def test_gradcheck(first, F, R):
+    gradcheck_operator(first, F, R)
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_gradcheck_default_sizes(first):
+    """The loops compiled for the default model's sizes (F = 64, R = 16)."""
+    gradcheck_operator(first, 64, 16)
+
+
+def gradcheck_operator(first: bool, F: int, R: int) -> None:
     N, n_local = 7, 5  # two ghosts: they send, never receive
     s_phi, v, weight, feat, i, j = random_op_inputs(N, F, R, 41, n_local, first)  # 41 edges: 6- and 12-row tiles + rest
 
@@ -92,15 +102,18 @@ def test_gradcheck(first, F, R):
 
 @pytest.mark.parametrize("first", [False, True])
 @pytest.mark.parametrize("dtype", B.DTYPES)
-def test_operator_matches_reference_ops_on_whole_chunks(dtype, first):
+@pytest.mark.parametrize("F, R", [(69, 16), (64, 16)])
+def test_operator_matches_reference_ops_on_whole_chunks(dtype, first, F, R):
     """The operator against the reference message step's torch ops (maskpot.models.painn.message_update) with
     F = 69 channels: whole chunks of channels, which run on vector registers (64 float32 or 32 float64 channels
-    with AVX-512, half that with AVX2), plus a remainder; outputs and input gradients of a random cotangent."""
+    with AVX-512, half that with AVX2), plus a remainder; and with the default model's F = 64, R = 16, which run
+    loops compiled for those sizes. 501 edges: pairs of edges whose filters are computed together, and one alone.
+    Outputs and input gradients of a random cotangent."""
     from maskpot.models.painn import message_update
 
     t = getattr(torch, dtype)
-    N, n_local, F, R = 40, 30, 69, 16
-    *floats, i, j = random_op_inputs(N, F, R, 500, n_local, first, seed=5)
+    N, n_local = 40, 30
+    *floats, i, j = random_op_inputs(N, F, R, 501, n_local, first, seed=5)
     s_phi, v, weight, feat = (x.detach().to(t) for x in floats)
     g = torch.Generator().manual_seed(6)
     c_s, c_v = (torch.randn(n_local, F, generator=g).to(t), torch.randn(n_local, 3, F, generator=g).to(t))

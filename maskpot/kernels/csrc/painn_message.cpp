@@ -7,9 +7,10 @@
      ds[i]    += p_s * f_s
      dv[i, d] += unit[e, d] * (p_vs * f_vs) + v[j, d] * (p_vv * f_vv)     (the v term only when !first)
    The reference computes this with a GEMM for f over all edges and elementwise ops on (E, 3F) and (E, 3, F)
-   tensors, which are written, read back and page-faulted every step. Here the filter of one edge is computed
-   for a chunk of channels at a time in registers (R FMAs per value; R = num_rbf is small) and immediately
-   multiplied, gathered and scattered, so nothing of size E x F is ever materialised. No library fuses a
+   tensors, which are written, read back and page-faulted every step. Here the filter of one edge (of two
+   consecutive edges where the registers hold both, so that each load of W serves both) is computed for a chunk
+   of channels at a time in registers (R FMAs per value; R = num_rbf is small) and immediately multiplied,
+   gathered and scattered, so nothing of size E x F is ever materialised. No library fuses a
    GEMM with a gather-multiply-scatter of this shape (it is not a segment reduction torch or a BLAS offers),
    hence hand-written loops.
 
@@ -106,6 +107,28 @@ int64_t threads_for(int64_t E)
   return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), E / MIN_EDGES_PER_THREAD));
 }
 
+// The default model's sizes (maskpot.models.config.ModelConfig: hidden F = 64, num_rbf R = 16) run loops compiled
+// for them: with F and R constants, rows are read at constant offsets and the filter's sum over R unrolls (the
+// runtime sizes kept one pointer per row and group in registers and spilled them). Other sizes run the same loops
+// on runtime sizes.
+constexpr int64_t DEFAULT_F = 64, DEFAULT_R = 16;
+
+bool default_sizes(const Sizes &z) { return z.F == DEFAULT_F && z.R == DEFAULT_R; }
+
+template <typename T> auto forward_loop(const Sizes &z, bool first)
+{
+  if (default_sizes(z))
+    return first ? forward_edges<T, true, DEFAULT_F, DEFAULT_R> : forward_edges<T, false, DEFAULT_F, DEFAULT_R>;
+  return first ? forward_edges<T, true> : forward_edges<T, false>;
+}
+
+template <typename T> auto backward_loop(const Sizes &z, bool first)
+{
+  if (default_sizes(z))
+    return first ? backward_edges<T, true, DEFAULT_F, DEFAULT_R> : backward_edges<T, false, DEFAULT_F, DEFAULT_R>;
+  return first ? backward_edges<T, true> : backward_edges<T, false>;
+}
+
 template <typename T>
 Edges<T> edges_of(const Sizes &z, const Tensor &s_phi, const Tensor &v, const Tensor &w, const Tensor &wt,
                   const Tensor &feat, const Tensor &i, const Tensor &j, bool first)
@@ -131,7 +154,7 @@ std::tuple<Tensor, Tensor> painn_message_cpu(const Tensor &s_phi_in, const Tenso
   const auto bounds = receiver_ranges(i.data_ptr<int64_t>(), z.E, n_local, threads_for(z.E));
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message", [&] {
     const auto g = edges_of<scalar_t>(z, s_phi, v, w, wt, feat, i, j, first);
-    auto run = first ? forward_edges<scalar_t, true> : forward_edges<scalar_t, false>;
+    const auto run = forward_loop<scalar_t>(z, first);
     scalar_t *dsp = ds.data_ptr<scalar_t>(), *dvp = dv.data_ptr<scalar_t>();
     at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) run(g, bounds[t], bounds[t + 1], dsp, dvp);
@@ -169,7 +192,7 @@ std::tuple<Tensor, Tensor, Tensor> painn_message_backward_cpu(const Tensor &grad
   }
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message_backward", [&] {
     const auto g = edges_of<scalar_t>(z, s_phi, v, weight, wt, feat, i, j, first);
-    auto run = first ? backward_edges<scalar_t, true> : backward_edges<scalar_t, false>;
+    const auto run = backward_loop<scalar_t>(z, first);
     const scalar_t *gs = grad_ds.data_ptr<scalar_t>(), *gv = grad_dv.data_ptr<scalar_t>();
     scalar_t *gf = g_feat.data_ptr<scalar_t>();
     at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {

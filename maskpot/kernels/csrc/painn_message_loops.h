@@ -93,13 +93,52 @@ MASKPOT_INLINE void filter_chunk(const T *__restrict__ wt, const T *__restrict__
   }
 }
 
-template <typename T, bool FIRST>
-MASKPOT_INLINE void forward_chunk(const T *wt, const T *rbf, const T *u, const T *__restrict__ p,
-                                  const T *__restrict__ vj, int64_t vs1, T *__restrict__ os, T *__restrict__ ov,
-                                  int64_t R, int64_t F, int64_t c0, int64_t len)
+// Edges whose filters are computed together: two where the registers hold both edges' accumulators (AVX-512:
+// 2 x 12 of 32), so that each load of W feeds two FMAs (one edge's filter is bound by those loads), else one.
+constexpr int64_t FILTER_EDGES = VECTOR_REGISTERS == 32 ? 2 : 1;
+
+// The filters of n <= FILTER_EDGES edges (radial features rbf[q]) for channels c0..c0+len, into filt: edge q's
+// fs, fvv, fvs at filt + q * 3 * CHUNK + (0, 1, 2) * CHUNK. The same sums, in the same order, as filter_chunk.
+template <typename T, bool VV>
+MASKPOT_INLINE void filter_chunks(const T *__restrict__ wt, const T *const *rbf, int64_t n, int64_t R, int64_t F,
+                                  int64_t c0, int64_t len, T *__restrict__ filt)
 {
-  T fs[CHUNK<T>], fvv[CHUNK<T>], fvs[CHUNK<T>];
-  filter_chunk<T, !FIRST>(wt, rbf, R, F, c0, len, fs, fvv, fvs);
+  constexpr int64_t C = CHUNK<T>;
+  if (n == 2 && len == C) {
+    typedef T V __attribute__((vector_size(VECTOR_BYTES)));
+    constexpr int64_t L = LANES<T>, NV = C / LANES<T>;
+    V acc[2][3][NV] = {};
+    for (int64_t r = 0; r < R; ++r) {
+      const T b0 = rbf[0][r], b1 = rbf[1][r];
+      const T *w = wt + r * 3 * F + c0;
+      for (int64_t q = 0; q < NV; ++q)
+        for (int grp = 0; grp < 3; ++grp) {
+          if (!VV && grp == 1) continue;
+          V x;
+          __builtin_memcpy(&x, w + grp * F + q * L, sizeof(V));
+          acc[0][grp][q] += b0 * x;
+          acc[1][grp][q] += b1 * x;
+        }
+    }
+    for (int64_t e = 0; e < 2; ++e)
+      for (int grp = 0; grp < 3; ++grp)
+        for (int64_t q = 0; q < NV; ++q)
+          if (VV || grp != 1) __builtin_memcpy(filt + e * 3 * C + grp * C + q * L, &acc[e][grp][q], sizeof(V));
+    return;
+  }
+  for (int64_t e = 0; e < n; ++e) {
+    T *f = filt + e * 3 * C;
+    filter_chunk<T, VV>(wt, rbf[e], R, F, c0, len, f, f + C, f + 2 * C);
+  }
+}
+
+// One edge's message for one chunk of channels (receiver rows os, ov; sender rows p = s_phi[j], vj = v[j]; unit
+// vector u), from that chunk's filter fs, fvv, fvs.
+template <typename T, bool FIRST>
+MASKPOT_INLINE void forward_chunk(const T *__restrict__ fs, const T *__restrict__ fvv, const T *__restrict__ fvs,
+                                  const T *u, const T *__restrict__ p, const T *__restrict__ vj, int64_t vs1,
+                                  T *__restrict__ os, T *__restrict__ ov, int64_t F, int64_t c0, int64_t len)
+{
   const T u0 = u[0], u1 = u[1], u2 = u[2];
   for (int64_t k = 0; k < len; ++k) {
     const int64_t c = c0 + k;
@@ -119,34 +158,41 @@ MASKPOT_INLINE void forward_chunk(const T *wt, const T *rbf, const T *u, const T
 }
 
 // ds (n_local, F) and dv (n_local, 3, F), contiguous and zeroed: += the messages of edges e_begin..e_end-1.
-template <typename T, bool FIRST>
+// FK, RK: F and R as compile-time constants (0: g.F and g.R at run time); with FK, v's rows are F apart (as
+// painn_message's vector_view makes them).
+template <typename T, bool FIRST, int64_t FK = 0, int64_t RK = 0>
 MASKPOT_OUTLINE void forward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, T *ds, T *dv)
 {
-  const int64_t F = g.F, R = g.R;
-  for (int64_t e = e_begin; e < e_end; ++e) {
-    const int64_t a = g.i[e], b = g.j[e];
-    const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
-    const T *rbf = g.rbf + e * g.rbf_stride, *u = g.unit + e * g.unit_stride, *p = g.phi + b * g.phi_stride;
-    T *osa = ds + a * F, *ova = dv + a * 3 * F;
-    int64_t c0 = 0;
-    for (; c0 + CHUNK<T> <= F; c0 += CHUNK<T>)
-      forward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, osa, ova, R, F, c0, CHUNK<T>);
-    if (c0 < F) forward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, osa, ova, R, F, c0, F - c0);
+  const int64_t F = FK ? FK : g.F, R = RK ? RK : g.R, vs1 = FK ? FK : g.v_stride1;
+  constexpr int64_t C = CHUNK<T>;
+  T filt[FILTER_EDGES * 3 * C];
+  for (int64_t e0 = e_begin; e0 < e_end; e0 += FILTER_EDGES) {
+    const int64_t n = std::min(FILTER_EDGES, e_end - e0);
+    const T *rbf[FILTER_EDGES];
+    for (int64_t q = 0; q < n; ++q) rbf[q] = g.rbf + (e0 + q) * g.rbf_stride;
+    for (int64_t c0 = 0; c0 < F; c0 += C) {
+      const int64_t len = std::min(C, F - c0);
+      filter_chunks<T, !FIRST>(g.wt, rbf, n, R, F, c0, len, filt);
+      for (int64_t q = 0; q < n; ++q) {
+        const int64_t e = e0 + q, a = g.i[e], b = g.j[e];
+        const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0, *f = filt + q * 3 * C;
+        forward_chunk<T, FIRST>(f, f + C, f + 2 * C, g.unit + e * g.unit_stride, g.phi + b * g.phi_stride, vj,
+                                vs1, ds + a * F, dv + a * 3 * F, F, c0, len);
+      }
+    }
   }
 }
 
-// Backward of one chunk of edge e's channels: accumulates g_phi[j], g_v[j] (scatters by j) and lane-wise partial
-// sums of the gradient of the edge's unit vector (gu, 3 x CHUNK), and writes the chunk of the filter's output
-// gradient gf (3F; turned into the rbf gradient by the block GEMM).
+// Backward of one chunk of edge e's channels, from that chunk's filter fs, fvv, fvs: accumulates g_phi[j], g_v[j]
+// (scatters by j) and lane-wise partial sums of the gradient of the edge's unit vector (gu, 3 x CHUNK), and
+// writes the chunk of the filter's output gradient gf (3F; turned into the rbf gradient by the block GEMM).
 template <typename T, bool FIRST>
-MASKPOT_INLINE void backward_chunk(const T *wt, const T *rbf, const T *u, const T *__restrict__ p,
-                                   const T *__restrict__ vj, int64_t vs1, const T *__restrict__ gs,
-                                   const T *__restrict__ gv, T *__restrict__ gp, T *__restrict__ gvj,
-                                   T *__restrict__ gu, T *__restrict__ gf, int64_t R, int64_t F, int64_t c0,
-                                   int64_t len)
+MASKPOT_INLINE void backward_chunk(const T *__restrict__ fs, const T *__restrict__ fvv, const T *__restrict__ fvs,
+                                   const T *u, const T *__restrict__ p, const T *__restrict__ vj, int64_t vs1,
+                                   const T *__restrict__ gs, const T *__restrict__ gv, T *__restrict__ gp,
+                                   T *__restrict__ gvj, T *__restrict__ gu, T *__restrict__ gf, int64_t F,
+                                   int64_t c0, int64_t len)
 {
-  T fs[CHUNK<T>], fvv[CHUNK<T>], fvs[CHUNK<T>];
-  filter_chunk<T, !FIRST>(wt, rbf, R, F, c0, len, fs, fvv, fvs);
   const T u0 = u[0], u1 = u[1], u2 = u[2];
   // gu holds 3 x CHUNK partial sums (lane k of the unit-vector gradient), so that this loop has no scalar
   // reduction and vectorises without reassociating floating-point sums
@@ -262,43 +308,50 @@ void small_gemm(const T *__restrict__ a, int64_t lda, const T *__restrict__ b, i
 // (contiguous, zeroed; g_v unused when first) are accumulated, g_feat (E, R + 3), contiguous, written: the rbf_cut
 // gradients in its first R columns, the unit-vector gradients in the last 3 (the layout of the edge features).
 // The filter's output gradients gf (3F per edge) of a block of EDGE_BLOCK edges are collected and turned into
-// rbf gradients by one small GEMM, (B, R) = gf (B, 3F) W, faster than a per-edge loop over R.
+// rbf gradients by one small GEMM, (B, R) = gf (B, 3F) W, faster than a per-edge loop over R. FK, RK: as for
+// forward_edges.
 constexpr int64_t EDGE_BLOCK = 128;
 
-template <typename T, bool FIRST>
+template <typename T, bool FIRST, int64_t FK = 0, int64_t RK = 0>
 MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv,
                                     T *g_phi, T *g_v, T *g_feat)
 {
-  const int64_t F = g.F, R = g.R, row = R + 3;
+  const int64_t F = FK ? FK : g.F, R = RK ? RK : g.R, row = R + 3, vs1 = FK ? FK : g.v_stride1;
   // W (3F, R) for small_gemm, its columns padded with zeros to whole vectors (RP) when R is not a multiple
   const int64_t RP = (R + LANES<T> - 1) / LANES<T> * LANES<T>;
   std::vector<T> w_padded(RP == R ? 0 : 3 * F * RP, T(0));
   for (int64_t c = 0; RP != R && c < 3 * F; ++c) std::copy(g.w + c * R, g.w + (c + 1) * R, w_padded.data() + c * RP);
   const T *w = RP == R ? g.w : w_padded.data();
   // scratch: gf of one block of edges (EDGE_BLOCK x 3F), its rbf gradients with the padded columns (EDGE_BLOCK x
-  // RP), then lane-wise partial sums of one edge's unit-vector gradient (3 x CHUNK)
-  std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + 3 * CHUNK<T>);
+  // RP), then lane-wise partial sums of the unit-vector gradients of FILTER_EDGES edges (each 3 x CHUNK)
+  constexpr int64_t C = CHUNK<T>;
+  std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + FILTER_EDGES * 3 * C);
   T *__restrict__ gf_block = scratch.data();
   T *__restrict__ g_rbf_block = gf_block + EDGE_BLOCK * 3 * F;
   T *__restrict__ gu_lanes = g_rbf_block + EDGE_BLOCK * RP;
+  T filt[FILTER_EDGES * 3 * C];
+  static_assert(EDGE_BLOCK % FILTER_EDGES == 0, "blocks of edges hold whole groups of filters");
   for (int64_t e0 = e_begin; e0 < e_end; e0 += EDGE_BLOCK) {
     const int64_t B = std::min(EDGE_BLOCK, e_end - e0);
-    for (int64_t e = e0; e < e0 + B; ++e) {
-      const int64_t a = g.i[e], b = g.j[e];
-      const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
-      T *gvj = FIRST ? nullptr : g_v + b * 3 * F;
-      const T *rbf = g.rbf + e * g.rbf_stride, *u = g.unit + e * g.unit_stride, *p = g.phi + b * g.phi_stride;
-      const T *gsa = gs + a * F, *gva = gv + a * 3 * F;
-      T *gpb = g_phi + b * 3 * F, *gf = gf_block + (e - e0) * 3 * F;
-      std::fill(gu_lanes, gu_lanes + 3 * CHUNK<T>, T(0));
-      int64_t c0 = 0;
-      for (; c0 + CHUNK<T> <= F; c0 += CHUNK<T>)
-        backward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, gsa, gva, gpb, gvj, gu_lanes, gf, R, F, c0,
-                                 CHUNK<T>);
-      if (c0 < F)
-        backward_chunk<T, FIRST>(g.wt, rbf, u, p, vj, g.v_stride1, gsa, gva, gpb, gvj, gu_lanes, gf, R, F, c0,
-                                 F - c0);
-      for (int d = 0; d < 3; ++d) g_feat[e * row + R + d] = lane_sum(gu_lanes + d * CHUNK<T>);
+    for (int64_t e1 = e0; e1 < e0 + B; e1 += FILTER_EDGES) {
+      const int64_t n = std::min(FILTER_EDGES, e0 + B - e1);
+      const T *rbf[FILTER_EDGES];
+      for (int64_t q = 0; q < n; ++q) rbf[q] = g.rbf + (e1 + q) * g.rbf_stride;
+      std::fill(gu_lanes, gu_lanes + n * 3 * C, T(0));
+      for (int64_t c0 = 0; c0 < F; c0 += C) {
+        const int64_t len = std::min(C, F - c0);
+        filter_chunks<T, !FIRST>(g.wt, rbf, n, R, F, c0, len, filt);
+        for (int64_t q = 0; q < n; ++q) {
+          const int64_t e = e1 + q, a = g.i[e], b = g.j[e];
+          const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0, *f = filt + q * 3 * C;
+          T *gvj = FIRST ? nullptr : g_v + b * 3 * F;
+          backward_chunk<T, FIRST>(f, f + C, f + 2 * C, g.unit + e * g.unit_stride, g.phi + b * g.phi_stride, vj,
+                                   vs1, gs + a * F, gv + a * 3 * F, g_phi + b * 3 * F, gvj, gu_lanes + q * 3 * C,
+                                   gf_block + (e - e0) * 3 * F, F, c0, len);
+        }
+      }
+      for (int64_t q = 0; q < n; ++q)
+        for (int d = 0; d < 3; ++d) g_feat[(e1 + q) * row + R + d] = lane_sum(gu_lanes + q * 3 * C + d * C);
     }
     if (RP == R) {    // straight into the first R columns of g_feat's rows
       small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_feat + e0 * row, row);
