@@ -1,10 +1,10 @@
-"""PaiNN's message step and edge features on the fused operators ``torch.ops.maskpot.painn_message`` and
-``torch.ops.maskpot.edge_basis`` (maskpot/kernels/csrc).
+"""PaiNN's message step, update step and edge features on the fused operators ``torch.ops.maskpot.painn_message``,
+``torch.ops.maskpot.painn_update`` and ``torch.ops.maskpot.edge_basis`` (maskpot/kernels/csrc).
 
-``FusedPaiNNMessage`` takes over the parameters of a reference ``maskpot.models.painn.PaiNNMessage``,
-``FusedEdgeGeometry`` the radial basis and envelope of a ``maskpot.models.radial.EdgeGeometry``; each computes the
-same function (same units and shapes). ``use_fused(potential)`` swaps them into every PaiNN backbone of a
-potential. The reference classes stay untouched, so training and reference exports are unaffected.
+``FusedPaiNNMessage`` and ``FusedPaiNNUpdate`` take over the parameters of a reference
+``maskpot.models.painn.PaiNNMessage`` and ``PaiNNUpdate``, ``FusedEdgeGeometry`` the radial basis and envelope of a
+``maskpot.models.radial.EdgeGeometry``; each computes the same function (same units and shapes).
+``use_fused(potential)`` swaps them into every PaiNN backbone of a potential. The reference classes stay untouched, so training and reference exports are unaffected.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from maskpot.models.backbone import leading_rows
-from maskpot.models.painn import PaiNN, PaiNNMessage, message_update
+from maskpot.models.painn import PaiNN, PaiNNMessage, PaiNNUpdate, message_update
 from maskpot.models.radial import EdgeGeometry
 
 
@@ -40,6 +40,25 @@ class FusedPaiNNMessage(nn.Module):
         return leading_rows(s, n_local) + ds, leading_rows(v, n_local) + dv
 
 
+class FusedPaiNNUpdate(nn.Module):
+    """``PaiNNUpdate`` as one C++ operator on the CPU (its elementwise steps fused, U and V one matrix product; on
+    other devices the reference module). Inference only, like ``FusedPaiNNMessage``."""
+
+    def __init__(self, reference: PaiNNUpdate) -> None:
+        super().__init__()
+        self.reference = reference
+        self.eps = float(reference.eps)
+
+    def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        if s.device.type != "cpu":
+            return self.reference(s, v)
+        ref = self.reference
+        first, second = ref.mlp[0], ref.mlp[2]
+        weight_uv = torch.cat([ref.U.weight, ref.V.weight])  # (2F, F), 2F^2 values: made per call
+        return torch.ops.maskpot.painn_update(s, v, weight_uv, first.weight, first.bias, second.weight, second.bias,
+                                              self.eps)
+
+
 class FusedEdgeGeometry(nn.Module):
     """``EdgeGeometry`` whose ``scaled_basis`` (PaiNN's edge features) is one C++ operator on the CPU (on other
     devices the reference ops). Inference only, like ``FusedPaiNNMessage``: first derivatives with respect to the
@@ -62,9 +81,9 @@ class FusedEdgeGeometry(nn.Module):
 
 
 def use_fused(potential: nn.Module) -> int:
-    """Replace the message step of every PaiNN layer and the edge features of every PaiNN backbone inside
-    ``potential`` by the fused operators (in place; loads the operator library). Returns how many layers were
-    switched (0: no PaiNN backbone, nothing to fuse)."""
+    """Replace the message and update steps of every PaiNN layer and the edge features of every PaiNN backbone
+    inside ``potential`` by the fused operators (in place; loads the operator library). Returns how many layers
+    were switched (0: no PaiNN backbone, nothing to fuse)."""
     from maskpot import kernels
 
     n = 0
@@ -76,6 +95,8 @@ def use_fused(potential: nn.Module) -> int:
                 if isinstance(layer.message, PaiNNMessage):
                     layer.message = FusedPaiNNMessage(layer.message)
                     n += 1
+                if isinstance(layer.update, PaiNNUpdate):
+                    layer.update = FusedPaiNNUpdate(layer.update)
     if n:
         kernels.load()
     return n

@@ -3,7 +3,7 @@ Aggregated messages are divided by ``avg_neighbors`` to keep feature sizes O(1) 
 """
 
 
-from typing import Optional
+from typing import Final, Optional
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,11 @@ def message_update(s_phi: Tensor, filt: Tensor, s: Tensor, v: Tensor, unit: Tens
 
 
 class PaiNNUpdate(nn.Module):
-    """Atom-wise mixing of scalar and vector channels."""
+    """Atom-wise mixing of scalar and vector channels (maskpot.kernels.painn.FusedPaiNNUpdate computes the same in
+    one operator)."""
+
+    # added under the square root of |V v|: keeps the norm differentiable at v = 0 (the first layer)
+    eps: Final[float] = 1e-8
 
     def __init__(self, hidden: int) -> None:
         super().__init__()
@@ -54,8 +58,7 @@ class PaiNNUpdate(nn.Module):
     def forward(self, s: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         uv = self.U(v)
         vv = self.V(v)
-        # eps keeps the norm differentiable at v = 0 (first layer)
-        vnorm = torch.sqrt(torch.sum(vv * vv, dim=1) + 1e-8)
+        vnorm = torch.sqrt(torch.sum(vv * vv, dim=1) + self.eps)
         a = self.mlp(torch.cat([s, vnorm], dim=-1))
         a_vv, a_sv, a_ss = torch.split(a, self.hidden, dim=-1)
         v = v + a_vv.unsqueeze(1) * uv

@@ -1,4 +1,5 @@
-"""maskpot::painn_message (maskpot/kernels) against the reference PaiNN message step: the operator's gradients
+"""maskpot::painn_message and maskpot::painn_update (maskpot/kernels) against the reference PaiNN message and
+update steps: the operators' gradients
 (gradcheck), whole potentials (energies, forces, virials on periodic water), the layer-wise form with ghosts
 (n_local < N), its refusals (double backward, weight gradients, bad indices), and fused exports in ASE, OpenMM
 (a fresh process that loads the library through maskpot); LAMMPS: tests/lammps/test_lammps_kernels.py."""
@@ -192,6 +193,55 @@ def test_threads_give_the_same_numbers(grouped):
         torch.set_num_threads(threads)
     for one, three in zip(*results):
         B.close(three, one, 1e-12, "3 threads against 1")
+
+
+def update_pair(dtype: str, F: int = 7, seed: int = 0):
+    """A reference PaiNNUpdate with random weights (no weight gradients) and its FusedPaiNNUpdate."""
+    from maskpot.kernels.painn import FusedPaiNNUpdate
+    from maskpot.models.painn import PaiNNUpdate
+
+    torch.manual_seed(seed)
+    ref = PaiNNUpdate(F).to(getattr(torch, dtype))
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref, FusedPaiNNUpdate(ref)
+
+
+@pytest.mark.parametrize("dtype", B.DTYPES)
+@pytest.mark.parametrize("F", [7, 64])
+def test_update_operator_matches_reference(dtype, F):
+    """maskpot::painn_update against PaiNNUpdate: outputs and the gradients of a random cotangent with respect to
+    s and v, also at v = 0 (before the first layer, where |V v| rests on eps)."""
+    ref, fused = update_pair(dtype, F)
+    t = getattr(torch, dtype)
+    g = torch.Generator().manual_seed(1)
+    N = 37
+    s0 = torch.randn(N, F, generator=g, dtype=torch.float64).to(t)
+    for v0 in (torch.randn(N, 3, F, generator=g, dtype=torch.float64).to(t), torch.zeros(N, 3, F, dtype=t)):
+        c_s, c_v = torch.randn(N, F, generator=g).to(t), torch.randn(N, 3, F, generator=g).to(t)
+        results = []
+        for module in (ref, fused):
+            s, v = s0.clone().requires_grad_(), v0.clone().requires_grad_()
+            s_out, v_out = module(s, v)
+            results.append([s_out, v_out, *torch.autograd.grad((s_out * c_s).sum() + (v_out * c_v).sum(), [s, v])])
+        for a, b, name in zip(*results, ["s", "v", "s gradient", "v gradient"]):
+            if name != "v" or bool(v0.any()):  # v = 0 stays 0
+                B.nontrivial(a, name)
+            B.close(b, a, TOL[dtype], name)
+
+
+def test_update_operator_gradcheck_and_refusals():
+    ref, fused = update_pair("float64", 5)
+    g = torch.Generator().manual_seed(2)
+    s = torch.randn(6, 5, generator=g, dtype=torch.float64).requires_grad_()
+    v = torch.randn(6, 3, 5, generator=g, dtype=torch.float64).requires_grad_()
+    assert torch.autograd.gradcheck(fused, (s, v))
+    s_out, v_out = fused(s, v)
+    with pytest.raises(RuntimeError, match="no double backward"):
+        torch.autograd.grad(s_out.sum() + v_out.sum(), [s], create_graph=True)
+    ref.U.weight.requires_grad_(True)
+    with pytest.raises(RuntimeError, match="no gradient for its weights"):
+        fused(s, v)
 
 
 def test_refuses_double_backward_and_weight_gradients():
