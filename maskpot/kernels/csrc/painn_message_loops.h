@@ -132,6 +132,30 @@ MASKPOT_INLINE void filter_chunks(const T *__restrict__ wt, const T *const *rbf,
   }
 }
 
+// The edges e_begin..e_end-1 with their filters, in groups of up to FILTER_EDGES edges computed together: for each
+// group (first edge e0, n edges), begin(e0, n); then for each chunk of channels c0..c0+len and each edge e of the
+// group in order, visit(e, q = e - e0, c0, len, f) with f the edge's filter for that chunk (fs, fvv, fvs at f,
+// f + CHUNK, f + 2 * CHUNK; fvv only when VV); then end(e0, n).
+template <typename T, bool VV, typename Begin, typename Visit, typename End>
+MASKPOT_INLINE void filtered_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, int64_t F, int64_t R,
+                                   Begin &&begin, Visit &&visit, End &&end)
+{
+  constexpr int64_t C = CHUNK<T>;
+  T filt[FILTER_EDGES * 3 * C];
+  for (int64_t e0 = e_begin; e0 < e_end; e0 += FILTER_EDGES) {
+    const int64_t n = std::min(FILTER_EDGES, e_end - e0);
+    const T *rbf[FILTER_EDGES];
+    for (int64_t q = 0; q < n; ++q) rbf[q] = g.rbf + (e0 + q) * g.rbf_stride;
+    begin(e0, n);
+    for (int64_t c0 = 0; c0 < F; c0 += C) {
+      const int64_t len = std::min(C, F - c0);
+      filter_chunks<T, VV>(g.wt, rbf, n, R, F, c0, len, filt);
+      for (int64_t q = 0; q < n; ++q) visit(e0 + q, q, c0, len, filt + q * 3 * C);
+    }
+    end(e0, n);
+  }
+}
+
 // One edge's message for one chunk of channels (receiver rows os, ov; sender rows p = s_phi[j], vj = v[j]; unit
 // vector u), from that chunk's filter fs, fvv, fvs.
 template <typename T, bool FIRST>
@@ -165,22 +189,13 @@ MASKPOT_OUTLINE void forward_edges(const Edges<T> &g, int64_t e_begin, int64_t e
 {
   const int64_t F = FK ? FK : g.F, R = RK ? RK : g.R, vs1 = FK ? FK : g.v_stride1;
   constexpr int64_t C = CHUNK<T>;
-  T filt[FILTER_EDGES * 3 * C];
-  for (int64_t e0 = e_begin; e0 < e_end; e0 += FILTER_EDGES) {
-    const int64_t n = std::min(FILTER_EDGES, e_end - e0);
-    const T *rbf[FILTER_EDGES];
-    for (int64_t q = 0; q < n; ++q) rbf[q] = g.rbf + (e0 + q) * g.rbf_stride;
-    for (int64_t c0 = 0; c0 < F; c0 += C) {
-      const int64_t len = std::min(C, F - c0);
-      filter_chunks<T, !FIRST>(g.wt, rbf, n, R, F, c0, len, filt);
-      for (int64_t q = 0; q < n; ++q) {
-        const int64_t e = e0 + q, a = g.i[e], b = g.j[e];
-        const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0, *f = filt + q * 3 * C;
-        forward_chunk<T, FIRST>(f, f + C, f + 2 * C, g.unit + e * g.unit_stride, g.phi + b * g.phi_stride, vj,
-                                vs1, ds + a * F, dv + a * 3 * F, F, c0, len);
-      }
-    }
-  }
+  const auto none = [](int64_t, int64_t) {};
+  filtered_edges<T, !FIRST>(g, e_begin, e_end, F, R, none, [&](int64_t e, int64_t, int64_t c0, int64_t len, const T *f) {
+    const int64_t a = g.i[e], b = g.j[e];
+    const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
+    forward_chunk<T, FIRST>(f, f + C, f + 2 * C, g.unit + e * g.unit_stride, g.phi + b * g.phi_stride, vj, vs1,
+                            ds + a * F, dv + a * 3 * F, F, c0, len);
+  }, none);
 }
 
 // Backward of one chunk of edge e's channels, from that chunk's filter fs, fvv, fvs: accumulates g_phi[j], g_v[j]
@@ -329,30 +344,22 @@ MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t 
   T *__restrict__ gf_block = scratch.data();
   T *__restrict__ g_rbf_block = gf_block + EDGE_BLOCK * 3 * F;
   T *__restrict__ gu_lanes = g_rbf_block + EDGE_BLOCK * RP;
-  T filt[FILTER_EDGES * 3 * C];
-  static_assert(EDGE_BLOCK % FILTER_EDGES == 0, "blocks of edges hold whole groups of filters");
   for (int64_t e0 = e_begin; e0 < e_end; e0 += EDGE_BLOCK) {
     const int64_t B = std::min(EDGE_BLOCK, e_end - e0);
-    for (int64_t e1 = e0; e1 < e0 + B; e1 += FILTER_EDGES) {
-      const int64_t n = std::min(FILTER_EDGES, e0 + B - e1);
-      const T *rbf[FILTER_EDGES];
-      for (int64_t q = 0; q < n; ++q) rbf[q] = g.rbf + (e1 + q) * g.rbf_stride;
-      std::fill(gu_lanes, gu_lanes + n * 3 * C, T(0));
-      for (int64_t c0 = 0; c0 < F; c0 += C) {
-        const int64_t len = std::min(C, F - c0);
-        filter_chunks<T, !FIRST>(g.wt, rbf, n, R, F, c0, len, filt);
-        for (int64_t q = 0; q < n; ++q) {
-          const int64_t e = e1 + q, a = g.i[e], b = g.j[e];
-          const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0, *f = filt + q * 3 * C;
+    filtered_edges<T, !FIRST>(
+        g, e0, e0 + B, F, R, [&](int64_t, int64_t n) { std::fill(gu_lanes, gu_lanes + n * 3 * C, T(0)); },
+        [&](int64_t e, int64_t q, int64_t c0, int64_t len, const T *f) {
+          const int64_t a = g.i[e], b = g.j[e];
+          const T *vj = FIRST ? nullptr : g.v + b * g.v_stride0;
           T *gvj = FIRST ? nullptr : g_v + b * 3 * F;
           backward_chunk<T, FIRST>(f, f + C, f + 2 * C, g.unit + e * g.unit_stride, g.phi + b * g.phi_stride, vj,
                                    vs1, gs + a * F, gv + a * 3 * F, g_phi + b * 3 * F, gvj, gu_lanes + q * 3 * C,
                                    gf_block + (e - e0) * 3 * F, F, c0, len);
-        }
-      }
-      for (int64_t q = 0; q < n; ++q)
-        for (int d = 0; d < 3; ++d) g_feat[(e1 + q) * row + R + d] = lane_sum(gu_lanes + q * 3 * C + d * C);
-    }
+        },
+        [&](int64_t e1, int64_t n) {
+          for (int64_t q = 0; q < n; ++q)
+            for (int d = 0; d < 3; ++d) g_feat[(e1 + q) * row + R + d] = lane_sum(gu_lanes + q * 3 * C + d * C);
+        });
     if (RP == R) {    // straight into the first R columns of g_feat's rows
       small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_feat + e0 * row, row);
     } else {
