@@ -4,7 +4,8 @@
 ``FusedPaiNNMessage`` and ``FusedPaiNNUpdate`` take over the parameters of a reference
 ``maskpot.models.painn.PaiNNMessage`` and ``PaiNNUpdate``, ``FusedEdgeGeometry`` the radial basis and envelope of a
 ``maskpot.models.radial.EdgeGeometry``; each computes the same function (same units and shapes).
-``use_fused(potential)`` swaps them into every PaiNN backbone of a potential. The reference classes stay untouched, so training and reference exports are unaffected.
+``use_fused(potential)`` swaps them into every PaiNN backbone of a potential. The reference classes stay
+untouched, so training and reference exports are unaffected.
 """
 
 from __future__ import annotations
