@@ -230,6 +230,26 @@ def test_update_operator_matches_reference(dtype, F):
             B.close(b, a, TOL[dtype], name)
 
 
+def test_update_operator_threads_give_the_same_numbers():
+    """Three threads against one (the atoms split between threads, torch's products threaded)."""
+    ref, fused = update_pair("float64", 16)
+    g = torch.Generator().manual_seed(3)
+    s0 = torch.randn(2000, 16, generator=g, dtype=torch.float64)
+    v0 = torch.randn(2000, 3, 16, generator=g, dtype=torch.float64)
+    results = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            s, v = s0.clone().requires_grad_(), v0.clone().requires_grad_()
+            s_out, v_out = fused(s, v)
+            results.append([s_out, v_out, *torch.autograd.grad((s_out * s_out).sum() + (v_out * v_out).sum(), [s, v])])
+    finally:
+        torch.set_num_threads(threads)
+    for one, three in zip(*results):
+        B.close(three, one, 1e-12, "3 threads against 1")
+
+
 def test_update_operator_gradcheck_and_refusals():
     ref, fused = update_pair("float64", 5)
     g = torch.Generator().manual_seed(2)
