@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from maskpot.models.compute import forces_virial
-from maskpot.models.neighbors import NeighborSearch
+from maskpot.models.neighbors import NeighborSearch, shift_vectors
 
 
 def _atom_name(k: int, atom_ids: Optional[Tensor]) -> str:
@@ -122,7 +122,7 @@ class ModelCore(torch.nn.Module):
         edge_index, shifts = self.neighbors(positions.detach(), box, pbc, self.cutoff)
         edge_vec = positions[edge_index[1]] - positions[edge_index[0]]
         if box is not None:
-            edge_vec = edge_vec + shifts @ box
+            edge_vec = edge_vec + shift_vectors(shifts, box)
         return edge_index, edge_vec
 
     def evaluate_structure(self, positions: Tensor, species_index: Tensor, cell: Optional[Tensor], pbc: Tensor,

@@ -1,6 +1,7 @@
 """The neighbour search of exported ASE and OpenMM files on the C++ operator ``torch.ops.maskpot.neighbor_pairs``
-(maskpot/kernels/csrc/neighbor_pairs.cpp): the contract and edge set of ``maskpot.models.neighbors.neighbor_pairs``,
-edges sorted by (i, j, shift). ``use_fused_neighbors(module)`` swaps it into every ``NeighborSearch`` of a module;
+(maskpot/kernels/csrc/neighbor_pairs.cpp): the contract and edge set of ``maskpot.models.neighbors.neighbor_pairs``.
+In exports, the edges come laid out in pairs (edge 2k + 1 the reverse of 2k: the layout whose pairs PaiNN's fused
+message step computes with one filter); ``neighbor_search()`` gives them sorted by (i, j, shift). ``use_fused_neighbors(module)`` swaps it into every ``NeighborSearch`` of a module;
 ``neighbor_search()`` gives Python callers the operator where the library is built.
 """
 
@@ -17,12 +18,13 @@ from maskpot.models.neighbors import NeighborSearch, neighbor_pairs
 class FusedNeighborSearch(nn.Module):
     """``NeighborSearch`` on the C++ cell list on the CPU (on other devices, OpenMM's CUDA platform, the pure-torch
     search). Positions (N,3) and cell (3,3, rows, or None) in Angstrom, pbc (3,) bool, cutoff Angstrom ->
-    edge_index (2,E) int64, integer cell shifts (E,3) in positions' dtype. No autograd: pass detached positions."""
+    edge_index (2,E) int64, integer cell shifts (E,3) in positions' dtype, in pairs (2k + 1 the reverse of 2k) on
+    the CPU. No autograd: pass detached positions."""
 
     def forward(self, positions: Tensor, cell: Optional[Tensor], pbc: Tensor, cutoff: float) -> Tuple[Tensor, Tensor]:
         if positions.device.type != "cpu":
             return neighbor_pairs(positions, cell, pbc, cutoff)
-        edge_index, shifts = torch.ops.maskpot.neighbor_pairs(positions, cell, pbc, cutoff)
+        edge_index, shifts = torch.ops.maskpot.neighbor_pairs(positions, cell, pbc, cutoff, True)
         return edge_index, shifts
 
 

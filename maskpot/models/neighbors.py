@@ -14,6 +14,14 @@ import torch
 from torch import Tensor
 
 
+def shift_vectors(shifts: Tensor, cell: Tensor) -> Tensor:
+    """(E,3) cartesian shift vectors (Angstrom) s0 a0 + s1 a1 + s2 a2 of integer-valued shifts (E,3) and the rows
+    a_k of ``cell`` (3,3), summed in that order: the value of ``shifts @ cell`` that maskpot::neighbor_pairs tests,
+    and exactly antisymmetric (-s gives the negated vector bit for bit, which a matmul, free to round rows
+    differently, does not promise), so that the two directions of a pair of atoms have mirrored edge features."""
+    return (shifts[:, 0:1] * cell[0] + shifts[:, 1:2] * cell[1]) + shifts[:, 2:3] * cell[2]
+
+
 
 def _cell_list_pairs(points: Tensor, n_query: int, cutoff: float) -> Tuple[Tensor, Tensor]:
     """Pairs (q, p) with q < n_query, p any point, q != p, |points[p] - points[q]| < cutoff + skin.

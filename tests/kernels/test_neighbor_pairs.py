@@ -1,7 +1,7 @@
 """maskpot::neighbor_pairs (maskpot/kernels/csrc/neighbor_pairs.cpp) against the pure-torch search it replaces
 (maskpot.models.neighbors.neighbor_pairs): the same edge set, as (i, j, shift) triples, on water boxes, triclinic and
-short cells, partial and no periodicity, 0 and 1 atoms, in float32 and float64; its order and refusals; and the
-exports that use it (ASE and OpenMM with fused kernels) against reference exports."""
+short cells, partial and no periodicity, 0 and 1 atoms, in float32 and float64; its order (sorted, or in pairs)
+and refusals; and the exports that use it (ASE and OpenMM with fused kernels) against reference exports."""
 
 from __future__ import annotations
 
@@ -38,7 +38,21 @@ def compare(positions, cell, pbc, cutoff, dtype, min_edges=1):
     assert len(got) >= min_edges
     keys = [(i, j, s) for i, j, s in zip(out[0][0].tolist(), out[0][1].tolist(), map(tuple, out[1].long().tolist()))]
     assert keys == sorted(keys), "edges must be sorted by (i, j, shift)"
+    check_paired(torch.ops.maskpot.neighbor_pairs(pos, box, periodic, cutoff, True), got)
     return len(got)
+
+
+def check_paired(out, want: set) -> None:
+    """The paired layout: the same edges, edge 2k + 1 the reverse (j, i, -shift) of edge 2k, the first edges sorted
+    by (i, j, shift) with (j, shift) after (i, 0)."""
+    edge_index, shifts = out
+    assert edge_set(edge_index, shifts) == want and edge_index.shape[1] == len(want)
+    i, j, s = edge_index[0].tolist(), edge_index[1].tolist(), shifts.long().tolist()
+    firsts = [(i[e], j[e], tuple(s[e])) for e in range(0, len(i), 2)]
+    assert firsts == sorted(firsts), "pairs must be sorted by their first edge"
+    for e in range(0, len(i), 2):
+        assert (j[e], tuple(s[e])) > (i[e], (0, 0, 0)), f"edge {e} is not its pair's first"
+        assert (i[e + 1], j[e + 1], s[e + 1]) == (j[e], i[e], [-x for x in s[e]]), f"edge {e + 1} is not {e}'s reverse"
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -132,6 +146,7 @@ def test_swap_in_a_scripted_module():
     args = (torch.tensor(atoms.positions, **f32), torch.tensor(np.asarray(atoms.cell), **f32),
             torch.ones(3, dtype=torch.bool), 4.0)
     assert edge_set(*scripted(*args)) == edge_set(*neighbor_pairs(*args))
+    check_paired(scripted(*args), edge_set(*neighbor_pairs(*args)))  # exports get the paired layout
 
 
 # ---- exports -----------------------------------------------------------------------------------------------------

@@ -101,6 +101,94 @@ def gradcheck_operator(first: bool, F: int, R: int) -> None:
     assert ds.shape == (n_local, F) and dv.shape == (n_local, 3, F)
 
 
+def paired_inputs(N: int, F: int, R: int, pairs: int, n_local: int, first: bool, dtype=torch.float64, seed: int = 0):
+    """Op inputs laid out in pairs (edge 2k + 1 = (b, a) the reverse of 2k = (a, b), local atoms, mirrored feature
+    rows: the same rbf_cut, negated unit vectors) and the same edges sorted by (i, j) with that order."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(0, n_local, (pairs,), generator=g)
+    b = (a + torch.randint(1, n_local, (pairs,), generator=g)) % n_local
+    rbf = torch.randn(pairs, R, generator=g, dtype=torch.float64)
+    unit = torch.randn(pairs, 3, generator=g, dtype=torch.float64)
+    i = torch.stack([a, b], 1).flatten()
+    j = torch.stack([b, a], 1).flatten()
+    feat = torch.stack([torch.cat([rbf, unit], 1), torch.cat([rbf, -unit], 1)], 1).reshape(2 * pairs, R + 3)
+    s_phi = torch.randn(N, 3 * F, generator=g, dtype=torch.float64)
+    v = torch.randn(N, 3, F, generator=g, dtype=torch.float64)
+    weight = torch.randn(3 * F, R, generator=g, dtype=torch.float64)
+    order = torch.argsort(i * N + j, stable=True)
+    floats = [x.to(dtype) for x in (s_phi, v, weight, feat)]
+    return floats, i, j, order
+
+
+def pair_results(floats, i, j, n_local, first, cotangents):
+    """Outputs and gradients (s_phi, v, feat) of the operator."""
+    s_phi, v, weight, feat = (x.clone().requires_grad_(k != 2) for k, x in enumerate(floats))
+    ds, dv = torch.ops.maskpot.painn_message(s_phi, v, weight, feat, i, j, n_local, first)
+    c_s, c_v = cotangents
+    wrt = [s_phi, feat] if first else [s_phi, v, feat]
+    grads = torch.autograd.grad((ds * c_s).sum() + (dv * c_v).sum(), wrt)
+    return [ds, dv, *grads]
+
+
+@pytest.mark.parametrize("first", [False, True])
+@pytest.mark.parametrize("dtype", B.DTYPES)
+@pytest.mark.parametrize("F, R", [(37, 11), (64, 16)])
+def test_pairs_give_the_directed_result(dtype, first, F, R):
+    """Edges laid out in pairs (one filter per pair) against the same edges sorted (one filter per edge): outputs
+    and gradients, with each pair's rbf_cut gradient on its first row (the pair loops read only that row's)."""
+    N, n_local, P = 30, 24, 151
+    floats, i, j, order = paired_inputs(N, F, R, P, n_local, first, getattr(torch, dtype))
+    g = torch.Generator().manual_seed(4)
+    t = floats[0].dtype
+    cot = (torch.randn(n_local, F, generator=g).to(t), torch.randn(n_local, 3, F, generator=g).to(t))
+    paired = pair_results(floats, i, j, n_local, first, cot)
+    s_phi, v, weight, feat = floats
+    directed = pair_results([s_phi, v, weight, feat[order]], i[order], j[order], n_local, first, cot)
+    g_feat = torch.empty_like(directed[-1]).index_copy_(0, order, directed[-1])  # back to the paired rows
+    g_feat[0::2, :R] += g_feat[1::2, :R]
+    g_feat[1::2, :R] = 0
+    directed[-1] = g_feat
+    names = ["ds", "dv", "s_phi gradient"] + ([] if first else ["v gradient"]) + ["feat gradient"]
+    for a, b, name in zip(directed, paired, names):
+        B.nontrivial(a, name)
+        B.close(b, a, TOL[dtype], name)
+
+
+def test_rows_that_do_not_mirror_run_edge_by_edge():
+    """A pair whose feature rows differ (beyond rounding) makes the operator take every edge on its own: the
+    result of the same edges sorted, each rbf_cut row read."""
+    N, n_local, F, R, P = 20, 16, 9, 5, 40
+    (s_phi, v, weight, feat), i, j, order = paired_inputs(N, F, R, P, n_local, False)
+    feat[7, 2] += 1e-3  # pair 3's second row
+    out = torch.ops.maskpot.painn_message(s_phi, v, weight, feat, i, j, n_local, False)
+    ref = torch.ops.maskpot.painn_message(s_phi, v, weight, feat[order], i[order], j[order], n_local, False)
+    for a, b, name in zip(ref, out, ["ds", "dv"]):
+        B.close(b, a, 1e-12, name)
+
+
+def test_pairs_gradients_by_finite_differences():
+    """The pair loops' gradient with respect to the edge features along a perturbation that keeps the rows mirrored
+    (the layout holds), against central differences; gradcheck for s_phi and v."""
+    N, n_local, F, R, P = 12, 10, 37, 11, 31
+    (s_phi, v, weight, feat), i, j, _ = paired_inputs(N, F, R, P, n_local, False)
+    g = torch.Generator().manual_seed(5)
+    c_s, c_v = torch.randn(n_local, F, generator=g, dtype=torch.float64), torch.randn(n_local, 3, F, generator=g, dtype=torch.float64)
+
+    def loss(ft, sp=s_phi, vv=v):
+        ds, dv = torch.ops.maskpot.painn_message(sp, vv, weight, ft, i, j, n_local, False)
+        return (ds * c_s).sum() + (dv * c_v).sum()
+
+    step = torch.randn(P, R + 3, generator=g, dtype=torch.float64)
+    direction = torch.stack([step, torch.cat([step[:, :R], -step[:, R:]], 1)], 1).reshape(2 * P, R + 3)
+    ft = feat.clone().requires_grad_()
+    (g_feat,) = torch.autograd.grad(loss(ft), [ft])
+    h = 1e-6
+    numeric = (loss(feat + h * direction) - loss(feat - h * direction)) / (2 * h)
+    B.close(float((g_feat * direction).sum()), float(numeric), 1e-7, "directional derivative")
+    assert torch.autograd.gradcheck(lambda sp, vv: loss(feat, sp, vv),
+                                    (s_phi.clone().requires_grad_(), v.clone().requires_grad_()))
+
+
 @pytest.mark.parametrize("first", [False, True])
 @pytest.mark.parametrize("dtype", B.DTYPES)
 @pytest.mark.parametrize("F, R", [(69, 16), (64, 16)])
@@ -173,13 +261,18 @@ def test_layer_step_with_ghosts(dtype):
         assert bool((gn_r[n_local:] != 0).any()), "ghost states should get gradients (they send messages)"
 
 
-@pytest.mark.parametrize("grouped", [True, False])
-def test_threads_give_the_same_numbers(grouped):
+@pytest.mark.parametrize("edges", ["grouped", "scattered", "pairs"])
+def test_threads_give_the_same_numbers(edges):
     """Three threads against one: the forward splits the edges between receiving atoms when each atom's edges are
     contiguous (grouped, as neighbour lists give them) and runs on one thread otherwise; the backward always
-    splits them (per-thread node gradients, summed)."""
-    s_phi, v, weight, feat, i, j = random_op_inputs(300, 6, 4, 9000, 250, False)
-    if grouped:
+    splits them (per-thread node gradients, summed); edges in pairs are split by pairs, both directions into
+    per-thread outputs."""
+    if edges == "pairs":
+        (s_phi, v, weight, feat), i, j, _ = paired_inputs(300, 6, 4, 4500, 250, False)
+        s_phi, v, feat = (x.requires_grad_() for x in (s_phi, v, feat))
+    else:
+        s_phi, v, weight, feat, i, j = random_op_inputs(300, 6, 4, 9000, 250, False)
+    if edges == "grouped":
         i = torch.sort(i).values
     results = []
     threads = torch.get_num_threads()

@@ -16,7 +16,10 @@
    (what torch's elementwise ops, its 3x3 matmul and its sum over 3 round to; this file is compiled without FMA
    contraction, see lammps/CMakeLists.txt, so that the compiler keeps that rounding). Non-periodic directions get
    zero shifts; a cell shorter than the cutoff gives several images of one neighbour. Edges are sorted by
-   (i, j, shift), lexicographically. CPU only, no autograd (callers pass detached positions).
+   (i, j, shift), lexicographically; with `paired`, the same edges laid out as pairs instead: edge 2k = (i, j,
+   shift) with (j, shift) > (i, 0) lexicographically, sorted by (i, j, shift), and edge 2k + 1 its reverse (j, i,
+   -shift), the layout whose pairs maskpot::painn_message computes with one filter. CPU only, no autograd (callers
+   pass detached positions).
 
    The search itself (wrapping into the cell, which images can matter, bins) runs in double with a skin, so that
    its candidates are a superset of the pairs that pass the test in T.
@@ -189,7 +192,7 @@ class CellList {
 // candidate closer than the reach in double goes on to the test in T of the header.
 template <typename T>
 void query_edges(const std::vector<Point> &points, const CellList &bins, double reach, const T *x,
-                 const std::array<T, 9> &cell, double cutoff, int64_t q0, int64_t q1,
+                 const std::array<T, 9> &cell, double cutoff, bool paired, int64_t q0, int64_t q1,
                  std::vector<std::pair<int64_t, Edge>> &out)
 {
   const T cutoff2 = static_cast<T>(cutoff * cutoff);
@@ -225,12 +228,20 @@ void query_edges(const std::vector<Point> &points, const CellList &bins, double 
       if ((d[0] * d[0] + d[1] * d[1]) + d[2] * d[2] < cutoff2) edges.push_back({j, s});
     }
     std::sort(edges.begin(), edges.end());
-    for (const Edge &e : edges) out.emplace_back(i, e);
+    const Edge self{i, {0, 0, 0}};
+    for (const Edge &e : edges) {
+      if (!paired) {
+        out.emplace_back(i, e);
+      } else if (self < e) {    // the pair's first edge here, its reverse next; the reverse's own query skips it
+        out.emplace_back(i, e);
+        out.emplace_back(e.j, Edge{i, {-e.shift[0], -e.shift[1], -e.shift[2]}});
+      }
+    }
   }
 }
 
 std::tuple<Tensor, Tensor> neighbor_pairs_cpu(const Tensor &positions_in, const std::optional<Tensor> &cell_in,
-                                              const Tensor &pbc_in, double cutoff)
+                                              const Tensor &pbc_in, double cutoff, bool paired)
 {
   TORCH_CHECK_VALUE(positions_in.dim() == 2 && positions_in.size(1) == 3,
                     "maskpot::neighbor_pairs: positions must be (N, 3), got ", positions_in.sizes());
@@ -297,7 +308,8 @@ std::tuple<Tensor, Tensor> neighbor_pairs_cpu(const Tensor &positions_in, const 
     std::vector<std::vector<std::pair<int64_t, Edge>>> part(parts);
     at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
-        query_edges<scalar_t>(points, bins, reach, xs, c, cutoff, n * t / parts, n * (t + 1) / parts, part[t]);
+        query_edges<scalar_t>(points, bins, reach, xs, c, cutoff, paired, n * t / parts, n * (t + 1) / parts,
+                              part[t]);
     });
     for (auto &p : part) edges.insert(edges.end(), p.begin(), p.end());
   });
@@ -321,8 +333,9 @@ std::tuple<Tensor, Tensor> neighbor_pairs_cpu(const Tensor &positions_in, const 
 
 TORCH_LIBRARY_FRAGMENT(maskpot, m)
 {
-  m.def("neighbor_pairs(Tensor positions, Tensor? cell, Tensor pbc, float cutoff) -> (Tensor edge_index, "
-        "Tensor shifts)");
+  // paired last and defaulted: calls written before it existed (older exports) keep their meaning
+  m.def("neighbor_pairs(Tensor positions, Tensor? cell, Tensor pbc, float cutoff, bool paired=False) -> "
+        "(Tensor edge_index, Tensor shifts)");
 }
 
 TORCH_LIBRARY_IMPL(maskpot, CPU, m) { m.impl("neighbor_pairs", &neighbor_pairs_cpu); }

@@ -135,8 +135,9 @@ MASKPOT_INLINE void filter_chunks(const T *__restrict__ wt, const T *const *rbf,
 // The edges e_begin..e_end-1 with their filters, in groups of up to FILTER_EDGES edges computed together: for each
 // group (first edge e0, n edges), begin(e0, n); then for each chunk of channels c0..c0+len and each edge e of the
 // group in order, visit(e, q = e - e0, c0, len, f) with f the edge's filter for that chunk (fs, fvv, fvs at f,
-// f + CHUNK, f + 2 * CHUNK; fvv only when VV); then end(e0, n).
-template <typename T, bool VV, typename Begin, typename Visit, typename End>
+// f + CHUNK, f + 2 * CHUNK; fvv only when VV); then end(e0, n). With STEP = 2 the items are the pairs of
+// edges of pair_forward_edges and pair_backward_edges: item k's filter is that of edge 2k.
+template <typename T, bool VV, int64_t STEP = 1, typename Begin, typename Visit, typename End>
 MASKPOT_INLINE void filtered_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, int64_t F, int64_t R,
                                    Begin &&begin, Visit &&visit, End &&end)
 {
@@ -145,7 +146,7 @@ MASKPOT_INLINE void filtered_edges(const Edges<T> &g, int64_t e_begin, int64_t e
   for (int64_t e0 = e_begin; e0 < e_end; e0 += FILTER_EDGES) {
     const int64_t n = std::min(FILTER_EDGES, e_end - e0);
     const T *rbf[FILTER_EDGES];
-    for (int64_t q = 0; q < n; ++q) rbf[q] = g.rbf + (e0 + q) * g.rbf_stride;
+    for (int64_t q = 0; q < n; ++q) rbf[q] = g.rbf + (e0 + q) * STEP * g.rbf_stride;
     begin(e0, n);
     for (int64_t c0 = 0; c0 < F; c0 += C) {
       const int64_t len = std::min(C, F - c0);
@@ -200,8 +201,9 @@ MASKPOT_OUTLINE void forward_edges(const Edges<T> &g, int64_t e_begin, int64_t e
 
 // Backward of one chunk of edge e's channels, from that chunk's filter fs, fvv, fvs: accumulates g_phi[j], g_v[j]
 // (scatters by j) and lane-wise partial sums of the gradient of the edge's unit vector (gu, 3 x CHUNK), and
-// writes the chunk of the filter's output gradient gf (3F; turned into the rbf gradient by the block GEMM).
-template <typename T, bool FIRST>
+// writes (ADD: adds to) the chunk of the filter's output gradient gf (3F; turned into the rbf gradient by the
+// block GEMM; the two directions of a pair add theirs, their filter being one).
+template <typename T, bool FIRST, bool ADD = false>
 MASKPOT_INLINE void backward_chunk(const T *__restrict__ fs, const T *__restrict__ fvv, const T *__restrict__ fvs,
                                    const T *u, const T *__restrict__ p, const T *__restrict__ vj, int64_t vs1,
                                    const T *__restrict__ gs, const T *__restrict__ gv, T *__restrict__ gp,
@@ -222,10 +224,10 @@ MASKPOT_INLINE void backward_chunk(const T *__restrict__ fs, const T *__restrict
     const T g_xvs = u0 * g0 + u1 * g1 + u2 * g2;
     gp[c] += g_xs * fs[k];
     gp[2 * F + c] += g_xvs * fvs[k];
-    gf[c] = g_xs * p[c];
-    gf[2 * F + c] = g_xvs * p[2 * F + c];
+    gf[c] = (ADD ? gf[c] : T(0)) + g_xs * p[c];
+    gf[2 * F + c] = (ADD ? gf[2 * F + c] : T(0)) + g_xvs * p[2 * F + c];
     if (FIRST) {
-      gf[F + c] = T(0);
+      if (!ADD) gf[F + c] = T(0);
     } else {
       const T v0 = vj[c], v1 = vj[vs1 + c], v2 = vj[2 * vs1 + c];
       const T g_xvv = v0 * g0 + v1 * g1 + v2 * g2;
@@ -234,7 +236,7 @@ MASKPOT_INLINE void backward_chunk(const T *__restrict__ fs, const T *__restrict
       gvj[F + c] += xvv * g1;
       gvj[2 * F + c] += xvv * g2;
       gp[F + c] += g_xvv * fvv[k];
-      gf[F + c] = g_xvv * p[F + c];
+      gf[F + c] = (ADD ? gf[F + c] : T(0)) + g_xvv * p[F + c];
     }
   }
 }
@@ -366,6 +368,87 @@ MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t 
       small_gemm(gf_block, 3 * F, w, B, 3 * F, RP, g_rbf_block, RP);
       for (int64_t b = 0; b < B; ++b)
         std::copy(g_rbf_block + b * RP, g_rbf_block + b * RP + R, g_feat + (e0 + b) * row);
+    }
+  }
+}
+
+// ---- Pairs: edges laid out as pairs, 2k = (a, b) and 2k + 1 = (b, a), whose feature rows mirror (the same
+// rbf_cut, negated unit vectors: the vectors v and -v of one pair of atoms; painn_message checks it). One filter
+// per pair, from row 2k's rbf_cut, serves both directions, which halves the filter work, most of the operator's
+// arithmetic; row 2k + 1's rbf_cut is not read (its gradient row is zero, row 2k's gets both directions'). Both
+// directions receive, so a and b are both local atoms.
+
+// ds (n_local, F) and dv (n_local, 3, F), contiguous and zeroed: += the messages of pairs k_begin..k_end-1.
+template <typename T, bool FIRST, int64_t FK = 0, int64_t RK = 0>
+MASKPOT_OUTLINE void pair_forward_edges(const Edges<T> &g, int64_t k_begin, int64_t k_end, T *ds, T *dv)
+{
+  const int64_t F = FK ? FK : g.F, R = RK ? RK : g.R, vs1 = FK ? FK : g.v_stride1;
+  constexpr int64_t C = CHUNK<T>;
+  const auto none = [](int64_t, int64_t) {};
+  filtered_edges<T, !FIRST, 2>(
+      g, k_begin, k_end, F, R, none,
+      [&](int64_t k, int64_t, int64_t c0, int64_t len, const T *f) {
+        const int64_t e = 2 * k, a = g.i[e], b = g.j[e];
+        const T *va = FIRST ? nullptr : g.v + a * g.v_stride0, *vb = FIRST ? nullptr : g.v + b * g.v_stride0;
+        forward_chunk<T, FIRST>(f, f + C, f + 2 * C, g.unit + e * g.unit_stride, g.phi + b * g.phi_stride, vb, vs1,
+                                ds + a * F, dv + a * 3 * F, F, c0, len);
+        forward_chunk<T, FIRST>(f, f + C, f + 2 * C, g.unit + (e + 1) * g.unit_stride, g.phi + a * g.phi_stride, va,
+                                vs1, ds + b * F, dv + b * 3 * F, F, c0, len);
+      },
+      none);
+}
+
+// backward_edges for pairs k_begin..k_end-1 (both directions of each): the rbf_cut gradient of a pair's one filter
+// on row 2k of g_feat, zeros on row 2k + 1.
+template <typename T, bool FIRST, int64_t FK = 0, int64_t RK = 0>
+MASKPOT_OUTLINE void pair_backward_edges(const Edges<T> &g, int64_t k_begin, int64_t k_end, const T *gs,
+                                         const T *gv, T *g_phi, T *g_v, T *g_feat)
+{
+  const int64_t F = FK ? FK : g.F, R = RK ? RK : g.R, row = R + 3, vs1 = FK ? FK : g.v_stride1;
+  const int64_t RP = (R + LANES<T> - 1) / LANES<T> * LANES<T>;
+  std::vector<T> w_padded(RP == R ? 0 : 3 * F * RP, T(0));
+  for (int64_t c = 0; RP != R && c < 3 * F; ++c) std::copy(g.w + c * R, g.w + (c + 1) * R, w_padded.data() + c * RP);
+  const T *w = RP == R ? g.w : w_padded.data();
+  // scratch: gf of one block of pairs (EDGE_BLOCK x 3F), their rbf gradients with the padded columns, then the
+  // lane-wise partial sums of the unit-vector gradients of both directions of FILTER_EDGES pairs
+  constexpr int64_t C = CHUNK<T>;
+  std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + 2 * FILTER_EDGES * 3 * C);
+  T *__restrict__ gf_block = scratch.data();
+  T *__restrict__ g_rbf_block = gf_block + EDGE_BLOCK * 3 * F;
+  T *__restrict__ gu_lanes = g_rbf_block + EDGE_BLOCK * RP;
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += EDGE_BLOCK) {
+    const int64_t B = std::min(EDGE_BLOCK, k_end - k0);
+    filtered_edges<T, !FIRST, 2>(
+        g, k0, k0 + B, F, R, [&](int64_t, int64_t n) { std::fill(gu_lanes, gu_lanes + 2 * n * 3 * C, T(0)); },
+        [&](int64_t k, int64_t q, int64_t c0, int64_t len, const T *f) {
+          const int64_t e = 2 * k, a = g.i[e], b = g.j[e];
+          const T *va = FIRST ? nullptr : g.v + a * g.v_stride0, *vb = FIRST ? nullptr : g.v + b * g.v_stride0;
+          T *gva = FIRST ? nullptr : g_v + a * 3 * F, *gvb = FIRST ? nullptr : g_v + b * 3 * F;
+          T *gf = gf_block + (k - k0) * 3 * F;
+          // a <- b, then b <- a into the same filter-output gradient
+          backward_chunk<T, FIRST, false>(f, f + C, f + 2 * C, g.unit + e * g.unit_stride, g.phi + b * g.phi_stride,
+                                          vb, vs1, gs + a * F, gv + a * 3 * F, g_phi + b * 3 * F, gvb,
+                                          gu_lanes + 2 * q * 3 * C, gf, F, c0, len);
+          backward_chunk<T, FIRST, true>(f, f + C, f + 2 * C, g.unit + (e + 1) * g.unit_stride,
+                                         g.phi + a * g.phi_stride, va, vs1, gs + b * F, gv + b * 3 * F,
+                                         g_phi + a * 3 * F, gva, gu_lanes + (2 * q + 1) * 3 * C, gf, F, c0, len);
+        },
+        [&](int64_t k1, int64_t n) {
+          for (int64_t q = 0; q < n; ++q) {
+            T *first_row = g_feat + 2 * (k1 + q) * row, *second_row = first_row + row;
+            for (int d = 0; d < 3; ++d) {
+              first_row[R + d] = lane_sum(gu_lanes + 2 * q * 3 * C + d * C);
+              second_row[R + d] = lane_sum(gu_lanes + (2 * q + 1) * 3 * C + d * C);
+            }
+            std::fill(second_row, second_row + R, T(0));
+          }
+        });
+    if (RP == R) {    // straight into the first R columns of the pairs' first rows
+      small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_feat + 2 * k0 * row, 2 * row);
+    } else {
+      small_gemm(gf_block, 3 * F, w, B, 3 * F, RP, g_rbf_block, RP);
+      for (int64_t b = 0; b < B; ++b)
+        std::copy(g_rbf_block + b * RP, g_rbf_block + b * RP + R, g_feat + 2 * (k0 + b) * row);
     }
   }
 }
