@@ -1,8 +1,8 @@
 """The neighbour search of exported ASE and OpenMM files on the C++ operator ``torch.ops.maskpot.neighbor_pairs``
 (maskpot/kernels/csrc/neighbor_pairs.cpp): the contract and edge set of ``maskpot.models.neighbors.neighbor_pairs``.
-In exports, the edges come laid out in pairs (edge 2k + 1 the reverse of 2k: the layout whose pairs PaiNN's fused
-message step computes with one filter); ``neighbor_search()`` gives them sorted by (i, j, shift). ``use_fused_neighbors(module)`` swaps it into every ``NeighborSearch`` of a module;
-``neighbor_search()`` gives Python callers the operator where the library is built.
+``use_fused_neighbors(module)`` swaps it into every ``NeighborSearch`` of a module, with the edges laid out in pairs
+(edge 2k + 1 the reverse of 2k: the layout whose pairs PaiNN's fused message step computes with one filter);
+``neighbor_search()`` gives Python callers the operator where the library is built, edges sorted by (i, j, shift).
 """
 
 from __future__ import annotations
