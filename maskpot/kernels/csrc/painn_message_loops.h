@@ -329,23 +329,48 @@ void small_gemm(const T *__restrict__ a, int64_t lda, const T *__restrict__ b, i
 // forward_edges.
 constexpr int64_t EDGE_BLOCK = 128;
 
+// What backward_edges and pair_backward_edges share: W (3F, R) for small_gemm, its columns padded with zeros to
+// whole vectors (RP) when R is not a multiple, and the scratch of one block: the filter-output gradients gf
+// (EDGE_BLOCK x 3F), their rbf gradients with the padded columns (EDGE_BLOCK x RP), and `sums` sets of lane-wise
+// partial sums of a unit-vector gradient (3 x CHUNK each).
+template <typename T> struct BackwardBlocks {
+  int64_t F, R, RP;
+  std::vector<T> w_padded, scratch;
+  const T *w;
+  T *gf, *g_rbf, *gu;
+
+  BackwardBlocks(const T *w_in, int64_t F_, int64_t R_, int64_t sums)
+      : F(F_), R(R_), RP((R_ + LANES<T> - 1) / LANES<T> * LANES<T>), w_padded(RP == R ? 0 : 3 * F * RP, T(0)),
+        scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + sums * 3 * CHUNK<T>)
+  {
+    for (int64_t c = 0; RP != R && c < 3 * F; ++c) std::copy(w_in + c * R, w_in + (c + 1) * R, w_padded.data() + c * RP);
+    w = RP == R ? w_in : w_padded.data();
+    gf = scratch.data();
+    g_rbf = gf + EDGE_BLOCK * 3 * F;
+    gu = g_rbf + EDGE_BLOCK * RP;
+  }
+
+  // The rbf gradients gf (B, 3F) W of a block's B items into the first R columns of the rows at out, ldo apart:
+  // straight there when R is whole vectors, else through g_rbf.
+  void rbf_gradients(int64_t B, T *out, int64_t ldo)
+  {
+    if (RP == R) {
+      small_gemm(gf, 3 * F, w, B, 3 * F, R, out, ldo);
+      return;
+    }
+    small_gemm(gf, 3 * F, w, B, 3 * F, RP, g_rbf, RP);
+    for (int64_t b = 0; b < B; ++b) std::copy(g_rbf + b * RP, g_rbf + b * RP + R, out + b * ldo);
+  }
+};
+
 template <typename T, bool FIRST, int64_t FK = 0, int64_t RK = 0>
 MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t e_end, const T *gs, const T *gv,
                                     T *g_phi, T *g_v, T *g_feat)
 {
   const int64_t F = FK ? FK : g.F, R = RK ? RK : g.R, row = R + 3, vs1 = FK ? FK : g.v_stride1;
-  // W (3F, R) for small_gemm, its columns padded with zeros to whole vectors (RP) when R is not a multiple
-  const int64_t RP = (R + LANES<T> - 1) / LANES<T> * LANES<T>;
-  std::vector<T> w_padded(RP == R ? 0 : 3 * F * RP, T(0));
-  for (int64_t c = 0; RP != R && c < 3 * F; ++c) std::copy(g.w + c * R, g.w + (c + 1) * R, w_padded.data() + c * RP);
-  const T *w = RP == R ? g.w : w_padded.data();
-  // scratch: gf of one block of edges (EDGE_BLOCK x 3F), its rbf gradients with the padded columns (EDGE_BLOCK x
-  // RP), then lane-wise partial sums of the unit-vector gradients of FILTER_EDGES edges (each 3 x CHUNK)
   constexpr int64_t C = CHUNK<T>;
-  std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + FILTER_EDGES * 3 * C);
-  T *__restrict__ gf_block = scratch.data();
-  T *__restrict__ g_rbf_block = gf_block + EDGE_BLOCK * 3 * F;
-  T *__restrict__ gu_lanes = g_rbf_block + EDGE_BLOCK * RP;
+  BackwardBlocks<T> blocks(g.w, F, R, FILTER_EDGES);    // unit-vector sums of one group of filters
+  T *__restrict__ gf_block = blocks.gf, *__restrict__ gu_lanes = blocks.gu;
   for (int64_t e0 = e_begin; e0 < e_end; e0 += EDGE_BLOCK) {
     const int64_t B = std::min(EDGE_BLOCK, e_end - e0);
     filtered_edges<T, !FIRST>(
@@ -362,13 +387,7 @@ MASKPOT_OUTLINE void backward_edges(const Edges<T> &g, int64_t e_begin, int64_t 
           for (int64_t q = 0; q < n; ++q)
             for (int d = 0; d < 3; ++d) g_feat[(e1 + q) * row + R + d] = lane_sum(gu_lanes + q * 3 * C + d * C);
         });
-    if (RP == R) {    // straight into the first R columns of g_feat's rows
-      small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_feat + e0 * row, row);
-    } else {
-      small_gemm(gf_block, 3 * F, w, B, 3 * F, RP, g_rbf_block, RP);
-      for (int64_t b = 0; b < B; ++b)
-        std::copy(g_rbf_block + b * RP, g_rbf_block + b * RP + R, g_feat + (e0 + b) * row);
-    }
+    blocks.rbf_gradients(B, g_feat + e0 * row, row);
   }
 }
 
@@ -405,17 +424,9 @@ MASKPOT_OUTLINE void pair_backward_edges(const Edges<T> &g, int64_t k_begin, int
                                          const T *gv, T *g_phi, T *g_v, T *g_feat)
 {
   const int64_t F = FK ? FK : g.F, R = RK ? RK : g.R, row = R + 3, vs1 = FK ? FK : g.v_stride1;
-  const int64_t RP = (R + LANES<T> - 1) / LANES<T> * LANES<T>;
-  std::vector<T> w_padded(RP == R ? 0 : 3 * F * RP, T(0));
-  for (int64_t c = 0; RP != R && c < 3 * F; ++c) std::copy(g.w + c * R, g.w + (c + 1) * R, w_padded.data() + c * RP);
-  const T *w = RP == R ? g.w : w_padded.data();
-  // scratch: gf of one block of pairs (EDGE_BLOCK x 3F), their rbf gradients with the padded columns, then the
-  // lane-wise partial sums of the unit-vector gradients of both directions of FILTER_EDGES pairs
   constexpr int64_t C = CHUNK<T>;
-  std::vector<T> scratch(EDGE_BLOCK * 3 * F + EDGE_BLOCK * RP + 2 * FILTER_EDGES * 3 * C);
-  T *__restrict__ gf_block = scratch.data();
-  T *__restrict__ g_rbf_block = gf_block + EDGE_BLOCK * 3 * F;
-  T *__restrict__ gu_lanes = g_rbf_block + EDGE_BLOCK * RP;
+  BackwardBlocks<T> blocks(g.w, F, R, 2 * FILTER_EDGES);    // both directions of one group of pairs
+  T *__restrict__ gf_block = blocks.gf, *__restrict__ gu_lanes = blocks.gu;
   for (int64_t k0 = k_begin; k0 < k_end; k0 += EDGE_BLOCK) {
     const int64_t B = std::min(EDGE_BLOCK, k_end - k0);
     filtered_edges<T, !FIRST, 2>(
@@ -443,13 +454,7 @@ MASKPOT_OUTLINE void pair_backward_edges(const Edges<T> &g, int64_t k_begin, int
             std::fill(second_row, second_row + R, T(0));
           }
         });
-    if (RP == R) {    // straight into the first R columns of the pairs' first rows
-      small_gemm(gf_block, 3 * F, w, B, 3 * F, R, g_feat + 2 * k0 * row, 2 * row);
-    } else {
-      small_gemm(gf_block, 3 * F, w, B, 3 * F, RP, g_rbf_block, RP);
-      for (int64_t b = 0; b < B; ++b)
-        std::copy(g_rbf_block + b * RP, g_rbf_block + b * RP + R, g_feat + 2 * (k0 + b) * row);
-    }
+    blocks.rbf_gradients(B, g_feat + 2 * k0 * row, 2 * row);    // on the pairs' first rows
   }
 }
 
