@@ -67,11 +67,12 @@ def measure(args, scratch: Path, started: float) -> int:
     with patch.dict(os.environ, {"MASKPOT_TIMING": "1"}):  # the plugin's per-phase times (pair_maskpot.h)
         ms, times = interleaved(variants, args.repeats)
     phases = phase_table(timing["one"], timing["two"])
+    paired = {name: t["paired"] / max(t["edges"], 1) for name, t in phase_columns(timing["one"], timing["two"]).items()}
     result = {"waters": args.waters, "atoms": 3 * args.waters, "steps": args.steps, "repeats": args.repeats,
               "ms_per_step": ms, "all_ms_per_step": times,
               "rank_speedup": ms["1 rank"] / ms["2 ranks"],
               "machine_bound": 2 * ms["1 rank, half box"] / ms["two half boxes side by side"],
-              "phase_ms_per_call": phases}
+              "phase_ms_per_call": phases, "paired_edge_fraction": paired}
     rows = [[name, fmt(v)] for name, v in ms.items()]
     text = ("# Two MPI ranks against one, beside the machine's bound (benchmarks/rank_scaling.py)\n\n"
             f"Default float32 PaiNN (random weights), LAMMPS export, {args.waters} waters ({3 * args.waters} "
@@ -80,7 +81,9 @@ def measure(args, scratch: Path, started: float) -> int:
             f"\n- 2 ranks / 1 rank speed-up: {result['rank_speedup']:.2f}\n"
             f"- machine bound (two independent half-box runs together over one alone, x2): "
             f"{result['machine_bound']:.2f}\n"
-            f"- the decomposition reaches {result['rank_speedup'] / result['machine_bound']:.0%} of the bound\n\n"
+            f"- the decomposition reaches {result['rank_speedup'] / result['machine_bound']:.0%} of the bound\n"
+            "- edges the model gets in pairs (one filter per pair; not those to the other rank's ghosts): " +
+            ", ".join(f"{name} {f:.0%}" for name, f in paired.items()) + "\n\n"
             + phase_markdown(phases))
     return write_report(args, started, "rank_scaling", result, text)
 
@@ -88,12 +91,18 @@ def measure(args, scratch: Path, started: float) -> int:
 WAITING = ("exchange_forward", "exchange_reverse", "failure_check")  # phases that include the wait for other ranks
 
 
+def phase_columns(one: dict, two: dict) -> dict[str, dict]:
+    """{column: a rank's phase_timing} of the last 1-rank and 2-rank runs."""
+    columns = {"1 rank": one[0]}
+    columns.update({f"2 ranks: rank {r}": two[r] for r in sorted(two)})
+    return columns
+
+
 def phase_table(one: dict, two: dict) -> dict[str, dict[str, float]]:
     """{column: {phase: ms per compute call}} of the last 1-rank and 2-rank runs (all of a run's compute calls:
     set-up, warm-up and timed steps)."""
-    columns = {"1 rank": one[0]}
-    columns.update({f"2 ranks: rank {r}": two[r] for r in sorted(two)})
-    return {name: {phase: 1e3 * s / t["calls"] for phase, s in t["seconds"].items()} for name, t in columns.items()}
+    return {name: {phase: 1e3 * s / t["calls"] for phase, s in t["seconds"].items()}
+            for name, t in phase_columns(one, two).items()}
 
 
 def phase_markdown(phases: dict[str, dict[str, float]]) -> str:

@@ -71,7 +71,8 @@ PairMaskpot::~PairMaskpot()
 {
   const char *timing = std::getenv("MASKPOT_TIMING");
   if (timing && std::strcmp(timing, "0") != 0 && compute_calls > 0) {
-    std::string line = fmt::format("maskpot timing rank {} calls {}:", comm->me, compute_calls);
+    std::string line = fmt::format("maskpot timing rank {} calls {} edges {} paired {}:", comm->me, compute_calls,
+                                   edge_src.size(), paired_edges);
     for (const auto &[phase, seconds] : phase_seconds) line += fmt::format(" {} {:.4f}", phase, seconds);
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);
@@ -381,6 +382,51 @@ void PairMaskpot::fold_self_images(std::vector<double> *shift)
   }
 }
 
+// After fold_self_images: the edges laid out in pairs, edge 2k + 1 the reverse of edge 2k (i and j swapped, vector
+// and shift negated), then the edges to ghosts of other ranks' atoms one by one (their ghosts receive nothing).
+// maskpot::painn_message computes one filter per pair (half its work); for other kernels the order is free. The
+// full list holds each pair of local atoms from both ends: the end with the lower index keeps it (the one with
+// the higher drops it), an atom's edges to its own images keep the image with the lexicographically positive
+// vector; the pair is then in the graph when that end's distance test passed, one test per pair, so a pair at the
+// cutoff cannot be in one direction only.
+void PairMaskpot::pair_edges(std::vector<double> *shift)
+{
+  const int nlocal = atom->nlocal;
+  const auto nedges = static_cast<int64_t>(edge_src.size());
+  auto &src = scratch_src, &dst = scratch_dst;
+  auto &vec = scratch_vec, &shf = scratch_shift;
+  src.clear();
+  dst.clear();
+  vec.clear();
+  shf.clear();
+  std::vector<int64_t> singles;
+  auto positive = [](const double *v) { return v[0] > 0 || (v[0] == 0 && (v[1] > 0 || (v[1] == 0 && v[2] > 0))); };
+  for (int64_t e = 0; e < nedges; ++e) {
+    const int64_t i = edge_src[e], j = edge_dst[e];
+    const double *v = &edge_vec[3 * e], *t = shift ? &(*shift)[3 * e] : nullptr;
+    if (j >= nlocal) {
+      singles.push_back(e);
+      continue;
+    }
+    if (i > j || (i == j && !positive(v))) continue;
+    src.insert(src.end(), {i, j});
+    dst.insert(dst.end(), {j, i});
+    vec.insert(vec.end(), {v[0], v[1], v[2], -v[0], -v[1], -v[2]});
+    if (t) shf.insert(shf.end(), {t[0], t[1], t[2], -t[0], -t[1], -t[2]});
+  }
+  paired_edges = static_cast<int64_t>(src.size());
+  for (const int64_t e : singles) {
+    src.push_back(edge_src[e]);
+    dst.push_back(edge_dst[e]);
+    vec.insert(vec.end(), &edge_vec[3 * e], &edge_vec[3 * e] + 3);
+    if (shift) shf.insert(shf.end(), &(*shift)[3 * e], &(*shift)[3 * e] + 3);
+  }
+  edge_src.swap(src);
+  edge_dst.swap(dst);
+  edge_vec.swap(vec);
+  if (shift) shift->swap(shf);
+}
+
 // One rank: the graph of the local atoms, every ghost folded onto its owner (one forward call).
 void PairMaskpot::compute_fold()
 {
@@ -388,9 +434,10 @@ void PairMaskpot::compute_fold()
   if (nlocal == 0) return;
   double **x = atom->x;
   const tagint *tag = atom->tag;
-  const auto nedges = static_cast<int64_t>(edge_src.size());
   std::vector<double> shift;
   fold_self_images(&shift);
+  pair_edges(&shift);
+  const auto nedges = static_cast<int64_t>(edge_src.size());
   lap("fold");
 
   torch::Tensor energy, node_energy, forces, virial_t;

@@ -16,6 +16,8 @@
      owners (reverse communication), layer by layer. Edges to periodic images of the rank's own atoms go to
      those atoms, as in fold (fold_self_images), so only ghosts of other ranks' atoms are read, and only the
      ghosts some edge reads get a row in the graph. Needs the layer-wise interface of the export.
+   In both, the edges between local atoms go to the model in pairs (pair_edges: edge 2k + 1 the reverse of 2k),
+   edges to other ranks' ghosts after them, so that the fused PaiNN kernel computes one filter per pair.
    Every call into the model is guarded: an exception, or an output of the wrong shape, dtype or with a
    non-finite value, is held until every rank has finished the step and then reported as one ERROR line
    (raise_failure). check_masses (default yes) refuses a type whose mass is not its element's.
@@ -23,8 +25,9 @@
    modulo the GPUs visible), auto takes cuda where every rank sees a GPU, else the CPU. Inputs go to the device,
    outputs come back to the CPU (choose_device in pair_maskpot.cpp).
    With MASKPOT_TIMING=1 in the environment each rank prints, when the pair style is destroyed, the wall
-   seconds its compute calls spent in each phase ("maskpot timing rank R calls N: phase seconds ..."; an
-   exchange phase includes the wait for the other ranks), which benchmarks/rank_scaling.py reads.
+   seconds its compute calls spent in each phase ("maskpot timing rank R calls N edges E paired P: phase seconds
+   ..."; E and P: the last step's edges and how many of them lie in pairs; an exchange phase includes the wait for
+   the other ranks), which benchmarks/rank_scaling.py reads.
    The torch part lives behind a pointer so that only the .cpp files include the libtorch headers.
 */
 
@@ -77,11 +80,14 @@ class PairMaskpot : public Pair {
   int comm_slots = 0;
   std::vector<int64_t> edge_src, edge_dst;   // this step's edges i <- j (atom indices; i local)
   std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
+  std::vector<int64_t> scratch_src, scratch_dst;    // pair_edges' output before the swap (capacity kept)
+  std::vector<double> scratch_vec, scratch_shift;
   std::unordered_map<tagint, int> local_of_tag;    // the local atom of each ID (fold_self_images)
   std::string failure;                       // what went wrong in the model on this rank this step
   std::map<std::string, double> phase_seconds;    // MASKPOT_TIMING: wall seconds per phase of compute
   double lap_start = 0.0;
   int64_t compute_calls = 0;
+  int64_t paired_edges = 0;                  // of this step's edges, how many lie in pairs (pair_edges)
 
   void lap(const char *phase);    // adds the time since the last lap (or compute's start) to phase
 
@@ -89,6 +95,7 @@ class PairMaskpot : public Pair {
   void choose_device();
   void build_edges();
   void fold_self_images(std::vector<double> *shift);
+  void pair_edges(std::vector<double> *shift);
   void compute_fold();
   void compute_exchange();    // pair_maskpot_exchange.cpp
   void raise_failure();

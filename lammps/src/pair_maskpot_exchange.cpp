@@ -113,6 +113,7 @@ void PairMaskpot::compute_exchange()
 {
   using torch::autograd::grad;
   fold_self_images(nullptr);    // edges to images of this rank's own atoms go to those atoms
+  pair_edges(nullptr);
   lap("fold");
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;

@@ -77,12 +77,14 @@ def performance(log: str) -> tuple[float, float, int]:
 
 def phase_timing(log: str) -> dict[int, dict]:
     """The plugin's per-phase wall seconds (printed by each rank at exit when MASKPOT_TIMING=1, see
-    lammps/src/pair_maskpot.h): {rank: {"calls": compute calls, "seconds": {phase: seconds}}}; {} without them.
-    mpirun may join the ranks' lines, so the pattern is not anchored to line starts."""
+    lammps/src/pair_maskpot.h): {rank: {"calls": compute calls, "edges": the last step's edges, "paired": how many
+    of them lie in pairs, "seconds": {phase: seconds}}}; {} without them. mpirun may join the ranks' lines, so the
+    pattern is not anchored to line starts."""
     found = {}
-    for m in re.finditer(r"maskpot timing rank (\d+) calls (\d+):((?: [a-z_]+ [0-9.]+)+)", log):
-        words = m.group(3).split()
-        found[int(m.group(1))] = {"calls": int(m.group(2)),
+    pattern = r"maskpot timing rank (\d+) calls (\d+) edges (\d+) paired (\d+):((?: [a-z_]+ [0-9.]+)+)"
+    for m in re.finditer(pattern, log):
+        words = m.group(5).split()
+        found[int(m.group(1))] = {"calls": int(m.group(2)), "edges": int(m.group(3)), "paired": int(m.group(4)),
                                   "seconds": {words[k]: float(words[k + 1]) for k in range(0, len(words), 2)}}
     return found
 

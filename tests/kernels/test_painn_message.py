@@ -101,17 +101,21 @@ def gradcheck_operator(first: bool, F: int, R: int) -> None:
     assert ds.shape == (n_local, F) and dv.shape == (n_local, 3, F)
 
 
-def paired_inputs(N: int, F: int, R: int, pairs: int, n_local: int, first: bool, dtype=torch.float64, seed: int = 0):
+def paired_inputs(N: int, F: int, R: int, pairs: int, n_local: int, first: bool, dtype=torch.float64, seed: int = 0,
+                  singles: int = 0):
     """Op inputs laid out in pairs (edge 2k + 1 = (b, a) the reverse of 2k = (a, b), local atoms, mirrored feature
-    rows: the same rbf_cut, negated unit vectors) and the same edges sorted by (i, j) with that order."""
+    rows: the same rbf_cut, negated unit vectors), then `singles` edges one by one (local receivers, senders local
+    or ghost, as a LAMMPS rank's edges to other ranks' ghosts), and the same edges sorted by (i, j) with that
+    order."""
     g = torch.Generator().manual_seed(seed)
     a = torch.randint(0, n_local, (pairs,), generator=g)
     b = (a + torch.randint(1, n_local, (pairs,), generator=g)) % n_local
     rbf = torch.randn(pairs, R, generator=g, dtype=torch.float64)
     unit = torch.randn(pairs, 3, generator=g, dtype=torch.float64)
-    i = torch.stack([a, b], 1).flatten()
-    j = torch.stack([b, a], 1).flatten()
-    feat = torch.stack([torch.cat([rbf, unit], 1), torch.cat([rbf, -unit], 1)], 1).reshape(2 * pairs, R + 3)
+    i = torch.cat([torch.stack([a, b], 1).flatten(), torch.randint(0, n_local, (singles,), generator=g)])
+    j = torch.cat([torch.stack([b, a], 1).flatten(), torch.randint(0, N, (singles,), generator=g)])
+    feat = torch.cat([torch.stack([torch.cat([rbf, unit], 1), torch.cat([rbf, -unit], 1)], 1).reshape(2 * pairs, R + 3),
+                      torch.randn(singles, R + 3, generator=g, dtype=torch.float64)])
     s_phi = torch.randn(N, 3 * F, generator=g, dtype=torch.float64)
     v = torch.randn(N, 3, F, generator=g, dtype=torch.float64)
     weight = torch.randn(3 * F, R, generator=g, dtype=torch.float64)
@@ -133,11 +137,13 @@ def pair_results(floats, i, j, n_local, first, cotangents):
 @pytest.mark.parametrize("first", [False, True])
 @pytest.mark.parametrize("dtype", B.DTYPES)
 @pytest.mark.parametrize("F, R", [(37, 11), (64, 16)])
-def test_pairs_give_the_directed_result(dtype, first, F, R):
-    """Edges laid out in pairs (one filter per pair) against the same edges sorted (one filter per edge): outputs
-    and gradients, with each pair's rbf_cut gradient on its first row (the pair loops read only that row's)."""
+@pytest.mark.parametrize("singles", [0, 57])
+def test_pairs_give_the_directed_result(dtype, first, F, R, singles):
+    """Edges laid out in pairs (one filter per pair), alone or followed by single edges, against the same edges
+    sorted (one filter per edge): outputs and gradients, with each pair's rbf_cut gradient on its first row (the
+    pair loops read only that row's)."""
     N, n_local, P = 30, 24, 151
-    floats, i, j, order = paired_inputs(N, F, R, P, n_local, first, getattr(torch, dtype))
+    floats, i, j, order = paired_inputs(N, F, R, P, n_local, first, getattr(torch, dtype), singles=singles)
     g = torch.Generator().manual_seed(4)
     t = floats[0].dtype
     cot = (torch.randn(n_local, F, generator=g).to(t), torch.randn(n_local, 3, F, generator=g).to(t))
@@ -145,24 +151,33 @@ def test_pairs_give_the_directed_result(dtype, first, F, R):
     s_phi, v, weight, feat = floats
     directed = pair_results([s_phi, v, weight, feat[order]], i[order], j[order], n_local, first, cot)
     g_feat = torch.empty_like(directed[-1]).index_copy_(0, order, directed[-1])  # back to the paired rows
-    g_feat[0::2, :R] += g_feat[1::2, :R]
-    g_feat[1::2, :R] = 0
+    g_feat[0:2 * P:2, :R] += g_feat[1:2 * P:2, :R]
+    g_feat[1:2 * P:2, :R] = 0
     directed[-1] = g_feat
     names = ["ds", "dv", "s_phi gradient"] + ([] if first else ["v gradient"]) + ["feat gradient"]
     for a, b, name in zip(directed, paired, names):
         B.nontrivial(a, name)
         B.close(b, a, TOL[dtype], name)
+    if singles:
+        B.nontrivial(paired[-1][2 * P:, :R], "the single edges' rbf_cut gradients")
 
 
 def test_rows_that_do_not_mirror_run_edge_by_edge():
-    """A pair whose feature rows differ (beyond rounding) makes the operator take every edge on its own: the
-    result of the same edges sorted, each rbf_cut row read."""
+    """A pair whose feature rows differ (beyond rounding) ends the pairs: it and every edge after it run one by one,
+    each rbf_cut row read, so the result is that of the same edges sorted, gradients included."""
     N, n_local, F, R, P = 20, 16, 9, 5, 40
     (s_phi, v, weight, feat), i, j, order = paired_inputs(N, F, R, P, n_local, False)
     feat[7, 2] += 1e-3  # pair 3's second row
-    out = torch.ops.maskpot.painn_message(s_phi, v, weight, feat, i, j, n_local, False)
-    ref = torch.ops.maskpot.painn_message(s_phi, v, weight, feat[order], i[order], j[order], n_local, False)
-    for a, b, name in zip(ref, out, ["ds", "dv"]):
+    feat[11, 1] += 1e-3  # pair 5's: were pairs taken after pair 3 again, its second row would be ignored
+    g = torch.Generator().manual_seed(6)
+    cot = (torch.randn(n_local, F, generator=g, dtype=torch.float64),
+           torch.randn(n_local, 3, F, generator=g, dtype=torch.float64))
+    out = pair_results([s_phi, v, weight, feat], i, j, n_local, False, cot)
+    ref = pair_results([s_phi, v, weight, feat[order]], i[order], j[order], n_local, False, cot)
+    ref[-1] = torch.empty_like(ref[-1]).index_copy_(0, order, ref[-1])
+    ref[-1][0:6:2, :R] += ref[-1][1:6:2, :R]  # pairs 0..2 still run as pairs
+    ref[-1][1:6:2, :R] = 0
+    for a, b, name in zip(ref, out, ["ds", "dv", "s_phi gradient", "v gradient", "feat gradient"]):
         B.close(b, a, 1e-12, name)
 
 
@@ -261,14 +276,15 @@ def test_layer_step_with_ghosts(dtype):
         assert bool((gn_r[n_local:] != 0).any()), "ghost states should get gradients (they send messages)"
 
 
-@pytest.mark.parametrize("edges", ["grouped", "scattered", "pairs"])
+@pytest.mark.parametrize("edges", ["grouped", "scattered", "pairs", "pairs+singles"])
 def test_threads_give_the_same_numbers(edges):
     """Three threads against one: the forward splits the edges between receiving atoms when each atom's edges are
     contiguous (grouped, as neighbour lists give them) and runs on one thread otherwise; the backward always
     splits them (per-thread node gradients, summed); edges in pairs are split by pairs, both directions into
-    per-thread outputs."""
-    if edges == "pairs":
-        (s_phi, v, weight, feat), i, j, _ = paired_inputs(300, 6, 4, 4500, 250, False)
+    per-thread outputs, and single edges after them evenly, into the same outputs."""
+    if edges.startswith("pairs"):
+        singles = 3001 if edges == "pairs+singles" else 0
+        (s_phi, v, weight, feat), i, j, _ = paired_inputs(300, 6, 4, 4500, 250, False, singles=singles)
         s_phi, v, feat = (x.requires_grad_() for x in (s_phi, v, feat))
     else:
         s_phi, v, weight, feat, i, j = random_op_inputs(300, 6, 4, 9000, 250, False)

@@ -101,7 +101,8 @@ def test_phase_timing_covers_every_rank_and_the_pair_time(nprocs, export_factory
                                                            monkeypatch):
     """MASKPOT_TIMING=1: each rank reports its compute calls and per-phase seconds (fold phases on one rank,
     exchange phases on two, after their fold of images of the rank's own atoms and the choice of the graph's
-    ghosts), and the phases add up to at least LAMMPS' own Pair time of the timed run."""
+    ghosts), and the phases add up to at least LAMMPS' own Pair time of the timed run; the edges go to the model
+    in pairs (pair_edges): all of them on one rank, on two all but those to the other rank's ghosts."""
     import re
 
     from maskpot.data import Frame
@@ -121,6 +122,10 @@ def test_phase_timing_covers_every_rank_and_the_pair_time(nprocs, export_factory
         assert rank["calls"] >= 6 + 2  # the timed and warm-up steps, plus each run's set-up
         assert all(s >= 0 for s in rank["seconds"].values())
         assert sum(rank["seconds"].values()) >= 0.95 * pair[-1] > 0
+        if nprocs == 1:
+            assert rank["paired"] == rank["edges"] > 0
+        else:
+            assert 0 < rank["paired"] < rank["edges"] and rank["paired"] % 2 == 0
     monkeypatch.delenv("MASKPOT_TIMING")
     quiet = run_lammps_md(export_factory("lammps"), Frame.from_atoms(water_atoms), steps=2,
                           out_prefix=tmp_path / "quiet", nprocs=nprocs)

@@ -23,15 +23,17 @@
    inference (export, MD); training keeps the reference ops. Asking for either raises.
 
    Pairs: when the edges come laid out in pairs (edge 2k + 1 the reverse of edge 2k, their feature rows mirrored:
-   what maskpot::neighbor_pairs gives exports with `paired`; paired_layout checks it on every call), one filter per
+   what maskpot::neighbor_pairs gives exports with `paired`, and the LAMMPS plugin its pairs of local atoms, the
+   edges to other ranks' ghosts after them; paired_prefix finds them on every call), one filter per
    pair serves both directions (pair_forward_edges, pair_backward_edges in painn_message_loops.h): half the filter
    work, forward and backward. The rbf_cut gradient of a pair is then on its first row, zeros on the second (whose
-   rbf_cut the loops do not read); other edge lists (LAMMPS') run the loops edge by edge.
+   rbf_cut the loops do not read); edges not in pairs run the loops edge by edge.
 
    Threads (torch's intra-op pool): the forward splits the edges where the receiving atom changes, so that each
    thread scatters into its own rows (when every atom's edges are contiguous, as neighbour lists give them;
    otherwise it runs on one thread); the backward splits the edges evenly and scatters into per-thread copies of
-   the node gradients, summed at the end (pairs: both split by pairs, into per-thread outputs). For a given thread
+   the node gradients, summed at the end (with pairs: both split evenly, the pairs and then the edges after them,
+   into per-thread outputs). For a given thread
    count the sums are in a fixed order.
 */
 
@@ -154,23 +156,24 @@ template <typename T> auto pair_backward_loop(const Sizes &z, bool first)
   return first ? pair_backward_edges<T, true> : pair_backward_edges<T, false>;
 }
 
-// Whether the edges are laid out in pairs (painn_message_loops.h): an even count, edge 2k + 1 the reverse of 2k
-// (i and j swapped; both receive, so both are local: check_inputs checked every i) and the two feature rows
-// mirror to MIRROR_ULPS units in the last place of the row's largest value (the same rbf_cut, negated unit vectors:
-// edge_basis of v and -v can differ by an ulp in float64, where the two edges sit in different vector lanes), so
-// that one filter per pair computes the function to that rounding. One pass over the indices and the rows, O(E R).
+// How many leading pairs the edges come laid out in (painn_message_loops.h): pairs k < P, edge 2k + 1 the reverse
+// of 2k (i and j swapped; both receive, so both are local: check_inputs checked every i) with the two feature rows
+// mirrored to MIRROR_ULPS units in the last place of the row's largest value (the same rbf_cut, negated unit
+// vectors: edge_basis of v and -v can differ by an ulp in float64, where the two edges sit in different vector
+// lanes), so that one filter per pair computes the function to that rounding. The edges from 2P on run one by
+// one (a LAMMPS rank's edges to other ranks' ghosts, which receive nothing, follow its pairs). Any two edges that
+// pass are a true pair, so a layout not made in pairs at all costs one failed test. One pass, O(E R).
 constexpr double MIRROR_ULPS = 4;
 
-bool paired_layout(const Sizes &z, const Tensor &feat, const Tensor &i, const Tensor &j)
+int64_t paired_prefix(const Sizes &z, const Tensor &feat, const Tensor &i, const Tensor &j)
 {
-  if (z.E == 0 || z.E % 2) return false;
   const int64_t *ip = i.data_ptr<int64_t>(), *jp = j.data_ptr<int64_t>();
-  bool paired = true;
+  int64_t pairs = 0;
   AT_DISPATCH_FLOATING_TYPES(feat.scalar_type(), "maskpot::painn_message", [&] {
     const scalar_t *f = feat.data_ptr<scalar_t>();
     const int64_t stride = feat.stride(0);
     const scalar_t tol = static_cast<scalar_t>(MIRROR_ULPS) * std::numeric_limits<scalar_t>::epsilon();
-    for (int64_t e = 0; e < z.E && paired; e += 2) {
+    for (int64_t e = 0; e + 1 < z.E; e += 2, ++pairs) {
       const scalar_t *x = f + e * stride, *y = x + stride;
       scalar_t scale = 0, diff = 0;    // of the rbf_cut row (its values pass through zero: a relative test per
       for (int64_t c = 0; c < z.R; ++c) {    // value would refuse an ulp there)
@@ -179,10 +182,16 @@ bool paired_layout(const Sizes &z, const Tensor &feat, const Tensor &i, const Te
       }
       bool same = ip[e] == jp[e + 1] && jp[e] == ip[e + 1] && diff <= tol * scale;
       for (int64_t d = 0; d < 3; ++d) same &= std::abs(x[z.R + d] + y[z.R + d]) <= tol;    // unit vectors
-      paired = same;
+      if (!same) break;
     }
   });
-  return paired;
+  return pairs;
+}
+
+// Thread t's share [begin, end) of n items split evenly between `parts` threads.
+std::pair<int64_t, int64_t> share(int64_t n, int64_t t, int64_t parts)
+{
+  return {n * t / parts, n * (t + 1) / parts};
 }
 
 // Per-thread copies of the (zeroed) outputs `out`: the first thread's are the outputs themselves; `add_parts`
@@ -220,16 +229,23 @@ std::tuple<Tensor, Tensor> painn_message_cpu(const Tensor &s_phi_in, const Tenso
   const Tensor w = weight.contiguous(), wt = weight.t().contiguous();
   Tensor ds = at::zeros({n_local, z.F}, s_phi.options());
   Tensor dv = at::zeros({n_local, 3, z.F}, s_phi.options());
-  if (paired_layout(z, feat, i, j)) {
-    // pairs split evenly between threads, each into its own copy of the outputs (both directions receive)
-    const int64_t parts = threads_for(z.E), P = z.E / 2;
+  if (const int64_t P = paired_prefix(z, feat, i, j); P > 0) {
+    // pairs, then the single edges after them, each split evenly between threads, each thread into its own copy
+    // of the outputs (both directions of a pair receive)
+    const int64_t parts = threads_for(z.E), singles = z.E - 2 * P;
     const auto ds_part = thread_copies(ds, parts), dv_part = thread_copies(dv, parts);
     AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message", [&] {
       const auto g = edges_of<scalar_t>(z, s_phi, v, w, wt, feat, i, j, first);
-      const auto run = pair_forward_loop<scalar_t>(z, first);
+      const auto run_pairs = pair_forward_loop<scalar_t>(z, first);
+      const auto run_edges = forward_loop<scalar_t>(z, first);
       at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t)
-          run(g, P * t / parts, P * (t + 1) / parts, ds_part[t].data_ptr<scalar_t>(), dv_part[t].data_ptr<scalar_t>());
+        for (int64_t t = t0; t < t1; ++t) {
+          scalar_t *dst = ds_part[t].data_ptr<scalar_t>(), *dvt = dv_part[t].data_ptr<scalar_t>();
+          const auto [k0, k1] = share(P, t, parts);
+          const auto [e0, e1] = share(singles, t, parts);
+          if (k1 > k0) run_pairs(g, k0, k1, dst, dvt);
+          if (e1 > e0) run_edges(g, 2 * P + e0, 2 * P + e1, dst, dvt);
+        }
       });
     });
     add_parts(ds_part);
@@ -270,19 +286,24 @@ std::tuple<Tensor, Tensor, Tensor> painn_message_backward_cpu(const Tensor &grad
   Tensor g_feat = at::empty({z.E, z.R + 3}, opt);
   // threads take equal edge ranges; the scatters by j go into per-thread copies of g_phi and g_v (the first
   // thread's are the outputs), summed in thread order at the end
-  // in pairs (paired_layout) the ranges are of pairs, else of edges
-  const bool paired = paired_layout(z, feat, i, j);
-  const int64_t parts = threads_for(z.E), items = paired ? z.E / 2 : z.E;
+  // with leading pairs (paired_prefix) each thread takes its share of the pairs, then of the single edges after them
+  const int64_t P = paired_prefix(z, feat, i, j), singles = z.E - 2 * P;
+  const int64_t parts = threads_for(z.E);
   const auto g_phi_part = thread_copies(g_phi, parts), g_v_part = thread_copies(g_v, parts);
   AT_DISPATCH_FLOATING_TYPES(s_phi.scalar_type(), "maskpot::painn_message_backward", [&] {
     const auto g = edges_of<scalar_t>(z, s_phi, v, weight, wt, feat, i, j, first);
-    const auto run = paired ? pair_backward_loop<scalar_t>(z, first) : backward_loop<scalar_t>(z, first);
+    const auto run_pairs = pair_backward_loop<scalar_t>(z, first);
+    const auto run_edges = backward_loop<scalar_t>(z, first);
     const scalar_t *gs = grad_ds.data_ptr<scalar_t>(), *gv = grad_dv.data_ptr<scalar_t>();
     scalar_t *gf = g_feat.data_ptr<scalar_t>();
     at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t)
-        run(g, items * t / parts, items * (t + 1) / parts, gs, gv, g_phi_part[t].data_ptr<scalar_t>(),
-            g_v_part[t].data_ptr<scalar_t>(), gf);
+      for (int64_t t = t0; t < t1; ++t) {
+        scalar_t *gp = g_phi_part[t].data_ptr<scalar_t>(), *gvt = g_v_part[t].data_ptr<scalar_t>();
+        const auto [k0, k1] = share(P, t, parts);
+        const auto [e0, e1] = share(singles, t, parts);
+        if (k1 > k0) run_pairs(g, k0, k1, gs, gv, gp, gvt, gf);
+        if (e1 > e0) run_edges(g, 2 * P + e0, 2 * P + e1, gs, gv, gp, gvt, gf);
+      }
     });
   });
   add_parts(g_phi_part);
