@@ -1,8 +1,9 @@
-"""Engines against the model-only bound with the three taking turns: the exported model called directly, OpenMM
-with the TorchForce and OpenMM with the PythonForce, round by round on one water box.
+"""Engines against the model-only bound with the four taking turns: the exported model called directly, OpenMM
+with the TorchForce, OpenMM with the PythonForce and LAMMPS on one rank (pair_style maskpot; LAMMPS' loop time of
+the timed run), round by round on one water box.
 
 speed.py times each engine's repeats together, so its "engine / bound" ratios compare runs minutes apart; here
-every round runs the three (default float32 PaiNN, random weights, one thread, the steps of speed.py for that
+every round runs the four (default float32 PaiNN, random weights, one thread, the steps of speed.py for that
 size) one after the other, and the ratios are of the medians over rounds. Writes engines_interleaved.md and
 engines_interleaved.json to --out. Needs quiet cores.
     python benchmarks/engines_interleaved.py --waters 1024 --rounds 4
@@ -18,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import argument_parser, begin, fmt, interleaved, markdown_table, write_report  # noqa: E402
 
-ENGINES = ("model-only", "openmm", "openmm-python")
+ENGINES = ("model-only", "openmm", "openmm-python", "lammps 1 rank")
 
 
 def main(argv=None) -> int:
@@ -29,7 +30,7 @@ def main(argv=None) -> int:
     ap.add_argument("--atom-steps", type=float, default=1e5, help="work per timed call, as in speed.py")
     args, _, started = begin(ap.parse_args(argv))
     from benchmarks.speed import exports, random_checkpoint, water_box
-    from benchmarks.speed_engines import model_only, openmm_model
+    from benchmarks.speed_engines import lammps_row, model_only, openmm_model
     from maskpot.allocator import tune_allocator
 
     tune_allocator()  # as the engines do
@@ -41,14 +42,16 @@ def main(argv=None) -> int:
         ms, times = interleaved({"model-only": lambda k: model_only(frame, files, steps, 1)[0],
                                  "openmm": lambda k: openmm_model(frame, files, steps, 1, args.threads, "torch"),
                                  "openmm-python": lambda k: openmm_model(frame, files, steps, 1, args.threads,
-                                                                         "python")}, args.rounds)
+                                                                         "python"),
+                                 "lammps 1 rank": lambda k: lammps_row(frame, files, steps, 1, 1, args.threads,
+                                                                       Path(tmp))[0]}, args.rounds)
     ratio = {name: ms["model-only"] / ms[name] for name in ENGINES}
     result = {"waters": args.waters, "atoms": 3 * args.waters, "steps": steps, "rounds": args.rounds,
               "ms_per_step": ms, "all_ms_per_step": times, "engine_over_bound": ratio}
     rows = [[name, fmt(ms[name]), fmt(1e3 * ms[name] / (3 * args.waters)), fmt(ratio[name])] for name in ENGINES]
     text = ("# Engines against the model-only bound, interleaved (benchmarks/engines_interleaved.py)\n\n"
             f"Default float32 PaiNN (random weights), {args.waters} waters ({3 * args.waters} atoms), {steps} "
-            f"steps per call; medians of {args.rounds} rounds in which the three run in turn.\n\n"
+            f"steps per call; medians of {args.rounds} rounds in which the four run in turn.\n\n"
             + markdown_table(["engine", "ms/step", "us/atom-step", "bound / engine"], rows))
     return write_report(args, started, "engines_interleaved", result, text)
 

@@ -399,7 +399,8 @@ void PairMaskpot::pair_edges(std::vector<double> *shift)
   dst.clear();
   vec.clear();
   shf.clear();
-  std::vector<int64_t> singles;
+  auto &singles = scratch_singles;
+  singles.clear();
   auto positive = [](const double *v) { return v[0] > 0 || (v[0] == 0 && (v[1] > 0 || (v[1] == 0 && v[2] > 0))); };
   for (int64_t e = 0; e < nedges; ++e) {
     const int64_t i = edge_src[e], j = edge_dst[e];
@@ -434,7 +435,7 @@ void PairMaskpot::compute_fold()
   if (nlocal == 0) return;
   double **x = atom->x;
   const tagint *tag = atom->tag;
-  std::vector<double> shift;
+  std::vector<double> &shift = edge_shift;
   fold_self_images(&shift);
   pair_edges(&shift);
   const auto nedges = static_cast<int64_t>(edge_src.size());

@@ -80,7 +80,9 @@ class PairMaskpot : public Pair {
   int comm_slots = 0;
   std::vector<int64_t> edge_src, edge_dst;   // this step's edges i <- j (atom indices; i local)
   std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
-  std::vector<int64_t> scratch_src, scratch_dst;    // pair_edges' output before the swap (capacity kept)
+  std::vector<double> edge_shift;            // ghosts fold: their shifts x_ghost - x_owner (Angstrom), 3 per edge
+  // pair_edges' output before it is swapped in: members, so that no step allocates (and page-faults) them anew
+  std::vector<int64_t> scratch_src, scratch_dst, scratch_singles;
   std::vector<double> scratch_vec, scratch_shift;
   std::unordered_map<tagint, int> local_of_tag;    // the local atom of each ID (fold_self_images)
   std::string failure;                       // what went wrong in the model on this rank this step

@@ -210,16 +210,19 @@ def test_rank_scaling_quick(tmp_path):
 @pytest.mark.openmm_torch
 @pytest.mark.timeout(300)
 def test_engines_interleaved_quick(tmp_path):
-    """engines_interleaved.py --quick: the three engines each have a finite time, the table shows their ratios to
+    """engines_interleaved.py --quick: the four engines each have a finite time, the table shows their ratios to
     the model-only bound (the bound's own is 1)."""
+    if lammps_plugin_error():
+        pytest.skip(lammps_plugin_error())
     out = tmp_path / "results"
     run_script("engines_interleaved.py", out, 250)
     report = json.loads((out / "engines_interleaved.json").read_text())
-    assert set(report["ms_per_step"]) == {"model-only", "openmm", "openmm-python"}
+    assert set(report["ms_per_step"]) == {"model-only", "openmm", "openmm-python", "lammps 1 rank"}
     assert all(finite(v) and v > 0 for v in report["ms_per_step"].values())
     assert report["engine_over_bound"]["model-only"] == 1.0
     table = (out / "engines_interleaved.md").read_text()
     assert f"| openmm | {fmt(report['ms_per_step']['openmm'])} |" in table
+    assert f"| lammps 1 rank | {fmt(report['ms_per_step']['lammps 1 rank'])} |" in table
     assert_machine_section(table, report, threads=1)
 
 
