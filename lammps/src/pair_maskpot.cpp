@@ -366,19 +366,26 @@ void PairMaskpot::fold_self_images(std::vector<double> *shift)
   const tagint *tag = atom->tag;
   local_of_tag.clear();
   for (int i = 0; i < nlocal; ++i) local_of_tag.emplace(tag[i], i);
+  // each ghost's owner looked up once (a ghost is read by many edges): NOT_LOOKED_UP, NO_OWNER or the local atom
+  constexpr int NOT_LOOKED_UP = -2, NO_OWNER = -1;
+  owner_of_ghost.assign(atom->nghost, NOT_LOOKED_UP);
   const auto nedges = static_cast<int64_t>(edge_src.size());
   if (shift) shift->assign(3 * nedges, 0.0);
   for (int64_t e = 0; e < nedges; ++e) {
     const int j = static_cast<int>(edge_dst[e]);
     if (j < nlocal) continue;
-    const auto owner = local_of_tag.find(tag[j]);
-    if (owner == local_of_tag.end()) {
+    int &owner = owner_of_ghost[j - nlocal];
+    if (owner == NOT_LOOKED_UP) {
+      const auto found = local_of_tag.find(tag[j]);
+      owner = found == local_of_tag.end() ? NO_OWNER : found->second;
+    }
+    if (owner == NO_OWNER) {
       if (shift) error->one(FLERR, "maskpot: ghost atom {} has no local owner", tag[j]);
       continue;
     }
     if (shift)
-      for (int d = 0; d < 3; ++d) (*shift)[3 * e + d] = x[j][d] - x[owner->second][d];
-    edge_dst[e] = owner->second;
+      for (int d = 0; d < 3; ++d) (*shift)[3 * e + d] = x[j][d] - x[owner][d];
+    edge_dst[e] = owner;
   }
 }
 

@@ -85,6 +85,7 @@ class PairMaskpot : public Pair {
   std::vector<int64_t> scratch_src, scratch_dst, scratch_singles;
   std::vector<double> scratch_vec, scratch_shift;
   std::unordered_map<tagint, int> local_of_tag;    // the local atom of each ID (fold_self_images)
+  std::vector<int> owner_of_ghost;                // fold_self_images: each ghost's local atom, looked up once
   std::string failure;                       // what went wrong in the model on this rank this step
   std::map<std::string, double> phase_seconds;    // MASKPOT_TIMING: wall seconds per phase of compute
   double lap_start = 0.0;
