@@ -217,12 +217,15 @@ def test_engines_interleaved_quick(tmp_path):
     out = tmp_path / "results"
     run_script("engines_interleaved.py", out, 250)
     report = json.loads((out / "engines_interleaved.json").read_text())
-    assert set(report["ms_per_step"]) == {"model-only", "openmm", "openmm-python", "lammps 1 rank"}
-    assert all(finite(v) and v > 0 for v in report["ms_per_step"].values())
-    assert report["engine_over_bound"]["model-only"] == 1.0
+    (box,) = report["boxes"]
+    assert box["waters"] == 27
+    assert set(box["ms_per_step"]) == {"model-only", "openmm", "openmm-python", "lammps 1 rank"}
+    assert all(finite(v) and v > 0 for v in box["ms_per_step"].values())
+    assert box["engine_over_bound"]["model-only"] == 1.0
     table = (out / "engines_interleaved.md").read_text()
-    assert f"| openmm | {fmt(report['ms_per_step']['openmm'])} |" in table
-    assert f"| lammps 1 rank | {fmt(report['ms_per_step']['lammps 1 rank'])} |" in table
+    assert "## 27 waters (81 atoms)" in table
+    assert f"| openmm | {fmt(box['ms_per_step']['openmm'])} |" in table
+    assert f"| lammps 1 rank | {fmt(box['ms_per_step']['lammps 1 rank'])} |" in table
     assert_machine_section(table, report, threads=1)
 
 
