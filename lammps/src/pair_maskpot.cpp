@@ -296,7 +296,7 @@ void PairMaskpot::compute(int eflag, int vflag)
     error->all(FLERR, "pair_style maskpot does not compute per-atom virials (compute stress/atom)");
   lap_start = MPI_Wtime();
   ++compute_calls;
-  build_edges();
+  build_edges(!exchange);
   lap("edges");
   if (exchange)
     compute_exchange();
@@ -312,15 +312,47 @@ void PairMaskpot::lap(const char *phase)
   lap_start = now;
 }
 
-// Edges i <- j (edge_index (i, j): i receives j's message) of every local atom i and each neighbour j (local or
-// ghost) closer than the model's cutoff, from the full neighbour list (cutoff + skin); vector x_j - x_i.
-void PairMaskpot::build_edges()
+// This step's edges i <- j (edge_index (i, j): i receives j's message), in one pass over the full neighbour list
+// of the local atoms (cutoff + skin): every local atom i and neighbour j (local or ghost) closer than the model's
+// cutoff, vector x_j - x_i.
+// - A ghost that is a periodic image of a local atom is replaced by that atom: an image's state is its owner's, so
+//   the graph needs no row for it (and rows stored apart from their neighbours cost time). With `shifts` (one rank:
+//   every ghost is such an image, else an error) edge_shift holds x_ghost - x_owner per edge, so that the model's
+//   vectors x_owner - x_i + shift are the edges'; without (several ranks) a ghost of another rank's atom keeps its
+//   row and its edges come after the pairs, one by one (their ghosts receive nothing).
+// - Edges between local atoms are laid out in pairs, edge 2k + 1 the reverse of edge 2k (i and j swapped, vector
+//   and shift negated), so that maskpot::painn_message computes one filter per pair (half its work; for other
+//   kernels the order is free). The full list holds each such pair from both ends: the end with the lower index
+//   keeps it, an atom's edges to its own images keep the image with the lexicographically positive vector; the
+//   pair is then in the graph when that end's distance test passed, one test per pair, so a pair at the cutoff
+//   cannot be in one direction only.
+void PairMaskpot::build_edges(bool shifts)
 {
   double **x = atom->x;
+  const int nlocal = atom->nlocal;
+  const tagint *tag = atom->tag;
   const double cutsq_model = model->cutoff * model->cutoff;
-  edge_src.clear();
-  edge_dst.clear();
+  local_of_tag.clear();
+  for (int i = 0; i < nlocal; ++i) local_of_tag.emplace(tag[i], i);
+  // each ghost's owner looked up once (a ghost is read by many edges): NOT_LOOKED_UP, NO_OWNER or the local atom
+  constexpr int NOT_LOOKED_UP = -2, NO_OWNER = -1;
+  owner_of_ghost.assign(atom->nghost, NOT_LOOKED_UP);
+  auto owner_of = [&](int j) {
+    if (j < nlocal) return j;
+    int &owner = owner_of_ghost[j - nlocal];
+    if (owner == NOT_LOOKED_UP) {
+      const auto found = local_of_tag.find(tag[j]);
+      owner = found == local_of_tag.end() ? NO_OWNER : found->second;
+    }
+    return owner;
+  };
+  auto positive = [](double dx, double dy, double dz) {
+    return dx > 0 || (dx == 0 && (dy > 0 || (dy == 0 && dz > 0)));
+  };
+  for (auto *v : {&edge_src, &edge_dst, &single_src, &single_dst}) v->clear();
   edge_vec.clear();
+  edge_shift.clear();
+  single_vec.clear();
   for (int ii = 0; ii < list->inum; ++ii) {
     const int i = list->ilist[ii];
     const int *jlist = list->firstneigh[i];
@@ -328,11 +360,28 @@ void PairMaskpot::build_edges()
       const int j = jlist[jj] & NEIGHMASK;
       const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
       if (dx * dx + dy * dy + dz * dz >= cutsq_model) continue;
-      edge_src.push_back(i);
-      edge_dst.push_back(j);
-      edge_vec.insert(edge_vec.end(), {dx, dy, dz});
+      const int o = owner_of(j);
+      if (o == NO_OWNER) {
+        if (shifts) error->one(FLERR, "maskpot: ghost atom {} has no local owner", tag[j]);
+        single_src.push_back(i);
+        single_dst.push_back(j);
+        single_vec.insert(single_vec.end(), {dx, dy, dz});
+        continue;
+      }
+      if (i > o || (i == o && !positive(dx, dy, dz))) continue;
+      edge_src.insert(edge_src.end(), {i, o});
+      edge_dst.insert(edge_dst.end(), {o, i});
+      edge_vec.insert(edge_vec.end(), {dx, dy, dz, -dx, -dy, -dz});
+      if (shifts) {
+        const double sx = x[j][0] - x[o][0], sy = x[j][1] - x[o][1], sz = x[j][2] - x[o][2];
+        edge_shift.insert(edge_shift.end(), {sx, sy, sz, -sx, -sy, -sz});
+      }
     }
   }
+  paired_edges = static_cast<int64_t>(edge_src.size());
+  edge_src.insert(edge_src.end(), single_src.begin(), single_src.end());
+  edge_dst.insert(edge_dst.end(), single_dst.begin(), single_dst.end());
+  edge_vec.insert(edge_vec.end(), single_vec.begin(), single_vec.end());
 }
 
 // Any rank's failure this step becomes one ERROR line (from the lowest failing rank); collective.
@@ -354,87 +403,6 @@ void PairMaskpot::raise_failure()
   error->all(FLERR, "{}", message);
 }
 
-// Edges to ghosts that are periodic images of local atoms go to those atoms instead: an image's state is its
-// owner's, so the graph needs no row for it (and rows stored apart from their neighbours cost time). With
-// `shift` (one rank: every ghost is such an image, else an error) shift[e] = x_ghost - x_owner for each edge, so
-// that edge vectors stay x_j - x_i; without it (several ranks) a ghost of another rank's atom keeps its row, and
-// edge_vec already holds the vectors.
-void PairMaskpot::fold_self_images(std::vector<double> *shift)
-{
-  const int nlocal = atom->nlocal;
-  double **x = atom->x;
-  const tagint *tag = atom->tag;
-  local_of_tag.clear();
-  for (int i = 0; i < nlocal; ++i) local_of_tag.emplace(tag[i], i);
-  // each ghost's owner looked up once (a ghost is read by many edges): NOT_LOOKED_UP, NO_OWNER or the local atom
-  constexpr int NOT_LOOKED_UP = -2, NO_OWNER = -1;
-  owner_of_ghost.assign(atom->nghost, NOT_LOOKED_UP);
-  const auto nedges = static_cast<int64_t>(edge_src.size());
-  if (shift) shift->assign(3 * nedges, 0.0);
-  for (int64_t e = 0; e < nedges; ++e) {
-    const int j = static_cast<int>(edge_dst[e]);
-    if (j < nlocal) continue;
-    int &owner = owner_of_ghost[j - nlocal];
-    if (owner == NOT_LOOKED_UP) {
-      const auto found = local_of_tag.find(tag[j]);
-      owner = found == local_of_tag.end() ? NO_OWNER : found->second;
-    }
-    if (owner == NO_OWNER) {
-      if (shift) error->one(FLERR, "maskpot: ghost atom {} has no local owner", tag[j]);
-      continue;
-    }
-    if (shift)
-      for (int d = 0; d < 3; ++d) (*shift)[3 * e + d] = x[j][d] - x[owner][d];
-    edge_dst[e] = owner;
-  }
-}
-
-// After fold_self_images: the edges laid out in pairs, edge 2k + 1 the reverse of edge 2k (i and j swapped, vector
-// and shift negated), then the edges to ghosts of other ranks' atoms one by one (their ghosts receive nothing).
-// maskpot::painn_message computes one filter per pair (half its work); for other kernels the order is free. The
-// full list holds each pair of local atoms from both ends: the end with the lower index keeps it (the one with
-// the higher drops it), an atom's edges to its own images keep the image with the lexicographically positive
-// vector; the pair is then in the graph when that end's distance test passed, one test per pair, so a pair at the
-// cutoff cannot be in one direction only.
-void PairMaskpot::pair_edges(std::vector<double> *shift)
-{
-  const int nlocal = atom->nlocal;
-  const auto nedges = static_cast<int64_t>(edge_src.size());
-  auto &src = scratch_src, &dst = scratch_dst;
-  auto &vec = scratch_vec, &shf = scratch_shift;
-  src.clear();
-  dst.clear();
-  vec.clear();
-  shf.clear();
-  auto &singles = scratch_singles;
-  singles.clear();
-  auto positive = [](const double *v) { return v[0] > 0 || (v[0] == 0 && (v[1] > 0 || (v[1] == 0 && v[2] > 0))); };
-  for (int64_t e = 0; e < nedges; ++e) {
-    const int64_t i = edge_src[e], j = edge_dst[e];
-    const double *v = &edge_vec[3 * e], *t = shift ? &(*shift)[3 * e] : nullptr;
-    if (j >= nlocal) {
-      singles.push_back(e);
-      continue;
-    }
-    if (i > j || (i == j && !positive(v))) continue;
-    src.insert(src.end(), {i, j});
-    dst.insert(dst.end(), {j, i});
-    vec.insert(vec.end(), {v[0], v[1], v[2], -v[0], -v[1], -v[2]});
-    if (t) shf.insert(shf.end(), {t[0], t[1], t[2], -t[0], -t[1], -t[2]});
-  }
-  paired_edges = static_cast<int64_t>(src.size());
-  for (const int64_t e : singles) {
-    src.push_back(edge_src[e]);
-    dst.push_back(edge_dst[e]);
-    vec.insert(vec.end(), &edge_vec[3 * e], &edge_vec[3 * e] + 3);
-    if (shift) shf.insert(shf.end(), &(*shift)[3 * e], &(*shift)[3 * e] + 3);
-  }
-  edge_src.swap(src);
-  edge_dst.swap(dst);
-  edge_vec.swap(vec);
-  if (shift) shift->swap(shf);
-}
-
 // One rank: the graph of the local atoms, every ghost folded onto its owner (one forward call).
 void PairMaskpot::compute_fold()
 {
@@ -442,11 +410,7 @@ void PairMaskpot::compute_fold()
   if (nlocal == 0) return;
   double **x = atom->x;
   const tagint *tag = atom->tag;
-  std::vector<double> &shift = edge_shift;
-  fold_self_images(&shift);
-  pair_edges(&shift);
   const auto nedges = static_cast<int64_t>(edge_src.size());
-  lap("fold");
 
   torch::Tensor energy, node_energy, forces, virial_t;
   guarded(failure, [&] {
@@ -455,7 +419,7 @@ void PairMaskpot::compute_fold()
     auto out = run_forward(*model, torch::from_blob(&x[0][0], {nlocal, 3}, f64).clone().to(device),
                            atomic_numbers_of(atom->type, nlocal, type_to_z).to(device),
                            edge_index_of(edge_src, edge_dst).to(device),
-                           torch::from_blob(shift.data(), {nedges, 3}, f64).to(device), nlocal, vflag_global != 0);
+                           torch::from_blob(edge_shift.data(), {nedges, 3}, f64).to(device), nlocal, vflag_global != 0);
     for (auto &t : out) t = t.to(torch::kCPU);
     expect(out[0], "forward's energy", {}, torch::kFloat64);
     expect(out[1], "forward's node_energy", {nlocal}, torch::kFloat64);

@@ -14,9 +14,9 @@
      layer at a time (pair_maskpot_exchange.cpp). Between layers the node states of ghost atoms are copied from
      their owners (forward communication); in the backward pass their gradients are summed back into their
      owners (reverse communication), layer by layer. Edges to periodic images of the rank's own atoms go to
-     those atoms, as in fold (fold_self_images), so only ghosts of other ranks' atoms are read, and only the
+     those atoms, as in fold (build_edges), so only ghosts of other ranks' atoms are read, and only the
      ghosts some edge reads get a row in the graph. Needs the layer-wise interface of the export.
-   In both, the edges between local atoms go to the model in pairs (pair_edges: edge 2k + 1 the reverse of 2k),
+   In both, the edges between local atoms go to the model in pairs (build_edges: edge 2k + 1 the reverse of 2k),
    edges to other ranks' ghosts after them, so that the fused PaiNN kernel computes one filter per pair.
    Every call into the model is guarded: an exception, or an output of the wrong shape, dtype or with a
    non-finite value, is held until every rank has finished the step and then reported as one ERROR line
@@ -81,24 +81,23 @@ class PairMaskpot : public Pair {
   std::vector<int64_t> edge_src, edge_dst;   // this step's edges i <- j (atom indices; i local)
   std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
   std::vector<double> edge_shift;            // ghosts fold: their shifts x_ghost - x_owner (Angstrom), 3 per edge
-  // pair_edges' output before it is swapped in: members, so that no step allocates (and page-faults) them anew
-  std::vector<int64_t> scratch_src, scratch_dst, scratch_singles;
-  std::vector<double> scratch_vec, scratch_shift;
-  std::unordered_map<tagint, int> local_of_tag;    // the local atom of each ID (fold_self_images)
-  std::vector<int> owner_of_ghost;                // fold_self_images: each ghost's local atom, looked up once
+  // build_edges' edges to other ranks' ghosts before they join the pairs; members (as the edges are), so that no
+  // step allocates (and page-faults) them anew
+  std::vector<int64_t> single_src, single_dst;
+  std::vector<double> single_vec;
+  std::unordered_map<tagint, int> local_of_tag;    // the local atom of each ID (build_edges)
+  std::vector<int> owner_of_ghost;                // build_edges: each ghost's local atom, looked up once
   std::string failure;                       // what went wrong in the model on this rank this step
   std::map<std::string, double> phase_seconds;    // MASKPOT_TIMING: wall seconds per phase of compute
   double lap_start = 0.0;
   int64_t compute_calls = 0;
-  int64_t paired_edges = 0;                  // of this step's edges, how many lie in pairs (pair_edges)
+  int64_t paired_edges = 0;                  // of this step's edges, how many lie in pairs (build_edges)
 
   void lap(const char *phase);    // adds the time since the last lap (or compute's start) to phase
 
   void allocate();
   void choose_device();
-  void build_edges();
-  void fold_self_images(std::vector<double> *shift);
-  void pair_edges(std::vector<double> *shift);
+  void build_edges(bool shifts);
   void compute_fold();
   void compute_exchange();    // pair_maskpot_exchange.cpp
   void raise_failure();

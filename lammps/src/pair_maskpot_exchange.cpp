@@ -2,7 +2,7 @@
    ghost atoms are communicated between layers (see pair_maskpot.h and maskpot.models.potential).
 
    The graph's nodes are the local atoms and the ghosts some edge reads (graph_nodes): a ghost no edge reads
-   (most of the shell of cutoff + skin, and on one rank every periodic image, see fold_self_images) gets no
+   (most of the shell of cutoff + skin, and every periodic image of the rank's own atoms, see build_edges) gets no
    state, so layers compute nothing for it.
    Forward, for layers k = 0..L-1: node states of the graph's atoms -> layer_step -> new states of the local
    atoms -> forward communication copies them into the ghost rows of the owners' images -> next layer.
@@ -112,9 +112,6 @@ Tensor or_zeros(const Tensor &grad, const Tensor &like)
 void PairMaskpot::compute_exchange()
 {
   using torch::autograd::grad;
-  fold_self_images(nullptr);    // edges to images of this rank's own atoms go to those atoms
-  pair_edges(nullptr);
-  lap("fold");
   const int nlocal = atom->nlocal;
   const int nall = nlocal + atom->nghost;
   const int width = model->state_width;

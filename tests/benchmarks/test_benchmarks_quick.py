@@ -198,7 +198,7 @@ def test_rank_scaling_quick(tmp_path):
     assert f"- 2 ranks / 1 rank speed-up: {report['rank_speedup']:.2f}\n" in table
     phases = report["phase_ms_per_call"]  # the plugin's MASKPOT_TIMING phases of both rank counts
     assert set(phases) == {"1 rank", "2 ranks: rank 0", "2 ranks: rank 1"}
-    assert {"model", "fold"} <= set(phases["1 rank"]) and "exchange_forward" in phases["2 ranks: rank 1"]
+    assert {"model", "edges"} <= set(phases["1 rank"]) and "exchange_forward" in phases["2 ranks: rank 1"]
     assert "- exchange and waiting: " in table and "| total |" in table
     paired = report["paired_edge_fraction"]  # every edge in pairs on one rank, not those to ghosts on two
     assert paired["1 rank"] == 1 and all(0 < paired[f"2 ranks: rank {r}"] < 1 for r in (0, 1))

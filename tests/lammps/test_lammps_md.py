@@ -99,10 +99,10 @@ def test_run_lammps_md_rejects_negative_warmup(export_factory, water_atoms, tmp_
 @pytest.mark.parametrize("nprocs", [1, 2])
 def test_phase_timing_covers_every_rank_and_the_pair_time(nprocs, export_factory, water_atoms, plugin, tmp_path,
                                                            monkeypatch):
-    """MASKPOT_TIMING=1: each rank reports its compute calls and per-phase seconds (fold phases on one rank,
-    exchange phases on two, after their fold of images of the rank's own atoms and the choice of the graph's
-    ghosts), and the phases add up to at least LAMMPS' own Pair time of the timed run; the edges go to the model
-    in pairs (pair_edges): all of them on one rank, on two all but those to the other rank's ghosts."""
+    """MASKPOT_TIMING=1: each rank reports its compute calls and per-phase seconds (the edges, with images of the
+    rank's own atoms folded onto them, then the fold phases on one rank, the exchange phases after the choice of
+    the graph's ghosts on two), and the phases add up to at least LAMMPS' own Pair time of the timed run; the edges go to the model
+    in pairs (build_edges): all of them on one rank, on two all but those to the other rank's ghosts."""
     import re
 
     from maskpot.data import Frame
@@ -113,8 +113,8 @@ def test_phase_timing_covers_every_rank_and_the_pair_time(nprocs, export_factory
                            out_prefix=tmp_path / "md", nprocs=nprocs)
     timing = result["timing"]
     assert sorted(timing) == list(range(nprocs))
-    phases = {"edges", "fold", "model", "forces"} if nprocs == 1 else {
-        "edges", "fold", "graph", "features", "layers", "exchange_forward", "outputs", "backward", "exchange_reverse",
+    phases = {"edges", "model", "forces"} if nprocs == 1 else {
+        "edges", "graph", "features", "layers", "exchange_forward", "outputs", "backward", "exchange_reverse",
         "edge_gradient", "failure_check", "forces"}
     pair = [float(m) for m in re.findall(r"^Pair\s*\|\s*\S+\s*\|\s*(\S+)", open(result["log"]).read(), re.M)]
     for rank in timing.values():
