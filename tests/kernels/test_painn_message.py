@@ -181,6 +181,24 @@ def test_rows_that_do_not_mirror_run_edge_by_edge():
         B.close(b, a, 1e-12, name)
 
 
+def test_rows_that_mirror_to_rounding_stay_pairs():
+    """Rows that mirror to an ulp (edge_basis of v and -v may differ so in float64) still run as pairs: the second
+    row's rbf_cut is not read (its gradient is zero) and the result is that of exact mirrors."""
+    N, n_local, F, R, P = 20, 16, 9, 5, 40
+    (s_phi, v, weight, feat), i, j, _ = paired_inputs(N, F, R, P, n_local, False)
+    nudged = feat.clone()
+    nudged[7, 2] = torch.nextafter(nudged[7, 2], torch.tensor(float("inf"), dtype=torch.float64))
+    nudged[9, R] = torch.nextafter(nudged[9, R], torch.tensor(0.0, dtype=torch.float64))  # a unit vector's
+    g = torch.Generator().manual_seed(7)
+    cot = (torch.randn(n_local, F, generator=g, dtype=torch.float64),
+           torch.randn(n_local, 3, F, generator=g, dtype=torch.float64))
+    exact = pair_results([s_phi, v, weight, feat], i, j, n_local, False, cot)
+    near = pair_results([s_phi, v, weight, nudged], i, j, n_local, False, cot)
+    for a, b, name in zip(exact[:4], near[:4], ["ds", "dv", "s_phi gradient", "v gradient"]):
+        B.close(b, a, 1e-12, name)
+    assert bool((near[-1][1::2, :R] == 0).all()), "every pair's second rbf_cut row should be unread"
+
+
 def test_pairs_gradients_by_finite_differences():
     """The pair loops' gradient with respect to the edge features along a perturbation that keeps the rows mirrored
     (the layout holds), against central differences; gradcheck for s_phi and v."""
