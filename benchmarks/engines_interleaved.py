@@ -1,6 +1,6 @@
 """Engines against the model-only bound with the four taking turns: the exported model called directly, OpenMM
 with the TorchForce, OpenMM with the PythonForce and LAMMPS on one rank (pair_style maskpot; LAMMPS' loop time of
-the timed run), round by round on one water box.
+the timed run), round by round on each water box of --waters.
 
 speed.py times each engine's repeats together, so its "engine / bound" ratios compare runs minutes apart; here
 every round runs the four (default float32 PaiNN, random weights, one thread, the steps of speed.py for that
@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import argument_parser, begin, csv_list, fmt, interleaved, markdown_table, write_report  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    argument_parser, begin, csv_list, fmt, interleaved, markdown_table, write_report)
 
 ENGINES = ("model-only", "openmm", "openmm-python", "lammps 1 rank")
 
