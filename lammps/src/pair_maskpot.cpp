@@ -314,7 +314,7 @@ void PairMaskpot::lap(const char *phase)
 
 // This step's edges i <- j (edge_index (i, j): i receives j's message), in one pass over the full neighbour list
 // of the local atoms (cutoff + skin): every local atom i and neighbour j (local or ghost) closer than the model's
-// cutoff, vector x_j - x_i.
+// cutoff, vector x_j - x_i (kept in edge_vec without `shifts`).
 // - A ghost that is a periodic image of a local atom is replaced by that atom: an image's state is its owner's, so
 //   the graph needs no row for it (and rows stored apart from their neighbours cost time). With `shifts` (one rank:
 //   every ghost is such an image, else an error) edge_shift holds x_ghost - x_owner per edge, so that the model's
@@ -371,10 +371,11 @@ void PairMaskpot::build_edges(bool shifts)
       if (i > o || (i == o && !positive(dx, dy, dz))) continue;
       edge_src.insert(edge_src.end(), {i, o});
       edge_dst.insert(edge_dst.end(), {o, i});
-      edge_vec.insert(edge_vec.end(), {dx, dy, dz, -dx, -dy, -dz});
-      if (shifts) {
+      if (shifts) {    // fold: the model forms the vectors from positions and shifts
         const double sx = x[j][0] - x[o][0], sy = x[j][1] - x[o][1], sz = x[j][2] - x[o][2];
         edge_shift.insert(edge_shift.end(), {sx, sy, sz, -sx, -sy, -sz});
+      } else {
+        edge_vec.insert(edge_vec.end(), {dx, dy, dz, -dx, -dy, -dz});
       }
     }
   }

@@ -79,7 +79,7 @@ class PairMaskpot : public Pair {
   std::vector<double> comm_rows;
   int comm_slots = 0;
   std::vector<int64_t> edge_src, edge_dst;   // this step's edges i <- j (atom indices; i local)
-  std::vector<double> edge_vec;              // their vectors x_j - x_i (Angstrom), 3 per edge
+  std::vector<double> edge_vec;              // ghosts exchange: their vectors x_j - x_i (Angstrom), 3 per edge
   std::vector<double> edge_shift;            // ghosts fold: their shifts x_ghost - x_owner (Angstrom), 3 per edge
   // build_edges' edges to other ranks' ghosts before they join the pairs; members (as the edges are), so that no
   // step allocates (and page-faults) them anew
