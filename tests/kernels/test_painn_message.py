@@ -134,6 +134,15 @@ def pair_results(floats, i, j, n_local, first, cotangents):
     return [ds, dv, *grads]
 
 
+def paired_rows(g_feat_sorted, order, pairs: int, R: int):
+    """Feature gradients of the edges sorted by `order` back in the given rows, with the rbf_cut gradients of the
+    first `pairs` pairs summed on each pair's first row (zeros on its second): where the pair loops put them."""
+    g_feat = torch.empty_like(g_feat_sorted).index_copy_(0, order, g_feat_sorted)
+    g_feat[0:2 * pairs:2, :R] += g_feat[1:2 * pairs:2, :R]
+    g_feat[1:2 * pairs:2, :R] = 0
+    return g_feat
+
+
 @pytest.mark.parametrize("first", [False, True])
 @pytest.mark.parametrize("dtype", B.DTYPES)
 @pytest.mark.parametrize("F, R", [(37, 11), (64, 16)])
@@ -150,10 +159,7 @@ def test_pairs_give_the_directed_result(dtype, first, F, R, singles):
     paired = pair_results(floats, i, j, n_local, first, cot)
     s_phi, v, weight, feat = floats
     directed = pair_results([s_phi, v, weight, feat[order]], i[order], j[order], n_local, first, cot)
-    g_feat = torch.empty_like(directed[-1]).index_copy_(0, order, directed[-1])  # back to the paired rows
-    g_feat[0:2 * P:2, :R] += g_feat[1:2 * P:2, :R]
-    g_feat[1:2 * P:2, :R] = 0
-    directed[-1] = g_feat
+    directed[-1] = paired_rows(directed[-1], order, P, R)
     names = ["ds", "dv", "s_phi gradient"] + ([] if first else ["v gradient"]) + ["feat gradient"]
     for a, b, name in zip(directed, paired, names):
         B.nontrivial(a, name)
@@ -174,9 +180,7 @@ def test_rows_that_do_not_mirror_run_edge_by_edge():
            torch.randn(n_local, 3, F, generator=g, dtype=torch.float64))
     out = pair_results([s_phi, v, weight, feat], i, j, n_local, False, cot)
     ref = pair_results([s_phi, v, weight, feat[order]], i[order], j[order], n_local, False, cot)
-    ref[-1] = torch.empty_like(ref[-1]).index_copy_(0, order, ref[-1])
-    ref[-1][0:6:2, :R] += ref[-1][1:6:2, :R]  # pairs 0..2 still run as pairs
-    ref[-1][1:6:2, :R] = 0
+    ref[-1] = paired_rows(ref[-1], order, 3, R)  # pairs 0..2 still run as pairs
     for a, b, name in zip(ref, out, ["ds", "dv", "s_phi gradient", "v gradient", "feat gradient"]):
         B.close(b, a, 1e-12, name)
 
