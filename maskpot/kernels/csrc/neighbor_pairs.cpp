@@ -157,6 +157,12 @@ class CellList {
     std::vector<int64_t> fill(start_.begin(), start_.end() - 1);
     binned_.resize(m);
     for (int64_t p = 0; p < m; ++p) binned_[fill[bin[p]]++] = points[p];
+    for (int c = 0; c < 3; ++c) coordinates_[c].resize(m);
+    atoms_.resize(m);
+    for (int64_t p = 0; p < m; ++p) {
+      for (int c = 0; c < 3; ++c) coordinates_[c][p] = binned_[p].x[c];
+      atoms_[p] = binned_[p].atom;
+    }
   }
 
   // f(first, last) for the runs [first, last) of binned() around x
@@ -168,6 +174,9 @@ class CellList {
       for (int64_t d1 = -B; d1 <= B; ++d1) f(start_[id(b, d0, d1, -B)], start_[id(b, d0, d1, B) + 1]);
   }
   const std::vector<Point> &binned() const { return binned_; }  // the points in bin order
+  // binned()'s coordinates, one array per axis, and atoms: what the scan of every candidate reads, contiguous
+  const std::array<std::vector<double>, 3> &coordinates() const { return coordinates_; }
+  const std::vector<int64_t> &atoms() const { return atoms_; }
 
  private:
   Shift bin_of(const Vec &x) const
@@ -186,55 +195,80 @@ class CellList {
   std::array<int64_t, 3> nb_;
   std::vector<int64_t> start_;  // the points of bin b are [start_[b], start_[b + 1])
   std::vector<Point> binned_;
+  std::array<std::vector<double>, 3> coordinates_;
+  std::vector<int64_t> atoms_;
 };
 
-// Edges of queries [q0, q1) (atom q is points[q]), sorted by (i, j, shift), appended to `out` as (i, edge). A
-// candidate closer than the reach in double goes on to the test in T of the header.
+// The edges one thread finds, in output order: edge e is (i[e], j[e]) with cell shift shift[3e..3e+2].
 template <typename T>
-void query_edges(const std::vector<Point> &points, const CellList &bins, double reach, const T *x,
+struct EdgeRows {
+  std::vector<int64_t> i, j;
+  std::vector<T> shift;
+  void clear()
+  {
+    i.clear();
+    j.clear();
+    shift.clear();
+  }
+  void add(int64_t a, int64_t b, const Shift &s)
+  {
+    i.push_back(a);
+    j.push_back(b);
+    for (int k = 0; k < 3; ++k) shift.push_back(static_cast<T>(s[k]));
+  }
+};
+
+// Edges of queries [q0, q1) (atom q is points[q]), sorted by (i, j, shift) (with `paired`, in pairs), appended
+// to `out`. A candidate closer than the reach in double goes on to the test in T of the header; with `paired`
+// only candidates of atoms j >= i can be a pair's first edge, so the others are dropped in the scan already.
+// x: positions (N, 3) in T; xb: the positions of binned()'s atoms in bin order (the test reads the candidates'
+// rows close together).
+template <typename T>
+void query_edges(const std::vector<Point> &points, const CellList &bins, double reach, const T *x, const T *xb,
                  const std::array<T, 9> &cell, double cutoff, bool paired, int64_t q0, int64_t q1,
-                 std::vector<std::pair<int64_t, Edge>> &out)
+                 EdgeRows<T> &out)
 {
   const T cutoff2 = static_cast<T>(cutoff * cutoff);
   const double reach2 = reach * reach;
-  std::vector<Edge> edges;
-  std::vector<int64_t> near;
   const std::vector<Point> &binned = bins.binned();
+  const double *c0 = bins.coordinates()[0].data(), *c1 = bins.coordinates()[1].data(),
+               *c2 = bins.coordinates()[2].data();
+  const int64_t *atom = bins.atoms().data();
+  std::vector<Edge> edges;
+  std::vector<int64_t> near(binned.size());  // every candidate of one query: at most all points
   for (int64_t i = q0; i < q1; ++i) {
     const Point &q = points[i];
-    near.clear();
+    const int64_t lowest = paired ? i : 0;
+    int64_t *kept = near.data();
     bins.for_each_run(q.x, [&](int64_t first, int64_t last) {
-      const size_t n = near.size();
-      near.resize(n + (last - first));
-      int64_t *kept = near.data() + n;
       for (int64_t k = first; k < last; ++k) {  // without branches: most candidates are rejected
-        const Vec &c = binned[k].x;
-        const double e0 = c[0] - q.x[0], e1 = c[1] - q.x[1], e2 = c[2] - q.x[2];
+        const double e0 = c0[k] - q.x[0], e1 = c1[k] - q.x[1], e2 = c2[k] - q.x[2];
         *kept = k;
-        kept += e0 * e0 + e1 * e1 + e2 * e2 < reach2;
+        kept += (e0 * e0 + e1 * e1 + e2 * e2 < reach2) & (atom[k] >= lowest);
       }
-      near.resize(kept - near.data());
     });
     edges.clear();
-    for (const int64_t p : near) {
-      const Point &c = binned[p];
+    const T xi0 = x[3 * i], xi1 = x[3 * i + 1], xi2 = x[3 * i + 2];
+    for (const int64_t *it = near.data(); it != kept; ++it) {
+      const Point &c = binned[*it];
       const int64_t j = c.atom;
       const Shift s{c.shift[0] - q.shift[0], c.shift[1] - q.shift[1], c.shift[2] - q.shift[2]};
       if (j == i && s[0] == 0 && s[1] == 0 && s[2] == 0) continue;
       const T s0 = static_cast<T>(s[0]), s1 = static_cast<T>(s[1]), s2 = static_cast<T>(s[2]);
-      T d[3];
-      for (int k = 0; k < 3; ++k)
-        d[k] = (x[3 * j + k] - x[3 * i + k]) + ((s0 * cell[k] + s1 * cell[3 + k]) + s2 * cell[6 + k]);
-      if ((d[0] * d[0] + d[1] * d[1]) + d[2] * d[2] < cutoff2) edges.push_back({j, s});
+      const T *xj = xb + 3 * *it;
+      const T d0 = (xj[0] - xi0) + ((s0 * cell[0] + s1 * cell[3]) + s2 * cell[6]);
+      const T d1 = (xj[1] - xi1) + ((s0 * cell[1] + s1 * cell[4]) + s2 * cell[7]);
+      const T d2 = (xj[2] - xi2) + ((s0 * cell[2] + s1 * cell[5]) + s2 * cell[8]);
+      if ((d0 * d0 + d1 * d1) + d2 * d2 < cutoff2) edges.push_back({j, s});
     }
     std::sort(edges.begin(), edges.end());
     const Edge self{i, {0, 0, 0}};
     for (const Edge &e : edges) {
       if (!paired) {
-        out.emplace_back(i, e);
+        out.add(i, e.j, e.shift);
       } else if (self < e) {    // the pair's first edge here, its reverse next; the reverse's own query skips it
-        out.emplace_back(i, e);
-        out.emplace_back(e.j, Edge{i, {-e.shift[0], -e.shift[1], -e.shift[2]}});
+        out.add(i, e.j, e.shift);
+        out.add(e.j, i, {-e.shift[0], -e.shift[1], -e.shift[2]});
       }
     }
   }
@@ -295,35 +329,40 @@ std::tuple<Tensor, Tensor> neighbor_pairs_cpu(const Tensor &positions_in, const 
   const std::vector<Point> points = search_points(x, cell, periodic, reach);
   const CellList bins(points, reach);
 
-  std::vector<std::pair<int64_t, Edge>> edges;
+  Tensor edge_index, shifts;
   AT_DISPATCH_FLOATING_TYPES(dtype, "maskpot::neighbor_pairs", [&] {
     const Tensor cell_s = cell_t.to(dtype).contiguous();
     std::array<scalar_t, 9> c;
     std::copy_n(cell_s.data_ptr<scalar_t>(), 9, c.begin());
     const scalar_t *xs = positions.data_ptr<scalar_t>();
+    const std::vector<Point> &binned = bins.binned();
+    std::vector<scalar_t> xb(3 * binned.size());
+    for (size_t p = 0; p < binned.size(); ++p)
+      for (int k = 0; k < 3; ++k) xb[3 * p + k] = xs[3 * binned[p].atom + k];
     // queries split into contiguous ranges, one per thread, concatenated in order: the same output for any
     // thread count
     const int64_t threads = at::in_parallel_region() ? 1 : at::get_num_threads();
     const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(threads, n / 256));
-    std::vector<std::vector<std::pair<int64_t, Edge>>> part(parts);
+    // kept between calls of this thread (cleared, not freed): after the first call of a size an MD step's search
+    // allocates no edge-sized memory (fresh vectors were mapped, zero-filled and unmapped by malloc on every call)
+    thread_local std::vector<EdgeRows<scalar_t>> part;
+    part.resize(parts);
+    for (auto &p : part) p.clear();
     at::parallel_for(0, parts, 1, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t)
-        query_edges<scalar_t>(points, bins, reach, xs, c, cutoff, paired, n * t / parts, n * (t + 1) / parts,
-                              part[t]);
+        query_edges<scalar_t>(points, bins, reach, xs, xb.data(), c, cutoff, paired, n * t / parts,
+                              n * (t + 1) / parts, part[t]);
     });
-    for (auto &p : part) edges.insert(edges.end(), p.begin(), p.end());
-  });
-
-  const int64_t E = static_cast<int64_t>(edges.size());
-  Tensor edge_index = at::empty({2, E}, positions.options().dtype(at::kLong));
-  Tensor shifts = at::empty({E, 3}, positions.options());
-  int64_t *ip = edge_index.data_ptr<int64_t>();
-  AT_DISPATCH_FLOATING_TYPES(dtype, "maskpot::neighbor_pairs", [&] {
+    int64_t E = 0;
+    for (const auto &p : part) E += static_cast<int64_t>(p.i.size());
+    edge_index = at::empty({2, E}, positions.options().dtype(at::kLong));
+    shifts = at::empty({E, 3}, positions.options());
+    int64_t *ip = edge_index.data_ptr<int64_t>(), *jp = ip + E;
     scalar_t *sp = shifts.data_ptr<scalar_t>();
-    for (int64_t e = 0; e < E; ++e) {
-      ip[e] = edges[e].first;
-      ip[E + e] = edges[e].second.j;
-      for (int k = 0; k < 3; ++k) sp[3 * e + k] = static_cast<scalar_t>(edges[e].second.shift[k]);
+    for (const auto &p : part) {
+      ip = std::copy(p.i.begin(), p.i.end(), ip);
+      jp = std::copy(p.j.begin(), p.j.end(), jp);
+      sp = std::copy(p.shift.begin(), p.shift.end(), sp);
     }
   });
   return {edge_index, shifts};
