@@ -15,13 +15,14 @@ from maskpot.export.metadata import EXPORT_FORMATS, METADATA_NAME, build_metadat
 from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 from maskpot.kernels import available as kernels_available
 from maskpot.kernels import check_kernels
+from maskpot.kernels import egnn as fused_egnn
+from maskpot.kernels import painn as fused_painn
 from maskpot.kernels.neighbors import use_fused_neighbors
-from maskpot.kernels.painn import use_fused
 
 TARGETS = ("openmm", "lammps", "ase")
-# What kernels="fused" swaps in (maskpot.kernels): PaiNN's message step, in every target, and the neighbour search,
-# in the targets that find their own neighbours (LAMMPS gives the edges).
-FUSED_BACKBONES = ("painn",)
+# What kernels="fused" swaps in (maskpot.kernels): PaiNN's message and update steps and EGNN's edge step, in every
+# target, and the neighbour search, in the targets that find their own neighbours (LAMMPS gives the edges).
+FUSED_BACKBONES = ("painn", "egnn")
 FUSED_NEIGHBOR_TARGETS = ("ase", "openmm")
 
 
@@ -61,7 +62,8 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
             raise ValueError(f"no fused kernels for the {config['backbone']} backbone with --target {target}; "
                              f"export with --kernels reference")
         potential = copy.deepcopy(potential)
-        use_fused(potential)  # PaiNN's message step (nothing for other backbones)
+        fused_painn.use_fused(potential)  # each: nothing for other backbones
+        fused_egnn.use_fused(potential)
     cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
     module = cls(potential, list(config["species"]), dtype, target, kernels)
     if kernels == "fused" and target in FUSED_NEIGHBOR_TARGETS:
@@ -71,7 +73,7 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
 
 def has_fused_kernels(backbone: str, target: str) -> bool:
     """Whether an export of ``backbone`` for ``target`` has a part that maskpot.kernels fuses: PaiNN's message
-    step (any target) or the neighbour search (ASE and OpenMM, any backbone)."""
+    and EGNN's edge step (any target) or the neighbour search (ASE and OpenMM, any backbone)."""
     return backbone in FUSED_BACKBONES or target in FUSED_NEIGHBOR_TARGETS
 
 

@@ -6,7 +6,6 @@ update steps: the operators' gradients
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import subprocess
@@ -19,23 +18,15 @@ import torch
 
 from maskpot.export.metadata import read_metadata
 from maskpot.kernels.painn import FusedEdgeGeometry, FusedPaiNNMessage, use_fused
+from tests.kernels import fused as shared
+from tests.kernels.fused import TOL, frozen
 from tests.models import battery as B
 
-# fused against reference, relative to the size of the compared quantity
-TOL = {"float64": 1e-10, "float32": 1e-5}
 REPO = Path(__file__).resolve().parents[2]
 
 
-def frozen(model: B.Model) -> B.Model:
-    for p in model.potential.parameters():
-        p.requires_grad_(False)
-    return model
-
-
 def fused_copy(model: B.Model) -> B.Model:
-    potential = copy.deepcopy(model.potential)
-    assert use_fused(potential) == len(potential.backbone.layers)
-    return B.Model(model.backbone, model.dtype, potential)
+    return shared.fused_copy(model, use_fused)
 
 
 def small_water_box(seed: int = 2) -> B.Frame:
@@ -47,16 +38,10 @@ def small_water_box(seed: int = 2) -> B.Frame:
 @pytest.mark.parametrize("dtype", B.DTYPES)
 def test_fused_potential_matches_reference_on_periodic_water(dtype):
     model = frozen(B.make_model("painn", dtype))
-    fused = fused_copy(model)
-    assert isinstance(fused.potential.backbone.layers[0].message, FusedPaiNNMessage)
-    assert isinstance(fused.potential.backbone.geometry, FusedEdgeGeometry)
-    for frame in (B.periodic_box(), small_water_box()):
-        ref, out = B.one(model, frame), B.one(fused, frame)
-        B.nontrivial(ref.forces, "forces")
-        B.close(out.energy, ref.energy, TOL[dtype], "energy")
-        B.close(out.forces, ref.forces, TOL[dtype], "forces")
-        B.close(out.virial, ref.virial, TOL[dtype], "virial")
-        B.close(out.node_energy, ref.node_energy, TOL[dtype], "node energies")
+    switched = fused_copy(model)
+    assert isinstance(switched.potential.backbone.layers[0].message, FusedPaiNNMessage)
+    assert isinstance(switched.potential.backbone.geometry, FusedEdgeGeometry)
+    shared.check_matches_reference(model, switched, [B.periodic_box(), small_water_box()])
 
 
 def random_op_inputs(N: int, F: int, R: int, E: int, n_local: int, first: bool, seed: int = 0):
@@ -438,8 +423,9 @@ def test_export_kernels_metadata_info_and_default(checkpoint_factory, export_fac
 
     assert read_metadata(export_factory("ase"))["kernels"] == "fused"  # the default where the library is built
     assert read_metadata(export_factory("ase", kernels="reference"))["kernels"] == "reference"
-    assert read_metadata(export_factory("lammps", "egnn"))["kernels"] == "reference"  # nothing to fuse
-    assert read_metadata(export_factory("ase", "egnn"))["kernels"] == "fused"  # the neighbour search
+    assert read_metadata(export_factory("lammps", "gns"))["kernels"] == "reference"  # nothing to fuse
+    assert read_metadata(export_factory("lammps", "egnn"))["kernels"] == "fused"  # the edge step
+    assert read_metadata(export_factory("ase", "gns"))["kernels"] == "fused"  # the neighbour search
     runner = CliRunner(env={"COLUMNS": "200"})
     r = runner.invoke(app, ["info", str(export_factory("lammps"))])
     assert r.exit_code == 0, r.output
@@ -452,9 +438,9 @@ def test_export_kernels_metadata_info_and_default(checkpoint_factory, export_fac
                             "--out", str(tmp_path / "bad.pt")])
     assert r.exit_code != 0 and "unknown kernels 'fast'" in str(r.exception)  # main() prints it as one line
     assert not (tmp_path / "bad.pt").exists()
-    r = runner.invoke(app, ["export", str(checkpoint_factory("egnn")), "--target", "lammps", "--kernels", "fused",
-                            "--out", str(tmp_path / "egnn.pt")])
-    assert r.exit_code != 0 and "no fused kernels for the egnn backbone with --target lammps" in str(r.exception)
+    r = runner.invoke(app, ["export", str(checkpoint_factory("gns")), "--target", "lammps", "--kernels", "fused",
+                            "--out", str(tmp_path / "gns.pt")])
+    assert r.exit_code != 0 and "no fused kernels for the gns backbone with --target lammps" in str(r.exception)
     from maskpot.export import export_checkpoint
 
     with pytest.raises(ValueError, match="--kernels fused applies to --format torchscript only"):

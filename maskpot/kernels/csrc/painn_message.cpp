@@ -44,6 +44,7 @@
 
 #include <limits>
 
+#include "edge_threads.h"
 #include "painn_message_loops.h"
 
 namespace maskpot {
@@ -107,15 +108,6 @@ Sizes check_inputs(const Tensor &s_phi, const Tensor &v, const Tensor &weight, c
   TORCH_CHECK(!bad_i, "maskpot::painn_message: an edge's receiving atom i is outside [0, n_local = ", n_local, ")");
   TORCH_CHECK(!bad_j, "maskpot::painn_message: an edge's sending atom j is outside [0, N = ", N, ")");
   return {N, F, R, E, n_local};
-}
-
-// Threads for E edges: torch's thread count, at most one per MIN_EDGES_PER_THREAD edges.
-constexpr int64_t MIN_EDGES_PER_THREAD = 2048;
-
-int64_t threads_for(int64_t E)
-{
-  if (at::in_parallel_region()) return 1;
-  return std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), E / MIN_EDGES_PER_THREAD));
 }
 
 // The default model's sizes (maskpot.models.config.ModelConfig: hidden F = 64, num_rbf R = 16) run loops compiled
@@ -186,26 +178,6 @@ int64_t paired_prefix(const Sizes &z, const Tensor &feat, const Tensor &i, const
     }
   });
   return pairs;
-}
-
-// Thread t's share [begin, end) of n items split evenly between `parts` threads.
-std::pair<int64_t, int64_t> share(int64_t n, int64_t t, int64_t parts)
-{
-  return {n * t / parts, n * (t + 1) / parts};
-}
-
-// Per-thread copies of the (zeroed) outputs `out`: the first thread's are the outputs themselves; `add_parts`
-// sums the others into them in thread order.
-std::vector<Tensor> thread_copies(const Tensor &out, int64_t parts)
-{
-  std::vector<Tensor> copies{out};
-  for (int64_t t = 1; t < parts; ++t) copies.push_back(at::zeros_like(out));
-  return copies;
-}
-
-void add_parts(const std::vector<Tensor> &copies)
-{
-  for (size_t t = 1; t < copies.size(); ++t) copies[0].add_(copies[t]);
 }
 
 template <typename T>
