@@ -10,10 +10,11 @@ of lammps/CMakeLists.txt.
 
 "operators": torch.ops.maskpot_a against torch.ops.maskpot_b on the inputs each PaiNN layer's message step gets
 in a model call (default PaiNN, random weights) on a water box in the exports' spatial order: painn_message
-(forward) and painn_message_backward (fixed random output gradients) per layer, and neighbor_pairs on the box.
+(forward) and painn_message_backward (fixed random output gradients) per layer, and neighbor_pairs on the box as
+the exports call it (spatial order, edges in pairs).
 
-"model code": energy + forces of the ASE export (TorchScript, fused kernels) of one PaiNN made by each build's
-package (the same weights), on water boxes of --model-waters.
+"model code": energy + forces of the ASE export (TorchScript, fused kernels where the build has them) of one model
+per --backbones made by each build's package (the same weights), on water boxes of --model-waters.
 
 "atom order": the ASE export of this tree on a water box as OpenMM made it (molecules in random places): the
 export's call, which sorts the atoms along maskpot.export.core.spatial_order, finds the edges, evaluates and
@@ -50,7 +51,7 @@ FILE_OPTIONS = {"neighbor_pairs.cpp": ["-ffp-contract=off"]}
 
 
 def parse_args(argv=None):
-    ap = argument_parser(__doc__, quick="a small PaiNN on 27/64 waters, 2 rounds (a functional check)",
+    ap = argument_parser(__doc__, quick="small models on 27/64 waters, 2 rounds (a functional check)",
                          threads="torch threads",
                          quick_values={"waters": 64, "model_waters": "64", "order_waters": "27,64", "rounds": 2,
                                        "dtypes": "float32"})
@@ -59,6 +60,7 @@ def parse_args(argv=None):
     ap.add_argument("--model-waters", default="1024,4096", help="boxes of the model-code rows (comma-separated)")
     ap.add_argument("--order-waters", default="1024,4096", help="boxes of the atom-order rows (comma-separated)")
     ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--backbones", default="painn,egnn", help="models of the model-code rows (comma-separated)")
     ap.add_argument("--rounds", type=int, default=10)
     return ap.parse_args(argv)
 
@@ -218,6 +220,21 @@ def max_relative_difference(a, b) -> float:
     return worst
 
 
+def neighbor_call(op, frame, dtype, cutoff: float):
+    """The neighbour search of ``op`` (a build's torch.ops namespace) as the exports call it: atoms in spatial order,
+    edges in pairs (builds from before the paired layout: the sorted one)."""
+    import numpy as np
+    import torch
+
+    from maskpot.export.core import spatial_order
+
+    pos = torch.tensor(frame.positions, dtype=dtype)
+    pos = pos[spatial_order(pos)].contiguous()
+    args = (pos, torch.tensor(np.asarray(frame.cell), dtype=dtype), torch.ones(3, dtype=torch.bool), cutoff)
+    paired = "paired" in [a.name for a in op.neighbor_pairs.default._schema.arguments]
+    return (lambda: op.neighbor_pairs(*args, True)) if paired else (lambda: op.neighbor_pairs(*args))
+
+
 def operator_rows(args) -> list[dict]:
     """One row per dtype and timed call (each layer's forward and backward, the neighbour search)."""
     import numpy as np
@@ -241,9 +258,7 @@ def operator_rows(args) -> list[dict]:
             calls[f"layer {k} forward"] = {b: (lambda op=op, x=own[b]: op.painn_message(*x)) for b, op in ops.items()}
             calls[f"layer {k} backward"] = {b: (lambda op=op, x=own[b], g=grads: op.painn_message_backward(*g, *x))
                                             for b, op in ops.items()}
-        search = (torch.tensor(frame.positions, dtype=t), torch.tensor(np.asarray(frame.cell), dtype=t),
-                  torch.ones(3, dtype=torch.bool), float(potential.cutoff))
-        calls["neighbor_pairs"] = {b: (lambda op=op: op.neighbor_pairs(*search)) for b, op in ops.items()}
+        calls["neighbor_pairs"] = {b: neighbor_call(op, frame, t, float(potential.cutoff)) for b, op in ops.items()}
         for name, pair in calls.items():
             row = {"dtype": dtype, "call": name, "atoms": len(frame.numbers)}
             try:
@@ -303,8 +318,9 @@ def order_rows(args) -> list[dict]:
 
 
 def export_per_package(packages: dict[str, object], config: dict, dtype: str) -> tuple[dict, str]:
-    """({build: the ASE export (fused kernels) of one PaiNN ``config`` made by that build's package}, how the weights
-    compare): B's potential takes A's weights (the same parameter names where the architecture is the same)."""
+    """({build: the ASE export (fused kernels) of one model ``config`` made by that build's package}, how the
+    weights compare): B's potential takes A's weights (the same parameter names where the architecture is the
+    same)."""
     import torch
 
     modules, weights, first = {}, "the same weights", None
@@ -318,27 +334,27 @@ def export_per_package(packages: dict[str, object], config: dict, dtype: str) ->
                 potential.load_state_dict(first.state_dict())
             except RuntimeError:
                 weights = "weights from the same seed (the parameter names differ)"
-        modules[build] = pkg.export.writer.build_module(potential, {"species": [1, 8], "backbone": "painn"}, "ase",
-                                                        dtype, "fused")
+        modules[build] = pkg.export.writer.build_module(potential, {"species": [1, 8], "backbone": config["backbone"]},
+                                                        "ase", dtype, "fused")
     return modules, weights
 
 
 def model_rows(args, packages: dict[str, object]) -> list[dict]:
-    """Per dtype and box: the ASE exports of one PaiNN made by each build's package (:func:`export_per_package`),
-    called in turn on the same water box."""
+    """Per backbone, dtype and box: the ASE exports of one model made by each build's package
+    (:func:`export_per_package`), called in turn on the same water box."""
     import numpy as np
     import torch
 
     from benchmarks.speed import model_config, water_box
 
     rows = []
-    for dtype in csv_list(args.dtypes):
+    for backbone, dtype in [(b, d) for b in csv_list(args.backbones) for d in csv_list(args.dtypes)]:
+        config = dataclasses.asdict(model_config(backbone, dtype, args.quick))
         try:
-            modules, weights = export_per_package(packages, dataclasses.asdict(model_config("painn", dtype, args.quick)),
-                                                  dtype)
+            modules, weights = export_per_package(packages, config, dtype)
         except Exception as exc:  # noqa: BLE001 (e.g. a baseline whose API differs: the rows say why)
-            rows += [{"dtype": dtype, "waters": w, "atoms": 3 * w, "error": str(exc).strip().splitlines()[0]}
-                     for w in csv_list(args.model_waters, int)]
+            rows += [{"backbone": backbone, "dtype": dtype, "waters": w, "atoms": 3 * w,
+                      "error": str(exc).strip().splitlines()[0]} for w in csv_list(args.model_waters, int)]
             continue
         for waters in csv_list(args.model_waters, int):
             frame = water_box(waters)
@@ -346,11 +362,12 @@ def model_rows(args, packages: dict[str, object]) -> list[dict]:
                  torch.tensor(np.asarray(frame.cell), dtype=torch.float64), torch.ones(3, dtype=torch.bool))
             calls = {b: (lambda m=m: m(*x)[:2]) for b, m in modules.items()}
             med = interleaved_calls(calls, args.rounds, warmup=3)  # warm-up: TorchScript specialises
-            rows.append({"dtype": dtype, "waters": waters, "atoms": 3 * waters, "a_cpu_ms": med["A"][0],
+            rows.append({"backbone": backbone, "dtype": dtype, "waters": waters, "atoms": 3 * waters,
+                         "a_cpu_ms": med["A"][0],
                          "b_cpu_ms": med["B"][0], "a_wall_ms": med["A"][1], "b_wall_ms": med["B"][1],
                          "ratio": med["B"][0] / med["A"][0], "weights": weights,
                          "max_rel_diff": max_relative_difference(calls["A"](), calls["B"]())})
-            print(f"model {dtype} {waters} waters: {rows[-1]}", flush=True)
+            print(f"model {backbone} {dtype} {waters} waters: {rows[-1]}", flush=True)
     return rows
 
 
@@ -363,11 +380,11 @@ def report(result: dict) -> str:
                [r["dtype"], r["call"], num(r["a_cpu_ms"]), num(r["b_cpu_ms"]), num(r["ratio"]), num(r["a_wall_ms"]),
                 num(r["b_wall_ms"]), f"{r['max_rel_diff']:.1e}"] for r in result["operators"]]
     models = result["models"]
-    model_head = ["dtype", "waters", "atoms", "A CPU ms", "B CPU ms", "B / A", "A wall ms", "B wall ms",
+    model_head = ["backbone", "dtype", "waters", "atoms", "A CPU ms", "B CPU ms", "B / A", "A wall ms", "B wall ms",
                   "max rel. diff"]
-    model_table = [[r["dtype"], r["waters"], r["atoms"], f"failed: {r['error']}", "", "", "", "", ""]
+    model_table = [[r["backbone"], r["dtype"], r["waters"], r["atoms"], f"failed: {r['error']}", "", "", "", "", ""]
                    if r.get("error") else
-                   [r["dtype"], r["waters"], r["atoms"], num(r["a_cpu_ms"], 1), num(r["b_cpu_ms"], 1), num(r["ratio"]),
+                   [r["backbone"], r["dtype"], r["waters"], r["atoms"], num(r["a_cpu_ms"], 1), num(r["b_cpu_ms"], 1), num(r["ratio"]),
                     num(r["a_wall_ms"], 1), num(r["b_wall_ms"], 1), f"{r['max_rel_diff']:.1e}"] for r in models]
     order_head = ["dtype", "waters", "atoms", "as given CPU ms", "spatial order CPU ms", "as given / sorted",
                   "as given wall ms", "sorted wall ms", "max rel. diff"]
@@ -383,8 +400,8 @@ def report(result: dict) -> str:
             + markdown_table(op_head, op_rows)
             + f"\n\n## Model code: the ASE export (fused kernels) made by A's package against B's\n\n"
               f"The whole package of each build (maskpot/, renamed maskpot_a and maskpot_b, with its own operators), "
-              f"one PaiNN ({models[0].get('weights', 'not built') if models else ''}), energy + forces per call. B / A > 1: A is "
-              f"faster.\n\n"
+              f"one model per backbone ({models[0].get('weights', 'not built') if models else ''}), energy + forces per "
+              f"call. B / A > 1: A is faster.\n\n"
             + markdown_table(model_head, model_table)
             + "\n\n## Atom order: the ASE export's call (spatial order) against its edges + evaluate on the atoms "
               "as given\n\n"
