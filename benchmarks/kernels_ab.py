@@ -384,8 +384,9 @@ def report(result: dict) -> str:
                   "max rel. diff"]
     model_table = [[r["backbone"], r["dtype"], r["waters"], r["atoms"], f"failed: {r['error']}", "", "", "", "", ""]
                    if r.get("error") else
-                   [r["backbone"], r["dtype"], r["waters"], r["atoms"], num(r["a_cpu_ms"], 1), num(r["b_cpu_ms"], 1), num(r["ratio"]),
-                    num(r["a_wall_ms"], 1), num(r["b_wall_ms"], 1), f"{r['max_rel_diff']:.1e}"] for r in models]
+                   [r["backbone"], r["dtype"], r["waters"], r["atoms"], num(r["a_cpu_ms"], 1), num(r["b_cpu_ms"], 1),
+                    num(r["ratio"]), num(r["a_wall_ms"], 1), num(r["b_wall_ms"], 1), f"{r['max_rel_diff']:.1e}"]
+                   for r in models]
     order_head = ["dtype", "waters", "atoms", "as given CPU ms", "spatial order CPU ms", "as given / sorted",
                   "as given wall ms", "sorted wall ms", "max rel. diff"]
     order = [[r["dtype"], r["waters"], r["atoms"], num(r["unsorted_cpu_ms"], 1), num(r["sorted_cpu_ms"], 1),
@@ -400,8 +401,8 @@ def report(result: dict) -> str:
             + markdown_table(op_head, op_rows)
             + f"\n\n## Model code: the ASE export (fused kernels) made by A's package against B's\n\n"
               f"The whole package of each build (maskpot/, renamed maskpot_a and maskpot_b, with its own operators), "
-              f"one model per backbone ({models[0].get('weights', 'not built') if models else ''}), energy + forces per "
-              f"call. B / A > 1: A is faster.\n\n"
+              f"one model per backbone ({models[0].get('weights', 'not built') if models else ''}), energy + "
+              f"forces per call. B / A > 1: A is faster.\n\n"
             + markdown_table(model_head, model_table)
             + "\n\n## Atom order: the ASE export's call (spatial order) against its edges + evaluate on the atoms "
               "as given\n\n"

@@ -193,8 +193,8 @@ template <typename T> MASKPOT_INLINE T silu_derivative(T x)
 // Gradients of edges e_begin..e_end-1 from g_agg (n_local, F) and g_dd (n_local, 3; null: not moving): += into
 // ga (n_local, F) and gb (N, F); written: g_radial (E, K), g_fcut (E), g_rvec (E, 3).
 template <typename T>
-MASKPOT_OUTLINE void backward_edges(const Layer<T> &g, int64_t e_begin, int64_t e_end, const T *g_agg, const T *g_dd, T *ga, T *gb,
-                    T *g_radial, T *g_fcut, T *g_rvec)
+MASKPOT_OUTLINE void backward_edges(const Layer<T> &g, int64_t e_begin, int64_t e_end, const T *g_agg,
+                                    const T *g_dd, T *ga, T *gb, T *g_radial, T *g_fcut, T *g_rvec)
 {
   const int64_t F = g.z.F, K = g.z.K, FP = g.FP, KP = g.KP, S = EDGE_BLOCK * FP;
   std::vector<T> buf(8 * S + EDGE_BLOCK * KP);

@@ -46,8 +46,9 @@ MASKPOT_INLINE void gemm_tile(const T *__restrict__ x, int64_t lda, const T *__r
 // out (M, N; rows `ldo` apart) = a (M, K; rows `lda` apart) x b (K, N), contiguous, N a multiple of LANES<T>
 // (callers pad): the products of one block of edges (PaiNN's rbf_cut gradients gf (B, 3F) x W (3F, num_rbf),
 // EGNN's edge MLP, B x F by F x F). The blocks are small, where a BLAS call per block costs more than its
-// arithmetic, hence by hand: panels of two vectors of columns (one vector for an odd last one) in register tiles of 6 or 12 rows, the
-// fastest of 4-16 rows in a benchmark of these shapes with 256- and 512-bit vectors on an AVX-512 CPU.
+// arithmetic, hence by hand: panels of two vectors of columns (one vector for an odd last one) in register tiles
+// of 6 or 12 rows, the fastest of 4-16 rows in a benchmark of these shapes with 256- and 512-bit vectors on an
+// AVX-512 CPU.
 template <typename T>
 void small_gemm(const T *__restrict__ a, int64_t lda, const T *__restrict__ b, int64_t M, int64_t K, int64_t N,
                 T *__restrict__ out, int64_t ldo)

@@ -2,8 +2,9 @@
 
    A call of std::exp is not vectorised (glibc's vector exp needs -ffast-math, which would change the rounding of
    every other operation), and EGNN's edge MLP evaluates three sigmoids per edge and channel. Range reduction
-   x = n ln2 + r, |r| <= ln2 / 2 (n the nearest integer), a Taylor polynomial of exp(r) (degree 13 in double, 8 in float: truncation below
-   the type's epsilon) and 2^n from the exponent bits. Arguments are clamped to where exp is finite and normal. */
+   x = n ln2 + r, |r| <= ln2 / 2 (n the nearest integer), a Taylor polynomial of exp(r) (degree 13 in double, 8
+   in float: truncation below the type's epsilon) and 2^n from the exponent bits. Arguments are clamped to where
+   exp is finite and normal. */
 
 #ifndef MASKPOT_VECTOR_MATH_H
 #define MASKPOT_VECTOR_MATH_H
