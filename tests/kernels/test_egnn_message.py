@@ -121,3 +121,28 @@ def test_refusals():
         op(*grads, i + 5, j, *weights, 0.5)
     with pytest.raises(RuntimeError, match="give all of w_x, b_x, w_x2"):
         op(*grads, i, j, *weights[:4], None, weights[5], 0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_saturated_activations_match_reference(dtype):
+    """Pre-activations far beyond where exp overflows (the operator's exp clamps its argument): the same outputs and
+    gradients as the reference layer, all finite."""
+    F, K, N, n_local, E = 8, 5, 12, 10, 70
+    ref = reference_layer(F, K, True).to(dtype)
+    fused = FusedEGNNLayer(ref)
+    g = torch.Generator().manual_seed(5)
+    h0 = (400 * torch.randn(N, F, generator=g, dtype=torch.float64)).to(dtype)  # |w_i h|, |w_j h| up to ~1000
+    d0, r_vec0 = (torch.randn(N, 3, generator=g, dtype=torch.float64).to(dtype),
+                  torch.randn(E, 3, generator=g, dtype=torch.float64).to(dtype))
+    radial0, fcut0 = (torch.randn(E, K, generator=g, dtype=torch.float64).to(dtype),
+                      torch.rand(E, generator=g, dtype=torch.float64).to(dtype))
+    i, j = torch.randint(0, n_local, (E,), generator=g), torch.randint(0, N, (E,), generator=g)
+    results = []
+    for layer in (ref, fused):
+        inputs = [x.clone().requires_grad_() for x in (h0, d0, radial0, fcut0, r_vec0)]
+        h, d = layer(*inputs, i, j, 0.3, n_local)
+        grads = torch.autograd.grad(h.sum() + d.sum(), inputs)
+        results.append([h.detach(), d.detach(), *grads])
+    for k, (out, want) in enumerate(zip(results[1], results[0])):
+        assert bool(torch.isfinite(out).all()), k
+        B.close(out, want, 1e-10 if dtype == torch.float64 else 1e-5, f"output {k}")
