@@ -146,3 +146,4 @@ def test_saturated_activations_match_reference(dtype):
     for k, (out, want) in enumerate(zip(results[1], results[0])):
         assert bool(torch.isfinite(out).all()), k
         B.close(out, want, 1e-10 if dtype == torch.float64 else 1e-5, f"output {k}")
+
