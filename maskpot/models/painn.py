@@ -87,6 +87,20 @@ class PaiNN(ScalarVectorBackbone):
         super().__init__(n_species, cutoff, hidden, layers, num_rbf, avg_neighbors)
         self.layers = nn.ModuleList([PaiNNLayer(hidden, num_rbf) for _ in range(layers)])
 
+    def forward(self, species_index: Tensor, edge_index: Tensor, edge_vec: Tensor,
+                mask_flag: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+        """``MessagePassing.forward`` (the same steps, the same numbers) with s and v kept apart between layers: a
+        whole graph exchanges no node states, so packing them into (N, 4F) would only copy them, twice per layer
+        with the backward."""
+        i, j = edge_index[0], edge_index[1]
+        n_local = species_index.shape[0]
+        feat = self.edge_features(edge_vec)
+        s = self.embedding(species_index, mask_flag).to(feat.dtype)
+        v = s.new_zeros((n_local, 3, self.hidden))
+        for k, layer in enumerate(self.layers):
+            s, v = layer(s, v, feat, i, j, k == 0, n_local)
+        return s, v
+
     def edge_features(self, edge_vec: Tensor) -> Tensor:
         return self.geometry.scaled_basis(edge_vec, self.norm)
 

@@ -306,6 +306,25 @@ def check_empty_and_one_atom(model: Model) -> None:
         nontrivial(alone.virial, "virial of one atom among its images", 1e-8)
 
 
+def check_layer_steps_compose_to_forward(model: Model) -> None:
+    """The four layer-wise steps engines call one by one (maskpot.models.backbone: edge_features, initial_state,
+    layer_step per layer, node_features) give the backbone's forward on a whole graph, which may take a shorter
+    way (PaiNN keeps s and v apart between layers): the same features, bit for bit."""
+    positions, species, edge_index, shifts = graph(model, [periodic_box(), cluster()])[:4]
+    edge_vec = positions[edge_index[1]] - positions[edge_index[0]] + shifts
+    backbone = model.potential.backbone
+    with torch.no_grad():
+        s_ref, v_ref = backbone(species, edge_index, edge_vec, None)
+        n = species.shape[0]
+        feat = backbone.edge_features(edge_vec)
+        node, edge = backbone.initial_state(species, feat, None)
+        for k in range(backbone.n_layers):
+            node, edge = backbone.layer_step(k, node, edge, feat, edge_index[0], edge_index[1], n)
+        s, v = backbone.node_features(node, edge, feat, edge_index[0], n)
+    nontrivial(s_ref, "scalar features")
+    assert torch.equal(s, s_ref) and torch.equal(v, v_ref), "layer-wise steps differ from forward"
+
+
 EVERY_MODEL = (check_batching, check_periodic_images, check_symmetry, check_cutoff_smoothness, check_isolated_atoms,
-               check_empty_and_one_atom)
+               check_empty_and_one_atom, check_layer_steps_compose_to_forward)
 ENERGY_CENTRIC_FLOAT64 = (check_forces_are_minus_energy_gradient, check_virial_is_minus_strain_derivative)

@@ -27,7 +27,6 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
-#include <cmath>
 #include <optional>
 #include <vector>
 

@@ -42,6 +42,8 @@
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "edge_threads.h"
@@ -167,12 +169,17 @@ int64_t paired_prefix(const Sizes &z, const Tensor &feat, const Tensor &i, const
     const scalar_t tol = static_cast<scalar_t>(MIRROR_ULPS) * std::numeric_limits<scalar_t>::epsilon();
     for (int64_t e = 0; e + 1 < z.E; e += 2, ++pairs) {
       const scalar_t *x = f + e * stride, *y = x + stride;
-      scalar_t scale = 0, diff = 0;    // of the rbf_cut row (its values pass through zero: a relative test per
-      for (int64_t c = 0; c < z.R; ++c) {    // value would refuse an ulp there)
-        scale = std::max(scale, std::abs(x[c]));
-        diff = std::max(diff, std::abs(x[c] - y[c]));
+      bool same = ip[e] == jp[e + 1] && jp[e] == ip[e + 1];
+      // rbf_cut rows bit for bit the same (the usual case: one vectorised compare) or within the tolerance of the
+      // row's largest value (its values pass through zero: a relative test per value would refuse an ulp there)
+      if (same && std::memcmp(x, y, z.R * sizeof(scalar_t)) != 0) {
+        scalar_t scale = 0, diff = 0;
+        for (int64_t c = 0; c < z.R; ++c) {
+          scale = std::max(scale, std::abs(x[c]));
+          diff = std::max(diff, std::abs(x[c] - y[c]));
+        }
+        same = diff <= tol * scale;
       }
-      bool same = ip[e] == jp[e + 1] && jp[e] == ip[e + 1] && diff <= tol * scale;
       for (int64_t d = 0; d < 3; ++d) same &= std::abs(x[z.R + d] + y[z.R + d]) <= tol;    // unit vectors
       if (!same) break;
     }
