@@ -16,13 +16,15 @@ from maskpot.export.targets import AseModel, LammpsModel, OpenMMModel
 from maskpot.kernels import available as kernels_available
 from maskpot.kernels import check_kernels
 from maskpot.kernels import egnn as fused_egnn
+from maskpot.kernels import gns as fused_gns
 from maskpot.kernels import painn as fused_painn
 from maskpot.kernels.neighbors import use_fused_neighbors
 
 TARGETS = ("openmm", "lammps", "ase")
-# What kernels="fused" swaps in (maskpot.kernels): PaiNN's message and update steps and EGNN's edge step, in every
-# target, and the neighbour search, in the targets that find their own neighbours (LAMMPS gives the edges).
-FUSED_BACKBONES = ("painn", "egnn")
+# What kernels="fused" swaps in (maskpot.kernels): PaiNN's message and update steps, EGNN's edge step and GNS's
+# edge update and decoder, in every target, and the neighbour search, in the targets that find their own
+# neighbours (LAMMPS gives the edges).
+FUSED_BACKBONES = ("painn", "egnn", "gns")
 FUSED_NEIGHBOR_TARGETS = ("ase", "openmm")
 
 
@@ -64,6 +66,7 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
         potential = copy.deepcopy(potential)
         fused_painn.use_fused(potential)  # each: nothing for other backbones
         fused_egnn.use_fused(potential)
+        fused_gns.use_fused(potential)
     cls = {"ase": AseModel, "lammps": LammpsModel, "openmm": OpenMMModel}[target]
     module = cls(potential, list(config["species"]), dtype, target, kernels)
     if kernels == "fused" and target in FUSED_NEIGHBOR_TARGETS:
@@ -72,8 +75,8 @@ def build_module(potential: torch.nn.Module, config: dict, target: str, dtype: s
 
 
 def has_fused_kernels(backbone: str, target: str) -> bool:
-    """Whether an export of ``backbone`` for ``target`` has a part that maskpot.kernels fuses: PaiNN's message
-    and EGNN's edge step (any target) or the neighbour search (ASE and OpenMM, any backbone)."""
+    """Whether an export of ``backbone`` for ``target`` has a part that maskpot.kernels fuses: the edge steps of
+    PaiNN, EGNN and GNS (any target) or the neighbour search (ASE and OpenMM, any backbone)."""
     return backbone in FUSED_BACKBONES or target in FUSED_NEIGHBOR_TARGETS
 
 

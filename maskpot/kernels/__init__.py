@@ -9,9 +9,10 @@ loaders and the LAMMPS plugin do it), one made with ``kernels="reference"`` load
 Kernels: ``"reference"`` (the layers as trained: differentiable to any order) or ``"fused"`` (inference only:
 first derivatives with respect to the inputs, which forces need, and no gradient for the weights). Operators:
 ``painn_message``, ``painn_update`` and ``edge_basis`` (PaiNN's message and update steps and edge features,
-maskpot.kernels.painn), ``egnn_message`` (EGNN's edge step, maskpot.kernels.egnn) and ``neighbor_pairs``, the
-neighbour search of ASE and OpenMM exports (maskpot.kernels.neighbors; not differentiable, its positions are
-detached).
+maskpot.kernels.painn), ``egnn_message`` (EGNN's edge step, maskpot.kernels.egnn), ``gns_encode``, ``gns_edge``
+and ``gns_decode`` (GNS's edge encoder, edge update and decoder, forward only, maskpot.kernels.gns) and
+``neighbor_pairs``, the neighbour search of ASE and OpenMM exports (maskpot.kernels.neighbors; not
+differentiable, its positions are detached).
 """
 
 from __future__ import annotations

@@ -21,7 +21,25 @@ def _mlp(n_in: int, hidden: int, n_out: int, layer_norm: bool = True) -> nn.Sequ
     return nn.Sequential(*mods)
 
 
+class EdgeDecoder(nn.Sequential):
+    """The decoder MLP of the edge states (Linear, SiLU, Linear: an nn.Sequential, so checkpoints keep their keys)
+    and the vectors it makes, v_i = sum_j unit(r_ij) * decoder(e_ij) * fcut_ij * norm (n_local, 3, F);
+    maskpot.kernels.gns.FusedEdgeDecoder computes the same ``vectors`` in one operator."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__(*_mlp(hidden, hidden, hidden, layer_norm=False))
+
+    def vectors(self, edge: Tensor, unit: Tensor, fcut: Tensor, i: Tensor, norm: float, n_local: int) -> Tensor:
+        w = self(edge) * (fcut * norm).unsqueeze(-1)
+        v = torch.zeros((n_local, 3, w.shape[1]), dtype=w.dtype, device=w.device)
+        return v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))
+
+
 class GNSLayer(nn.Module):
+    """One processing layer: edge states from themselves and both end atoms (residual, layer norm), node states
+    from themselves and the envelope-weighted sum of their edges' states (maskpot.kernels.gns.FusedGNSLayer
+    computes the same with the edge part in one operator)."""
+
     def __init__(self, hidden: int) -> None:
         super().__init__()
         # edge MLP on cat(e, h_i, h_j), first linear split by input so h parts run on atoms
@@ -52,7 +70,7 @@ class GNS(Backbone):
         self.node_encoder = _mlp(hidden, hidden, hidden)
         self.edge_encoder = _mlp(num_rbf, hidden, hidden)
         self.layers = nn.ModuleList([GNSLayer(hidden) for _ in range(layers)])
-        self.decoder = _mlp(hidden, hidden, hidden, layer_norm=False)
+        self.decoder = EdgeDecoder(hidden)
 
     def edge_features(self, edge_vec: Tensor) -> Tensor:
         _, unit, rbf, fcut = self.geometry(edge_vec)
@@ -72,6 +90,4 @@ class GNS(Backbone):
 
     def node_features(self, node: Tensor, edge: Tensor, feat: Tensor, i: Tensor, n_local: int) -> tuple[Tensor, Tensor]:
         unit, fcut = feat[:, :3], feat[:, 3 + self.num_rbf]
-        w = self.decoder(edge) * (fcut * self.norm).unsqueeze(-1)
-        v = torch.zeros((n_local, 3, w.shape[1]), dtype=w.dtype, device=w.device)
-        return leading_rows(node, n_local), v.index_add(0, i, unit.unsqueeze(-1) * w.unsqueeze(1))
+        return leading_rows(node, n_local), self.decoder.vectors(edge, unit, fcut, i, self.norm, n_local)

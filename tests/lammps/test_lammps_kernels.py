@@ -10,7 +10,8 @@ from lammps_checks import RTOL, assert_close, ase_reference, run0_lmp, tensor
 from maskpot.lammps import write_data
 
 
-@pytest.mark.parametrize("backbone,dtype", [("painn", "float64"), ("painn", "float32"), ("egnn", "float64")])
+@pytest.mark.parametrize("backbone,dtype", [("painn", "float64"), ("painn", "float32"), ("egnn", "float64"),
+                                           ("gns", "float64")])
 def test_fused_lammps_export_matches_reference_ase(export_factory, water_atoms, plugin, tmp_path, backbone, dtype):
     """pair_style maskpot (which links the kernels library) with a fused export, one rank (ghosts folded) and two
     (node states exchanged, layer-wise backward through the operators), against the reference ASE export."""
