@@ -116,7 +116,7 @@ def parse_args(argv=None):
                                         "4 A), 10 steps, 1 repeat: checks that every row runs",
                          quick_values={"sizes": "27,64", "variant_size": 64, "backbones": "painn", "dtypes": "float32",
                                        "steps": 10, "repeats": 1})
-    ap.add_argument("--sizes", default="64,258,1024,4096", help="water molecules (size scan)")
+    ap.add_argument("--sizes", default="64,258,512,1024,4096", help="water molecules (size scan)")
     ap.add_argument("--variant-size", type=int, default=258, help="size at which all backbones x dtypes run")
     ap.add_argument("--backbones", default="painn,egnn,gns")
     ap.add_argument("--dtypes", default="float32,float64")
